@@ -1,0 +1,82 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "pgbackd",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "pgbackd", targets: ["pgbackd"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+    ],
+    targets: [
+        // C libraries, found through pkg-config; the providers name the Debian packages to install.
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        // What Swift cannot call directly: variadic curl_easy_setopt, zlib's init macros.
+        .target(name: "CShims", dependencies: ["CZlib", "CCurl"]),
+
+        // Runs blocking C calls off Swift's cooperative pool.
+        .target(name: "OffloadedWork", swiftSettings: strict),
+        .target(
+            name: "PostgresClient",
+            dependencies: ["CLibPQ", "OffloadedWork", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "Compression",
+            dependencies: ["CShims", "CZlib", "OffloadedWork"],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "ObjectStorage",
+            dependencies: [
+                "CShims", "CCurl", "OffloadedWork",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "PGBackupCore",
+            dependencies: [
+                "PostgresClient", "Compression", "ObjectStorage",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "pgbackd",
+            dependencies: [
+                "PGBackupCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+
+        .testTarget(name: "CompressionTests", dependencies: ["Compression"], swiftSettings: strict),
+        .testTarget(name: "ObjectStorageTests", dependencies: ["ObjectStorage"], swiftSettings: strict),
+        .testTarget(name: "PGBackupCoreTests", dependencies: ["PGBackupCore"], swiftSettings: strict),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["PGBackupCore", "ObjectStorage", "PostgresClient", "Compression"],
+            swiftSettings: strict
+        ),
+    ]
+)

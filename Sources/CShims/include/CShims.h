@@ -1,0 +1,5 @@
+#ifndef PGBACKD_CSHIMS_H
+#define PGBACKD_CSHIMS_H
+#include "zlib_shims.h"
+#include "curl_shims.h"
+#endif

@@ -1,0 +1,15 @@
+#ifndef PGBACKD_CURL_SHIMS_H
+#define PGBACKD_CURL_SHIMS_H
+#include <curl/curl.h>
+
+/// curl_easy_setopt and curl_easy_getinfo are variadic; Swift calls these typed forms.
+CURLcode pgbackd_curl_setopt_long(CURL *handle, CURLoption option, long value);
+CURLcode pgbackd_curl_setopt_off_t(CURL *handle, CURLoption option, curl_off_t value);
+CURLcode pgbackd_curl_setopt_pointer(CURL *handle, CURLoption option, const void *value);
+CURLcode pgbackd_curl_setopt_string(CURL *handle, CURLoption option, const char *value);
+CURLcode pgbackd_curl_setopt_write_callback(CURL *handle, size_t (*callback)(char *, size_t, size_t, void *));
+CURLcode pgbackd_curl_setopt_read_callback(CURL *handle, size_t (*callback)(char *, size_t, size_t, void *));
+CURLcode pgbackd_curl_setopt_header_callback(CURL *handle, size_t (*callback)(char *, size_t, size_t, void *));
+CURLcode pgbackd_curl_getinfo_long(CURL *handle, CURLINFO info, long *value);
+
+#endif

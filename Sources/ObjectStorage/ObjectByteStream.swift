@@ -1,0 +1,98 @@
+import Dispatch
+import Synchronization
+
+/// An object's bytes as they arrive, in chunks, with back-pressure: a producer on an I/O thread
+/// blocks once `bufferedChunks` chunks wait unread, so a slow reader bounds the memory used.
+public struct ObjectByteStream: AsyncSequence, Sendable {
+    public typealias Element = [UInt8]
+    public typealias Failure = any Error
+
+    private let chunks: AsyncThrowingStream<[UInt8], any Error>
+    private let credits: DispatchSemaphore?
+
+    /// A stream over bytes already in memory.
+    public init(bytes: [UInt8], chunkSize: Int = 1 << 20) {
+        let (stream, continuation) = AsyncThrowingStream<[UInt8], any Error>.makeStream()
+        var offset = 0
+        while offset < bytes.count {
+            let end = Swift.min(offset + chunkSize, bytes.count)
+            continuation.yield(Array(bytes[offset..<end]))
+            offset = end
+        }
+        continuation.finish()
+        self.chunks = stream
+        self.credits = nil
+    }
+
+    /// A stream that fails when first iterated.
+    public init(failure: any Error) {
+        let (stream, continuation) = AsyncThrowingStream<[UInt8], any Error>.makeStream()
+        continuation.finish(throwing: failure)
+        self.chunks = stream
+        self.credits = nil
+    }
+
+    /// A stream fed by a blocking producer (a curl transfer, a file read loop).
+    public static func makeBlockingProducer(bufferedChunks: Int = 4) -> (ObjectByteStream, BlockingProducer) {
+        let (stream, continuation) = AsyncThrowingStream<[UInt8], any Error>.makeStream()
+        let credits = DispatchSemaphore(value: bufferedChunks)
+        let producer = BlockingProducer(continuation: continuation, credits: credits)
+        continuation.onTermination = { _ in producer.consumerGone() }
+        return (ObjectByteStream(chunks: stream, credits: credits), producer)
+    }
+
+    private init(chunks: AsyncThrowingStream<[UInt8], any Error>, credits: DispatchSemaphore?) {
+        self.chunks = chunks
+        self.credits = credits
+    }
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        var base: AsyncThrowingStream<[UInt8], any Error>.AsyncIterator
+        let credits: DispatchSemaphore?
+
+        public mutating func next() async throws -> [UInt8]? {
+            let chunk = try await base.next()
+            if chunk != nil { credits?.signal() }
+            return chunk
+        }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(base: chunks.makeAsyncIterator(), credits: credits)
+    }
+}
+
+/// The producing end of ``ObjectByteStream``; call it from a thread that may block.
+public final class BlockingProducer: Sendable {
+    private let continuation: AsyncThrowingStream<[UInt8], any Error>.Continuation
+    private let credits: DispatchSemaphore
+    private let gone = Atomic<Bool>(false)
+
+    init(continuation: AsyncThrowingStream<[UInt8], any Error>.Continuation, credits: DispatchSemaphore) {
+        self.continuation = continuation
+        self.credits = credits
+    }
+
+    /// True once the reader stopped iterating; the producer should stop its transfer.
+    public var isCancelled: Bool { gone.load(ordering: .acquiring) }
+
+    /// Hands a chunk to the reader, blocking while its buffer is full.
+    /// - Returns: false when the reader has gone away and the producer should stop.
+    @discardableResult
+    public func send(_ chunk: [UInt8]) -> Bool {
+        if isCancelled { return false }
+        credits.wait()
+        if isCancelled { return false }
+        continuation.yield(chunk)
+        return true
+    }
+
+    public func finish(throwing error: (any Error)? = nil) {
+        continuation.finish(throwing: error)
+    }
+
+    fileprivate func consumerGone() {
+        gone.store(true, ordering: .releasing)
+        credits.signal()
+    }
+}
