@@ -1,0 +1,239 @@
+import Foundation
+import OffloadedWork
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The embedded default repository: objects are files under a root directory.
+///
+/// An upload writes to a hidden temp file beside its target, fsyncs it, renames it into place and
+/// fsyncs the directory, so a crash leaves either the old state or the whole new object, never a
+/// torn one. Leftover temp files are what ``abortIncompleteUploads(prefix:startedBefore:)`` removes.
+public struct FileStorage: ObjectStorage {
+    public let root: String
+    static let tempMarker = ".pgbackd-tmp-"
+
+    public init(root: String) {
+        self.root = root.hasSuffix("/") && root.count > 1 ? String(root.dropLast()) : root
+    }
+
+    func path(of key: String) -> String { root + "/" + key }
+
+    public func makeUpload(key: String, expectedSize: Int64?) async throws -> any ObjectUpload {
+        try validate(key: key)
+        let target = path(of: key)
+        let queue = DispatchQueue(label: "pgbackd.file-upload")
+        let (fd, temp) = try await offload(on: queue) { () throws -> (Int32, String) in
+            let directory = (target as NSString).deletingLastPathComponent
+            try makeDirectories(directory, key: key)
+            let temp = directory + "/" + Self.tempMarker + UUID().uuidString + "-" + (target as NSString).lastPathComponent
+            let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o640)
+            guard fd >= 0 else { throw posixError("cannot create \(temp)", key: key) }
+            return (fd, temp)
+        }
+        return FileUpload(key: key, target: target, temp: temp, fd: fd, queue: queue)
+    }
+
+    public func get(key: String, range: Range<Int64>?) async throws -> ObjectByteStream {
+        try validate(key: key)
+        let path = path(of: key)
+        let (stream, producer) = ObjectByteStream.makeBlockingProducer()
+        DispatchQueue(label: "pgbackd.file-read").async {
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else {
+                let code: StorageError.Code = errno == ENOENT ? .notFound : .io
+                producer.finish(throwing: StorageError(code, key: key, message: code == .notFound ? "no object \(key) in \(root)" : "cannot open \(path): \(String(cString: strerror(errno)))"))
+                return
+            }
+            defer { close(fd) }
+            var offset = range?.lowerBound ?? 0
+            let end = range?.upperBound ?? Int64.max
+            let chunkSize = 1 << 20
+            while offset < end, !producer.isCancelled {
+                let want = Int(Swift.min(Int64(chunkSize), end - offset))
+                var chunk = [UInt8](repeating: 0, count: want)
+                let got = chunk.withUnsafeMutableBytes { pread(fd, $0.baseAddress, want, off_t(offset)) }
+                if got < 0 {
+                    if errno == EINTR { continue }
+                    producer.finish(throwing: posixError("cannot read \(path)", key: key))
+                    return
+                }
+                if got == 0 { break }
+                chunk.removeLast(want - got)
+                offset += Int64(got)
+                guard producer.send(chunk) else { break }
+            }
+            producer.finish()
+        }
+        return stream
+    }
+
+    public func head(key: String) async throws -> ObjectInfo? {
+        try validate(key: key)
+        let path = path(of: key)
+        return try await offload(on: DispatchQueue(label: "pgbackd.file-head")) {
+            var info = stat()
+            guard stat(path, &info) == 0 else {
+                if errno == ENOENT || errno == ENOTDIR { return nil }
+                throw posixError("cannot stat \(path)", key: key)
+            }
+            guard (info.st_mode & S_IFMT) == S_IFREG else { return nil }
+            return ObjectInfo(key: key, size: Int64(info.st_size), lastModified: Date(timeIntervalSince1970: TimeInterval(info.st_mtim.tv_sec)))
+        }
+    }
+
+    public func list(prefix: String) async throws -> [ObjectInfo] {
+        try await offload(on: DispatchQueue(label: "pgbackd.file-list")) {
+            try walk(prefix: prefix).filter { !$0.isTemp }.map(\.info).sorted { $0.key < $1.key }
+        }
+    }
+
+    public func delete(key: String) async throws {
+        try validate(key: key)
+        let path = path(of: key)
+        try await offload(on: DispatchQueue(label: "pgbackd.file-delete")) {
+            if unlink(path) != 0 && errno != ENOENT {
+                throw posixError("cannot delete \(path)", key: key)
+            }
+        }
+    }
+
+    public func abortIncompleteUploads(prefix: String, startedBefore date: Date) async throws -> Int {
+        try await offload(on: DispatchQueue(label: "pgbackd.file-abort")) {
+            var removed = 0
+            for entry in try walk(prefix: prefix) where entry.isTemp {
+                if let modified = entry.info.lastModified, modified < date, unlink(path(of: entry.info.key)) == 0 {
+                    removed += 1
+                }
+            }
+            return removed
+        }
+    }
+
+    /// Every file below the directory holding `prefix` whose key starts with `prefix`.
+    /// Temp files match when the key they are writing does.
+    private func walk(prefix: String) throws -> [(info: ObjectInfo, isTemp: Bool)] {
+        let directoryPart = prefix.contains("/") ? String(prefix[..<prefix.lastIndex(of: "/")!]) : ""
+        let start = directoryPart.isEmpty ? root : path(of: directoryPart)
+        let manager = FileManager.default
+        var isDirectory: ObjCBool = false
+        guard manager.fileExists(atPath: start, isDirectory: &isDirectory), isDirectory.boolValue else { return [] }
+        guard let enumerator = manager.enumerator(atPath: start) else {
+            throw StorageError(.io, message: "cannot list \(start)")
+        }
+        var result: [(ObjectInfo, Bool)] = []
+        while let relative = enumerator.nextObject() as? String {
+            let key = directoryPart.isEmpty ? relative : directoryPart + "/" + relative
+            let name = (relative as NSString).lastPathComponent
+            let isTemp = name.hasPrefix(Self.tempMarker)
+            // A temp name is marker + UUID (36) + "-" + the target's file name.
+            let logicalName = isTemp ? String(name.dropFirst(Self.tempMarker.count + 37)) : name
+            let logicalKey = String(key.dropLast(name.count)) + logicalName
+            guard logicalKey.hasPrefix(prefix) else { continue }
+            var info = stat()
+            guard stat(path(of: key), &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { continue }
+            let modified = Date(timeIntervalSince1970: TimeInterval(info.st_mtim.tv_sec) + TimeInterval(info.st_mtim.tv_nsec) / 1e9)
+            result.append((ObjectInfo(key: key, size: Int64(info.st_size), lastModified: modified), isTemp))
+        }
+        return result
+    }
+
+    /// `mkdir -p`, fsyncing each parent whose entries changed so the new directories survive a crash.
+    private func makeDirectories(_ directory: String, key: String) throws {
+        var missing: [String] = []
+        var current = directory
+        while !current.isEmpty, current != "/", access(current, F_OK) != 0 {
+            missing.append(current)
+            current = (current as NSString).deletingLastPathComponent
+        }
+        for dir in missing.reversed() {
+            if mkdir(dir, 0o750) != 0 && errno != EEXIST {
+                throw posixError("cannot create directory \(dir)", key: key)
+            }
+            try fsyncDirectory((dir as NSString).deletingLastPathComponent, key: key)
+        }
+    }
+}
+
+final class FileUpload: ObjectUpload {
+    let key: String
+    let target: String
+    let temp: String
+    let queue: DispatchQueue
+    /// The temp file; -1 once committed or aborted. Only touched on `queue`.
+    nonisolated(unsafe) private var fd: Int32
+    nonisolated(unsafe) private var written: Int64 = 0
+
+    init(key: String, target: String, temp: String, fd: Int32, queue: DispatchQueue) {
+        self.key = key
+        self.target = target
+        self.temp = temp
+        self.fd = fd
+        self.queue = queue
+    }
+
+    deinit {
+        // Dropped without commit or abort: the temp file stays for abortIncompleteUploads.
+        if fd >= 0 { close(fd) }
+    }
+
+    func write(_ bytes: [UInt8]) async throws {
+        try await offload(on: queue) { [self] in
+            guard fd >= 0 else { throw StorageError(.invalidArgument, key: key, message: "upload of \(key) is already finished") }
+            try bytes.withUnsafeBytes { buffer in
+                var offset = 0
+                while offset < buffer.count {
+                    let n = Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+                    if n < 0 {
+                        if errno == EINTR { continue }
+                        throw posixError("cannot write \(target)", key: key)
+                    }
+                    offset += n
+                }
+            }
+            written += Int64(bytes.count)
+        }
+    }
+
+    func commit() async throws -> ObjectInfo {
+        try await offload(on: queue) { [self] in
+            guard fd >= 0 else { throw StorageError(.invalidArgument, key: key, message: "upload of \(key) is already finished") }
+            guard fsync(fd) == 0 else { throw posixError("cannot fsync \(temp)", key: key) }
+            close(fd)
+            fd = -1
+            guard rename(temp, target) == 0 else {
+                let error = posixError("cannot rename \(temp) to \(target)", key: key)
+                unlink(temp)
+                throw error
+            }
+            try fsyncDirectory((target as NSString).deletingLastPathComponent, key: key)
+            return ObjectInfo(key: key, size: written, lastModified: Date())
+        }
+    }
+
+    func abort() async {
+        _ = try? await offload(on: queue) { [self] in
+            guard fd >= 0 else { return }
+            unlink(temp)
+            close(fd)
+            fd = -1
+        }
+    }
+}
+
+func fsyncDirectory(_ directory: String, key: String?) throws {
+    let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    guard fd >= 0 else { throw posixError("cannot open directory \(directory)", key: key) }
+    defer { close(fd) }
+    guard fsync(fd) == 0 else { throw posixError("cannot fsync directory \(directory)", key: key) }
+}
+
+func posixError(_ what: String, key: String?) -> StorageError {
+    let code = errno
+    let reason = String(cString: strerror(code))
+    var message = "\(what): \(reason)"
+    if code == EACCES || code == EPERM { message += " (check the permissions of the repository directory)" }
+    if code == ENOSPC { message += " (the repository's file system is full)" }
+    return StorageError(.io, key: key, message: message)
+}
