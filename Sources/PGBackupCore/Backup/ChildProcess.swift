@@ -1,0 +1,89 @@
+import Foundation
+import Logging
+import Subprocess
+import SystemPackage
+
+/// A child process (pg_dump, pg_dumpall, pg_restore…) that failed to start or exited badly.
+public struct ChildProcessError: Error, Sendable, CustomStringConvertible {
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        let name: String
+        public static let notStarted = Code(name: "notStarted")
+        public static let failed = Code(name: "failed")
+        public var description: String { name }
+    }
+    public var code: Code
+    /// The program's name, e.g. `pg_dump`.
+    public var program: String
+    /// How it ended, e.g. `exit code 1` or `signal 9`.
+    public var status: String?
+    /// The end of what it wrote to stderr: its own explanation.
+    public var stderr: String
+    public var underlying: (any Error)?
+
+    public var description: String {
+        var text = code == .notStarted ? "could not start \(program)" : "\(program) failed (\(status ?? "unknown status"))"
+        let lastLines = stderr.split(separator: "\n").suffix(3).joined(separator: " / ")
+        if !lastLines.isEmpty { text += ": \(lastLines)" }
+        if let underlying { text += ": \(underlying)" }
+        return text
+    }
+}
+
+/// Runs a program whose stdout is a stream of bytes to handle as it arrives. Arguments never hold
+/// secrets: connection settings travel in `environment` (see `Conninfo.environment()`).
+///
+/// When `consume` throws or the task is cancelled, the child gets SIGTERM, then SIGKILL after
+/// five seconds, and nothing is left running.
+func streamChildOutput(
+    program: String,
+    arguments: [String],
+    environment: [String: String],
+    logger: Logger,
+    consume: (_ chunk: [UInt8]) async throws -> Void
+) async throws {
+    var options = PlatformOptions()
+    options.teardownSequence = [.gracefulShutDown(allowedDurationToNextStep: .seconds(5))]
+    let name = (program as NSString).lastPathComponent
+    logger.debug("starting child process", metadata: ["child.program": "\(program)", "child.arguments": "\(arguments)"])
+    let result: ExecutionResult<Void, SequenceOutput, StringOutput<UTF8>>
+    do {
+        result = try await run(
+            .path(FilePath(program)),
+            arguments: Arguments(arguments),
+            environment: .inherit.updating(Dictionary(uniqueKeysWithValues: environment.map { (Environment.Key(rawValue: $0.key)!, Optional($0.value)) })),
+            platformOptions: options,
+            input: .none,
+            output: .sequence,
+            error: .string(limit: 256 * 1024)
+        ) { execution in
+            do {
+                for try await buffer in execution.standardOutput {
+                    try await consume(buffer.withUnsafeBytes { Array($0) })
+                }
+            } catch {
+                try? execution.send(signal: .terminate)
+                throw error
+            }
+        }
+    } catch let error as SubprocessError {
+        throw ChildProcessError(code: .notStarted, program: name, status: nil, stderr: "", underlying: error)
+    }
+    let stderr = result.standardError
+    switch result.terminationStatus {
+    case .exited(0):
+        if !stderr.isEmpty { logger.debug("child process stderr", metadata: ["child.program": "\(name)", "child.stderr": "\(stderr)"]) }
+    case .exited(let code):
+        throw ChildProcessError(code: .failed, program: name, status: "exit code \(code)", stderr: stderr)
+    case .signaled(let signal):
+        throw ChildProcessError(code: .failed, program: name, status: "killed by signal \(signal)", stderr: stderr)
+    }
+}
+
+/// Runs a program to completion and returns its stdout as text (for `--version` and the like).
+func runChild(program: String, arguments: [String], environment: [String: String] = [:]) async throws -> String {
+    var output: [UInt8] = []
+    try await streamChildOutput(program: program, arguments: arguments, environment: environment, logger: Logger(label: "pgbackd.child")) {
+        output.append(contentsOf: $0)
+    }
+    return String(decoding: output, as: UTF8.self)
+}

@@ -1,0 +1,150 @@
+import Foundation
+import Logging
+import ObjectStorage
+import PostgresClient
+
+/// Progress of a running backup, for the TTY progress line.
+public struct BackupProgress: Sendable {
+    public var database: String
+    public var rawBytes: Int64
+    public var startedAt: Date
+}
+
+/// `pgbackd backup` for logical dumps: one `pg_dump -Fc -Z0` per database in an exported
+/// snapshot, plus `pg_dumpall --globals-only`, each streamed through gzip into the repository;
+/// the manifest is written last and is the commit point.
+public struct LogicalBackup: Sendable {
+    public let configuration: Configuration
+    public let repository: Repository
+    public let logger: Logger
+    public var progress: (@Sendable (BackupProgress) -> Void)?
+    /// The clock, replaceable so tests can force id collisions.
+    var now: @Sendable () -> Date = { Date() }
+
+    public init(configuration: Configuration, repository: Repository, logger: Logger, progress: (@Sendable (BackupProgress) -> Void)? = nil) {
+        self.configuration = configuration
+        self.repository = repository
+        self.logger = logger
+        self.progress = progress
+    }
+
+    /// Runs the backup and returns its committed manifest. On any failure, including
+    /// cancellation, every object it stored is removed again and no manifest exists.
+    public func run(databases requested: [String] = []) async throws -> Manifest {
+        let startedAt = now()
+        let server = try await PostgresServer.connect(configuration.postgres, logger: logger)
+        let databases = try await server.databases(requested: requested)
+        let pgDump = try await server.tool("pg_dump")
+        let pgDumpall = try await server.tool("pg_dumpall")
+        try await repository.ensureMarker(systemIdentifier: server.info.systemIdentifier)
+        let aborted = try await repository.storage.abortIncompleteUploads(prefix: repository.backupsPrefix, startedBefore: startedAt)
+        if aborted > 0 {
+            logger.notice("removed incomplete uploads left by an interrupted run", metadata: ["backup.aborted_uploads": "\(aborted)"])
+        }
+        let id = try await newBackupID(startedAt)
+        var logger = logger
+        logger[metadataKey: "backup.id"] = "\(id)"
+        logger.info("backup started", metadata: ["backup.databases": "\(databases.joined(separator: ","))"])
+
+        var artifacts: [Artifact] = []
+        var snapshots: [DatabaseSnapshot] = []
+        do {
+            artifacts.append(try await dumpGlobals(id: id, pgDumpall: pgDumpall, server: server, logger: logger))
+            for database in databases {
+                let (artifact, snapshot) = try await dumpDatabase(database, id: id, pgDump: pgDump, server: server, logger: logger)
+                artifacts.append(artifact)
+                snapshots.append(snapshot)
+            }
+            let manifest = Manifest(
+                formatVersion: Manifest.currentFormatVersion, backupID: id, kind: .logical, stanza: repository.stanza,
+                startedAt: startedAt, finishedAt: now(), pgbackdVersion: PGBackd.version, server: server.info,
+                compression: CompressionInfo(algorithm: "gzip", level: configuration.compression.level),
+                artifacts: artifacts, databases: snapshots)
+            try Task.checkCancellation()
+            try await repository.storage.put(key: repository.manifestKey(id), bytes: try manifest.encoded())
+            logger.info("backup committed", metadata: ["backup.raw_bytes": "\(manifest.rawSize)", "backup.stored_bytes": "\(manifest.storedSize)"])
+            return manifest
+        } catch {
+            logger.error("backup failed; removing what it stored", metadata: ["backup.error": "\(error)"])
+            for artifact in artifacts {
+                try? await repository.storage.delete(key: repository.key(relative: artifact.key))
+            }
+            throw error
+        }
+    }
+
+    /// `20261125T020000Z-logical`: sorts by time; a second run in the same second waits its turn.
+    func newBackupID(_ date: Date) async throws -> String {
+        var candidate = date
+        while true {
+            let id = Self.formatID(candidate, kind: .logical)
+            if try await repository.storage.list(prefix: repository.backupPrefix(id)).isEmpty { return id }
+            candidate += 1
+        }
+    }
+
+    static func formatID(_ date: Date, kind: BackupKind) -> String {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        let c = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
+        return String(format: "%04d%02d%02dT%02d%02d%02dZ-%@", c.year!, c.month!, c.day!, c.hour!, c.minute!, c.second!, kind.rawValue)
+    }
+
+    private func dumpGlobals(id: String, pgDumpall: String, server: PostgresServer, logger: Logger) async throws -> Artifact {
+        var writer = try await ArtifactWriter(repository: repository, relativeKey: "backups/\(id)/globals.sql.gz", content: .globals, database: nil, compression: configuration.compression)
+        do {
+            try await streamChildOutput(program: pgDumpall, arguments: ["--globals-only", "--no-password"],
+                                        environment: server.childEnvironment(database: nil), logger: logger) { chunk in
+                try await writer.write(chunk)
+            }
+            return try await writer.commit()
+        } catch {
+            await writer.abort()
+            throw error
+        }
+    }
+
+    private func dumpDatabase(_ database: String, id: String, pgDump: String, server: PostgresServer, logger: Logger) async throws -> (Artifact, DatabaseSnapshot) {
+        var logger = logger
+        logger[metadataKey: "backup.database"] = "\(database)"
+        let connection: PostgresConnection
+        do {
+            connection = try await PostgresConnection.connect(conninfo: server.conninfo.with(database: database), logger: logger)
+        } catch let error as PostgresError {
+            throw BackupError(.databaseUnreachable, message: "cannot connect to database \"\(database)\" (\(error.message))")
+        }
+        // The dump and the row counts must see the same data: pg_dump imports this snapshot.
+        try await connection.query("begin transaction isolation level repeatable read, read only")
+        guard let snapshot = try await connection.query("select pg_export_snapshot()").scalar else {
+            throw BackupError(.failed, message: "pg_export_snapshot() returned nothing in database \"\(database)\"")
+        }
+        let key = "backups/\(id)/\(Repository.dumpName(database: database))"
+        var writer = try await ArtifactWriter(repository: repository, relativeKey: key, content: .databaseDump, database: database, compression: configuration.compression)
+        let startedAt = Date()
+        do {
+            async let catalog = (SnapshotCatalog.rowCounts(connection), SnapshotCatalog.foreignKeys(connection), SnapshotCatalog.census(connection))
+            var lastReport = Date.distantPast
+            try await streamChildOutput(program: pgDump,
+                                        arguments: ["--format=custom", "--compress=0", "--snapshot=\(snapshot)", "--no-password"],
+                                        environment: server.childEnvironment(database: database), logger: logger) { chunk in
+                try await writer.write(chunk)
+                if let progress, Date().timeIntervalSince(lastReport) >= 0.5 {
+                    lastReport = Date()
+                    progress(BackupProgress(database: database, rawBytes: writer.rawSize, startedAt: startedAt))
+                }
+            }
+            let (rowCounts, foreignKeys, census) = try await catalog
+            let artifact = try await writer.commit()
+            try await connection.query("commit")
+            logger.info("database dumped", metadata: ["backup.raw_bytes": "\(artifact.rawSize)", "backup.stored_bytes": "\(artifact.storedSize)", "backup.tables": "\(rowCounts.count)"])
+            return (artifact, DatabaseSnapshot(name: database, snapshot: snapshot, rowCounts: rowCounts, foreignKeys: foreignKeys, objects: census))
+        } catch {
+            await writer.abort()
+            throw error
+        }
+    }
+}
+
+public enum PGBackd {
+    public static let version = "0.1.0"
+}

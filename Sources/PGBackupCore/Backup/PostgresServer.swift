@@ -1,0 +1,76 @@
+import Foundation
+import Logging
+import PostgresClient
+
+/// The server being backed up: its identity, its databases and the client programs that match it.
+struct PostgresServer {
+    let conninfo: Conninfo
+    let connection: PostgresConnection
+    let configuration: PostgresConfiguration
+    let info: ServerInfo
+
+    static func connect(_ configuration: PostgresConfiguration, logger: Logger) async throws -> PostgresServer {
+        let conninfo = try Conninfo(configuration.conninfo)
+        let connection: PostgresConnection
+        do {
+            connection = try await PostgresConnection.connect(conninfo: configuration.conninfo, logger: logger)
+        } catch let error as PostgresError {
+            throw BackupError(.databaseUnreachable, message: "cannot connect to PostgreSQL with postgres.conninfo \"\(redacted(conninfo))\" (\(error.message)); check that the server runs and the conninfo, or PGPASSFILE for the password")
+        }
+        let version = try await connection.query("select version()").scalar ?? ""
+        let systemIdentifier: String
+        do {
+            systemIdentifier = try await connection.query("select system_identifier::text from pg_control_system()").scalar ?? ""
+        } catch let error as PostgresError where error.sqlState == "42501" {
+            throw BackupError(.insufficientPrivilege, message: "the role cannot read pg_control_system(); connect as a superuser or grant EXECUTE on pg_control_system() to the backup role")
+        }
+        let info = ServerInfo(versionNumber: connection.serverVersionNumber, version: version, systemIdentifier: systemIdentifier, timeline: nil)
+        return PostgresServer(conninfo: conninfo, connection: connection, configuration: configuration, info: info)
+    }
+
+    /// The conninfo without its password, for messages.
+    static func redacted(_ conninfo: Conninfo) -> String {
+        conninfo.settings.filter { $0.key != "password" }.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+    }
+
+    /// The databases to back up: the requested ones (each must exist), else the configured ones,
+    /// else every database that accepts connections, templates excluded.
+    func databases(requested: [String]) async throws -> [String] {
+        let available = try await connection.query("select datname from pg_database where datallowconn and not datistemplate order by 1").rows.compactMap { $0[0] }
+        let wanted = requested.isEmpty ? configuration.databases : requested
+        if wanted.isEmpty { return available }
+        for name in wanted where !available.contains(name) {
+            throw BackupError(.databaseNotFound, message: "database \"\(name)\" does not exist on the server or does not accept connections; the server has: \(available.joined(separator: ", "))")
+        }
+        return wanted
+    }
+
+    /// The path of a client program (pg_dump, pg_dumpall, pg_restore) of the server's major
+    /// version: pg_dump refuses newer servers and an older-major dump can lose features.
+    func tool(_ name: String) async throws -> String {
+        let major = info.versionNumber / 10_000
+        let directory = configuration.binDirectory ?? "/usr/lib/postgresql/\(major)/bin"
+        let path = directory + "/" + name
+        guard FileManager.default.isExecutableFile(atPath: path) else {
+            let fix = configuration.binDirectory == nil
+                ? "install the PostgreSQL \(major) client programs (Debian: apt-get install postgresql-client-\(major)) or set postgres.bin_dir"
+                : "fix postgres.bin_dir or install the PostgreSQL \(major) client programs there"
+            throw BackupError(.toolMissing, message: "\(name) for PostgreSQL \(major) not found at \(path): \(fix)")
+        }
+        let versionText = try await runChild(program: path, arguments: ["--version"])
+        // "pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"
+        let toolMajor = versionText.split(separator: " ").dropFirst(2).first.flatMap { Int($0.split(separator: ".").first ?? "") }
+        guard toolMajor == major else {
+            throw BackupError(.toolMissing, message: "\(path) is version \(versionText.trimmingCharacters(in: .whitespacesAndNewlines)) but the server is PostgreSQL \(major): set postgres.bin_dir to the PostgreSQL \(major) binaries")
+        }
+        return path
+    }
+
+    /// Environment for a child program connecting to `database`: the conninfo's settings as
+    /// PG* variables, so no password reaches an argument list.
+    func childEnvironment(database: String?) -> [String: String] {
+        var environment = conninfo.environment()
+        if let database { environment["PGDATABASE"] = database }
+        return environment
+    }
+}

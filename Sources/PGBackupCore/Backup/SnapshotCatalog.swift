@@ -1,0 +1,74 @@
+import Foundation
+import PostgresClient
+
+/// What a database holds, read inside the backup's snapshot so it describes exactly the dumped
+/// data: the row count of every table, the foreign keys and an object census.
+enum SnapshotCatalog {
+    /// Schemas pg_dump leaves out; the same filter is used everywhere so the counts compare.
+    static let userSchemas = """
+        n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_toast%' and n.nspname not like 'pg\\_temp\\_%'
+        """
+
+    /// Tables whose data pg_dump writes: ordinary and partitioned tables outside system schemas,
+    /// minus those owned by an extension (CREATE EXTENSION recreates them, not the dump).
+    static let dumpedTables = """
+        select n.nspname as schema, c.relname as name, format('%I.%I', n.nspname, c.relname) as quoted
+        from pg_class c join pg_namespace n on n.oid = c.relnamespace
+        where c.relkind in ('r', 'p') and \(userSchemas)
+          and not exists (select 1 from pg_depend d where d.classid = 'pg_class'::regclass and d.objid = c.oid and d.deptype = 'e')
+        order by 1, 2
+        """
+
+    static func rowCounts(_ connection: PostgresConnection) async throws -> [String: Int64] {
+        var counts: [String: Int64] = [:]
+        for row in try await connection.query(dumpedTables).rows {
+            guard let schema = row[0], let name = row[1], let quoted = row[2] else { continue }
+            // ONLY: a partitioned parent counts its own rows (none); each partition is counted alone.
+            let count = try await connection.query("select count(*) from only \(quoted)").scalar
+            counts["\(schema).\(name)"] = Int64(count ?? "") ?? 0
+        }
+        return counts
+    }
+
+    static let foreignKeysQuery = """
+        select coalesce(json_agg(fk order by fk.table, fk.name), '[]')::text from (
+          select n.nspname || '.' || cl.relname as table, con.conname as name,
+            array(select a.attname from unnest(con.conkey) with ordinality k(attnum, ord)
+                  join pg_attribute a on a.attrelid = con.conrelid and a.attnum = k.attnum order by k.ord) as columns,
+            rn.nspname || '.' || rc.relname as referenced_table,
+            array(select a.attname from unnest(con.confkey) with ordinality k(attnum, ord)
+                  join pg_attribute a on a.attrelid = con.confrelid and a.attnum = k.attnum order by k.ord) as referenced_columns,
+            pg_get_constraintdef(con.oid) as definition
+          from pg_constraint con
+          join pg_class cl on cl.oid = con.conrelid join pg_namespace n on n.oid = cl.relnamespace
+          join pg_class rc on rc.oid = con.confrelid join pg_namespace rn on rn.oid = rc.relnamespace
+          where con.contype = 'f' and \(userSchemas)
+        ) fk
+        """
+
+    static func foreignKeys(_ connection: PostgresConnection) async throws -> [ForeignKey] {
+        let json = try await connection.query(foreignKeysQuery).scalar ?? "[]"
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        return try decoder.decode([ForeignKey].self, from: Data(json.utf8))
+    }
+
+    static let censusQuery = """
+        select coalesce(json_object_agg(schema, counts), '{}')::text from (
+          select n.nspname as schema, json_build_object(
+            'tables', (select count(*) from pg_class c where c.relnamespace = n.oid and c.relkind in ('r', 'p')),
+            'indexes', (select count(*) from pg_class c where c.relnamespace = n.oid and c.relkind in ('i', 'I')),
+            'sequences', (select count(*) from pg_class c where c.relnamespace = n.oid and c.relkind = 'S'),
+            'views', (select count(*) from pg_class c where c.relnamespace = n.oid and c.relkind in ('v', 'm')),
+            'constraints', (select count(*) from pg_constraint con where con.connamespace = n.oid),
+            'functions', (select count(*) from pg_proc p where p.pronamespace = n.oid)
+          ) as counts
+          from pg_namespace n where \(userSchemas)
+        ) s
+        """
+
+    static func census(_ connection: PostgresConnection) async throws -> ObjectCensus {
+        let json = try await connection.query(censusQuery).scalar ?? "{}"
+        return ObjectCensus(schemas: try JSONDecoder().decode([String: ObjectCensus.Counts].self, from: Data(json.utf8)))
+    }
+}

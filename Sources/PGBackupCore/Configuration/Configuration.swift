@@ -1,0 +1,205 @@
+import Foundation
+import TOMLKit
+
+/// Everything pgbackd reads from its TOML file, validated as a whole before any work starts.
+public struct Configuration: Sendable {
+    /// The file this was read from.
+    public var file: String
+    public var repository: RepositoryConfiguration
+    public var postgres: PostgresConfiguration
+    public var compression: CompressionConfiguration
+
+    /// `--config`, else `$PGBACKD_CONFIG`, else this.
+    public static let defaultPath = "/etc/pgbackd/pgbackd.toml"
+
+    /// Resolves the file to read: the explicit path, `$PGBACKD_CONFIG`, or ``defaultPath``.
+    public static func path(explicit: String?, environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        explicit ?? environment["PGBACKD_CONFIG"].flatMap { $0.isEmpty ? nil : $0 } ?? defaultPath
+    }
+
+    /// Reads and validates the file.
+    public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Configuration {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            let reason = FileManager.default.fileExists(atPath: path) ? "cannot read it (check its permissions)" : "no such file; pass --config or set PGBACKD_CONFIG (see config/pgbackd.toml for a commented example)"
+            throw ConfigurationError(.unreadable, file: path, key: nil, message: reason)
+        }
+        return try parse(String(decoding: data, as: UTF8.self), file: path, environment: environment)
+    }
+
+    public static func parse(_ text: String, file: String, environment: [String: String] = [:]) throws -> Configuration {
+        let table: TOMLTable
+        do {
+            table = try TOMLTable(string: text)
+        } catch let error as TOMLParseError {
+            throw ConfigurationError(.syntax, file: file, key: nil,
+                                     message: "line \(error.source.begin.line), column \(error.source.begin.column): \(error.description)")
+        }
+        let root = TOMLReader(table: table, path: "", file: file)
+        let repository = try RepositoryConfiguration(root.table("repository"), root: root, environment: environment)
+        let postgres = try PostgresConfiguration(root.table("postgres"))
+        let compression = try CompressionConfiguration(root.table("compression"))
+        try root.rejectUnknownKeys()
+        return Configuration(file: file, repository: repository, postgres: postgres, compression: compression)
+    }
+}
+
+public struct RepositoryConfiguration: Sendable {
+    public enum Kind: Sendable {
+        /// A local directory: the embedded default.
+        case file(path: String)
+        case s3(S3RepositorySettings)
+    }
+    public var kind: Kind
+    /// Names the cluster inside the repository, so one bucket can hold several. Default `main`.
+    public var stanza: String
+
+    public static let defaultPath = "/var/lib/pgbackd/repo"
+
+    init(_ reader: TOMLReader?, root: TOMLReader, environment: [String: String]) throws {
+        let reader = reader ?? TOMLReader(table: TOMLTable(), path: "repository", file: root.file)
+        let type = try reader.oneOf("type", ["file", "s3"], default: "file")
+        stanza = try reader.string("stanza", default: "main")
+        guard !stanza.isEmpty, stanza.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }), !stanza.hasPrefix(".") else {
+            throw reader.error(.invalidValue, "stanza", "expected letters, digits, '-', '_' or '.', got \"\(stanza)\"")
+        }
+        let path = try reader.string("path", default: Self.defaultPath)
+        let s3Table = try reader.table("s3")
+        switch type {
+        case "s3":
+            guard let s3Table else {
+                throw reader.error(.missingKey, "s3", "type = \"s3\" needs a [repository.s3] table with endpoint and bucket")
+            }
+            kind = .s3(try S3RepositorySettings(s3Table, environment: environment))
+        default:
+            guard path.hasPrefix("/") else {
+                throw reader.error(.invalidValue, "path", "expected an absolute directory path, got \"\(path)\"")
+            }
+            if let s3Table { try _ = S3RepositorySettings(s3Table, environment: environment, validateOnly: true) }
+            kind = .file(path: path)
+        }
+        try reader.rejectUnknownKeys()
+    }
+}
+
+/// `[repository.s3]`. The secret is resolved while loading, so a missing secret file is a
+/// configuration error, not a failure halfway through a backup.
+public struct S3RepositorySettings: Sendable, CustomStringConvertible {
+    public var endpoint: String
+    public var bucket: String
+    /// Default `us-east-1`.
+    public var region: String
+    /// Key prefix inside the bucket. Default `pgbackd`.
+    public var prefix: String
+    /// `path` (default; works with every S3-compatible server) or `virtual`.
+    public var virtualHosted: Bool
+    public var accessKeyID: String
+    /// Never printed: ``description`` redacts it.
+    public var secretAccessKey: String
+    /// Default true. Only turn off for a test server with a self-signed certificate.
+    public var verifyTLS: Bool
+    /// CA bundle for TLS verification; default: the system's.
+    public var caFile: String?
+    /// Default 16 MiB; grown automatically so an upload never needs more than 10,000 parts.
+    public var partSizeMiB: Int
+    /// Parts uploaded at once. Default 4. Memory ≈ part size × (this + 1).
+    public var parallelParts: Int
+
+    public var description: String {
+        "S3(endpoint: \(endpoint), bucket: \(bucket), region: \(region), prefix: \(prefix), access key: \(accessKeyID), secret: <redacted>)"
+    }
+
+    init(_ reader: TOMLReader, environment: [String: String], validateOnly: Bool = false) throws {
+        endpoint = try reader.string("endpoint", default: "")
+        bucket = try reader.string("bucket", default: "")
+        region = try reader.string("region", default: "us-east-1")
+        prefix = try reader.string("prefix", default: "pgbackd")
+        virtualHosted = try reader.oneOf("uri_style", ["path", "virtual"], default: "path") == "virtual"
+        let keyID = try reader.string("access_key_id")
+        let secret = try reader.string("secret_access_key")
+        let secretFile = try reader.string("secret_access_key_file")
+        verifyTLS = try reader.bool("verify_tls", default: true)
+        caFile = try reader.string("ca_file")
+        partSizeMiB = try reader.int("part_size_mib", in: 5...5120, default: 16)
+        parallelParts = try reader.int("parallel_parts", in: 1...64, default: 4)
+        try reader.rejectUnknownKeys()
+        accessKeyID = ""
+        secretAccessKey = ""
+        if validateOnly { return }
+
+        guard let url = URL(string: endpoint), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil else {
+            throw reader.error(endpoint.isEmpty ? .missingKey : .invalidValue, "endpoint",
+                               "expected an http:// or https:// URL such as \"https://s3.eu-west-1.amazonaws.com\", got \"\(endpoint)\"")
+        }
+        guard bucket.count >= 3, bucket.count <= 63,
+              bucket.allSatisfy({ $0.isLowercase || $0.isNumber || $0 == "-" || $0 == "." }) else {
+            throw reader.error(bucket.isEmpty ? .missingKey : .invalidValue, "bucket",
+                               "expected an S3 bucket name (3-63 lowercase letters, digits, '-' or '.'), got \"\(bucket)\"")
+        }
+        if let caFile, !FileManager.default.isReadableFile(atPath: caFile) {
+            throw reader.error(.invalidValue, "ca_file", "cannot read \(caFile)")
+        }
+        guard let keyID = keyID ?? environment["AWS_ACCESS_KEY_ID"], !keyID.isEmpty else {
+            throw reader.error(.missingKey, "access_key_id", "no access key id: set access_key_id or AWS_ACCESS_KEY_ID")
+        }
+        accessKeyID = keyID
+        if secret != nil && secretFile != nil {
+            throw reader.error(.invalidValue, "secret_access_key_file", "set either secret_access_key or secret_access_key_file, not both")
+        }
+        if let secretFile {
+            guard let data = FileManager.default.contents(atPath: secretFile) else {
+                let why = FileManager.default.fileExists(atPath: secretFile) ? "is not readable by this user" : "does not exist"
+                throw reader.error(.secret, "secret_access_key_file", "the secret file \(secretFile) \(why); create it (mode 0600) with the secret access key, or fix the path")
+            }
+            secretAccessKey = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            guard !secretAccessKey.isEmpty else {
+                throw reader.error(.secret, "secret_access_key_file", "the secret file \(secretFile) is empty")
+            }
+        } else if let secret, !secret.isEmpty {
+            secretAccessKey = secret
+        } else if let fromEnvironment = environment["AWS_SECRET_ACCESS_KEY"], !fromEnvironment.isEmpty {
+            secretAccessKey = fromEnvironment
+        } else {
+            throw reader.error(.missingKey, "secret_access_key_file", "no secret access key: set secret_access_key_file (preferred), secret_access_key, or AWS_SECRET_ACCESS_KEY")
+        }
+    }
+}
+
+public struct PostgresConfiguration: Sendable {
+    /// libpq conninfo of the server to back up. Default empty: libpq's defaults and PG* variables.
+    /// Put passwords in a PGPASSFILE, not here.
+    public var conninfo: String
+    /// Databases to back up. Empty (default): every database that accepts connections, templates excluded.
+    public var databases: [String]
+    /// Where pg_dump and friends live. Default: the binaries matching the server's major version.
+    public var binDirectory: String?
+
+    init(_ reader: TOMLReader?) throws {
+        conninfo = try reader?.string("conninfo", default: "") ?? ""
+        databases = try reader?.strings("databases") ?? []
+        binDirectory = try reader?.string("bin_dir")
+        if let reader {
+            if let empty = databases.firstIndex(where: { $0.isEmpty }) {
+                throw reader.error(.invalidValue, "databases", "entry \(empty + 1) is an empty database name")
+            }
+            if let binDirectory, !binDirectory.hasPrefix("/") {
+                throw reader.error(.invalidValue, "bin_dir", "expected an absolute directory path, got \"\(binDirectory)\"")
+            }
+            try reader.rejectUnknownKeys()
+        }
+    }
+}
+
+public struct CompressionConfiguration: Sendable {
+    /// zlib level 0-9. Default 1: see docs/decisions.md for the measurements behind it.
+    public var level: Int
+    /// Compression threads; default 0 means one per core.
+    public var threads: Int
+
+    public static let defaultLevel = 1
+
+    init(_ reader: TOMLReader?) throws {
+        level = try reader?.int("level", in: 0...9, default: Self.defaultLevel) ?? Self.defaultLevel
+        threads = try reader?.int("threads", in: 0...256, default: 0) ?? 0
+        try reader?.rejectUnknownKeys()
+    }
+}

@@ -1,0 +1,128 @@
+import Foundation
+
+/// `backups/<id>/manifest.json`: written last, so its presence is what makes a backup exist
+/// (DESIGN.md §2). Everything a restore or a drill needs to check the result is in here.
+public struct Manifest: Codable, Sendable, Equatable {
+    /// Bumped on incompatible changes; readers refuse versions they do not know.
+    public static let currentFormatVersion = 1
+
+    public var formatVersion: Int
+    public var backupID: String
+    public var kind: BackupKind
+    public var stanza: String
+    public var startedAt: Date
+    public var finishedAt: Date
+    public var pgbackdVersion: String
+    public var server: ServerInfo
+    public var compression: CompressionInfo
+    public var artifacts: [Artifact]
+    public var databases: [DatabaseSnapshot]
+
+    /// Totals over every artifact.
+    public var rawSize: Int64 { artifacts.reduce(0) { $0 + $1.rawSize } }
+    public var storedSize: Int64 { artifacts.reduce(0) { $0 + $1.storedSize } }
+}
+
+public enum BackupKind: String, Codable, Sendable {
+    case logical
+    case base
+}
+
+public struct ServerInfo: Codable, Sendable, Equatable {
+    /// `server_version_num`, e.g. 150018.
+    public var versionNumber: Int
+    /// `version()` text.
+    public var version: String
+    /// `pg_control_system().system_identifier`: identifies the cluster across renames and hosts.
+    public var systemIdentifier: String
+    public var timeline: Int?
+}
+
+public struct CompressionInfo: Codable, Sendable, Equatable {
+    /// Always `gzip` for now: `gunzip | pg_restore` works without pgbackd.
+    public var algorithm: String
+    public var level: Int
+}
+
+/// One stored object of the backup.
+public struct Artifact: Codable, Sendable, Equatable {
+    /// Object key relative to the stanza, e.g. `backups/<id>/daylog.dump.gz`.
+    public var key: String
+    public enum Content: String, Codable, Sendable {
+        case databaseDump = "database-dump"
+        case globals
+        case baseTar = "base-tar"
+    }
+    public var content: Content
+    /// The database a dump holds.
+    public var database: String?
+    /// Bytes before compression.
+    public var rawSize: Int64
+    public var rawSHA256: String
+    /// Bytes as stored.
+    public var storedSize: Int64
+    public var storedSHA256: String
+    /// CRC-32 of the raw bytes, as in the gzip trailer.
+    public var crc32: UInt32
+}
+
+/// What a database held at the backup's snapshot.
+public struct DatabaseSnapshot: Codable, Sendable, Equatable {
+    public var name: String
+    /// The exported snapshot `pg_dump --snapshot` used; row counts were taken in it too.
+    public var snapshot: String
+    /// Exact row count per table, keyed `schema.table`, in the same snapshot as the dump.
+    public var rowCounts: [String: Int64]
+    public var foreignKeys: [ForeignKey]
+    public var objects: ObjectCensus
+}
+
+public struct ForeignKey: Codable, Sendable, Equatable, Hashable {
+    /// `schema.table`
+    public var table: String
+    public var name: String
+    public var columns: [String]
+    public var referencedTable: String
+    public var referencedColumns: [String]
+    /// `pg_get_constraintdef`, e.g. `FOREIGN KEY (user_id) REFERENCES auth_user(id) ON DELETE CASCADE`.
+    public var definition: String
+}
+
+/// How many objects of each kind a schema holds, for the drill's object comparison.
+public struct ObjectCensus: Codable, Sendable, Equatable {
+    public struct Counts: Codable, Sendable, Equatable {
+        public var tables = 0
+        public var indexes = 0
+        public var constraints = 0
+        public var sequences = 0
+        public var functions = 0
+        public var views = 0
+    }
+    /// Keyed by schema name.
+    public var schemas: [String: Counts]
+}
+
+extension Manifest {
+    public static func decode(_ bytes: [UInt8]) throws -> Manifest {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        let manifest = try decoder.decode(Manifest.self, from: Data(bytes))
+        guard manifest.formatVersion <= currentFormatVersion else {
+            throw RepositoryError(.unsupportedFormat, message: "manifest of \(manifest.backupID) has format version \(manifest.formatVersion); this pgbackd reads up to \(currentFormatVersion): upgrade pgbackd")
+        }
+        return manifest
+    }
+
+    public func encoded() throws -> [UInt8] {
+        Array(try Self.jsonEncoder().encode(self))
+    }
+
+    static func jsonEncoder() -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }
+}

@@ -1,0 +1,122 @@
+import Foundation
+import Logging
+import ObjectStorage
+
+/// The repository layout of DESIGN.md §2 on top of any ``ObjectStorage``: keys, the
+/// repository.json marker, and the catalog, which is rebuilt from storage alone every time.
+public struct Repository: Sendable {
+    public let storage: any ObjectStorage
+    public let stanza: String
+
+    public init(storage: any ObjectStorage, stanza: String) {
+        self.storage = storage
+        self.stanza = stanza
+    }
+
+    // MARK: Keys
+
+    public var markerKey: String { "\(stanza)/repository.json" }
+    public var backupsPrefix: String { "\(stanza)/backups/" }
+    public func backupPrefix(_ id: String) -> String { "\(backupsPrefix)\(id)/" }
+    public func manifestKey(_ id: String) -> String { "\(backupPrefix(id))manifest.json" }
+    /// Artifact keys are stored relative to the stanza, so a stanza can move between buckets.
+    public func key(relative: String) -> String { "\(stanza)/\(relative)" }
+    public static func dumpName(database: String) -> String { "\(escape(database)).dump.gz" }
+
+    /// Database names may hold any character; object names get the safe ones and %XX for the rest.
+    static func escape(_ name: String) -> String {
+        var result = ""
+        for byte in name.utf8 {
+            let scalar = Unicode.Scalar(byte)
+            if (byte < 0x80 && (scalar.properties.isAlphabetic || ("0"..."9").contains(Character(scalar)))) || "-_".unicodeScalars.contains(scalar) {
+                result.unicodeScalars.append(scalar)
+            } else {
+                result += String(format: "%%%02X", byte)
+            }
+        }
+        return result
+    }
+
+    // MARK: Marker
+
+    /// Creates `repository.json` on first use, and refuses a repository that was made for
+    /// another cluster: mixing two clusters' backups in one stanza would make restores lie.
+    public func ensureMarker(systemIdentifier: String) async throws {
+        if try await verifyMarker(systemIdentifier: systemIdentifier) { return }
+        let marker = RepositoryMarker(formatVersion: Manifest.currentFormatVersion, stanza: stanza, systemIdentifier: systemIdentifier, createdAt: Date())
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.dateEncodingStrategy = .iso8601
+        try await storage.put(key: markerKey, bytes: Array(try encoder.encode(marker)))
+    }
+
+    /// - Returns: whether the marker exists (and matches; a mismatch throws).
+    @discardableResult
+    public func verifyMarker(systemIdentifier: String) async throws -> Bool {
+        guard let bytes = try await optionalObject(markerKey) else { return false }
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        let marker: RepositoryMarker
+        do {
+            marker = try decoder.decode(RepositoryMarker.self, from: Data(bytes))
+        } catch {
+            throw RepositoryError(.corruptManifest, message: "\(markerKey) is not valid JSON: \(error)", underlying: error)
+        }
+        guard marker.systemIdentifier == systemIdentifier else {
+            throw RepositoryError(.wrongCluster, message: "stanza '\(stanza)' holds backups of cluster \(marker.systemIdentifier), but this server is cluster \(systemIdentifier): use another stanza (repository.stanza) for this server")
+        }
+        return true
+    }
+
+    // MARK: Catalog
+
+    /// Every committed backup, oldest first: a backup is listed exactly when its manifest exists.
+    public func backups() async throws -> [Manifest] {
+        let objects = try await storage.list(prefix: backupsPrefix)
+        var manifests: [Manifest] = []
+        for object in objects where object.key.hasSuffix("/manifest.json") {
+            manifests.append(try await readManifest(key: object.key))
+        }
+        return manifests.sorted { $0.backupID < $1.backupID }
+    }
+
+    /// The manifest of `id`, or of the newest backup for `latest`.
+    public func manifest(_ id: String) async throws -> Manifest {
+        if id == "latest" {
+            guard let newest = try await backups().last else {
+                throw RepositoryError(.backupNotFound, message: "stanza '\(stanza)' holds no backup yet: run 'pgbackd backup' first")
+            }
+            return newest
+        }
+        guard try await storage.head(key: manifestKey(id)) != nil else {
+            throw RepositoryError(.backupNotFound, message: "no backup '\(id)' in stanza '\(stanza)': 'pgbackd list' shows the backups there")
+        }
+        return try await readManifest(key: manifestKey(id))
+    }
+
+    func readManifest(key: String) async throws -> Manifest {
+        let bytes = try await storage.getAll(key: key)
+        do {
+            return try Manifest.decode(bytes)
+        } catch let error as RepositoryError {
+            throw error
+        } catch {
+            throw RepositoryError(.corruptManifest, message: "manifest \(key) is not valid: \(error)", underlying: error)
+        }
+    }
+
+    func optionalObject(_ key: String) async throws -> [UInt8]? {
+        do {
+            return try await storage.getAll(key: key)
+        } catch let error as StorageError where error.code == .notFound {
+            return nil
+        }
+    }
+}
+
+struct RepositoryMarker: Codable {
+    var formatVersion: Int
+    var stanza: String
+    var systemIdentifier: String
+    var createdAt: Date
+}

@@ -1,0 +1,42 @@
+/// A libpq failure: what kind (``Code``), the server's SQLSTATE when there is one, and its text.
+public struct PostgresError: Error, Sendable, CustomStringConvertible {
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        let name: String
+        /// Could not connect: server down, wrong host/port, authentication refused.
+        public static let connectionFailed = Code(name: "connectionFailed")
+        /// The server rejected a statement.
+        public static let queryFailed = Code(name: "queryFailed")
+        /// The connection broke while in use.
+        public static let connectionLost = Code(name: "connectionLost")
+        /// The conninfo string itself does not parse.
+        public static let invalidConninfo = Code(name: "invalidConninfo")
+        public var description: String { name }
+    }
+
+    public var code: Code
+    /// The five-character SQLSTATE, e.g. `42P01` for an undefined table.
+    public var sqlState: String?
+    /// libpq's primary message, trimmed; libpq never puts the password into it.
+    public var message: String
+    public var detail: String?
+    public var hint: String?
+    /// The statement, when the failure came from one.
+    public var query: String?
+
+    public init(_ code: Code, message: String, sqlState: String? = nil, detail: String? = nil, hint: String? = nil, query: String? = nil) {
+        self.code = code
+        self.message = message
+        self.sqlState = sqlState
+        self.detail = detail
+        self.hint = hint
+        self.query = query
+    }
+
+    public var description: String {
+        var text = message
+        if let sqlState { text += " (SQLSTATE \(sqlState))" }
+        if let detail { text += ". \(detail)" }
+        if let hint { text += " Hint: \(hint)" }
+        return text
+    }
+}

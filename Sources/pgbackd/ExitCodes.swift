@@ -1,0 +1,48 @@
+import ObjectStorage
+import PGBackupCore
+import PostgresClient
+
+/// Exit codes, from sysexits.h where one fits, so scripts and systemd can tell failures apart.
+/// Documented in docs/operations.md.
+enum ExitCodes {
+    static let failure: Int32 = 1
+    static let dataError: Int32 = 65        // EX_DATAERR: a corrupt manifest or object
+    static let notFound: Int32 = 66         // EX_NOINPUT: no such backup
+    static let databaseUnavailable: Int32 = 69 // EX_UNAVAILABLE: PostgreSQL unreachable
+    static let toolMissing: Int32 = 72      // EX_OSFILE: pg_dump of the right version missing
+    static let storageIO: Int32 = 74        // EX_IOERR: storage unreachable or failing
+    static let repositoryMissing: Int32 = 76 // the bucket does not exist
+    static let permission: Int32 = 77       // EX_NOPERM: credentials or privileges refused
+    static let configuration: Int32 = 78    // EX_CONFIG
+
+    static func code(for error: any Error) -> Int32 {
+        switch error {
+        case is ConfigurationError:
+            return configuration
+        case let error as BackupError:
+            switch error.code {
+            case .databaseUnreachable, .databaseNotFound: return databaseUnavailable
+            case .toolMissing: return toolMissing
+            case .insufficientPrivilege: return permission
+            default: return failure
+            }
+        case let error as StorageError:
+            switch error.code {
+            case .invalidCredentials, .accessDenied: return permission
+            case .bucketNotFound: return repositoryMissing
+            case .notFound: return notFound
+            default: return storageIO
+            }
+        case let error as RepositoryError:
+            switch error.code {
+            case .backupNotFound: return notFound
+            case .wrongCluster: return configuration
+            default: return dataError
+            }
+        case is PostgresError:
+            return databaseUnavailable
+        default:
+            return failure
+        }
+    }
+}

@@ -1,0 +1,11 @@
+import ArgumentParser
+
+@main
+struct PGBackdCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pgbackd",
+        abstract: "PostgreSQL backups that are restored and checked, not just stored.",
+        version: "0.1.0",
+        subcommands: [BackupCommand.self, ListCommand.self, ShowCommand.self, CheckCommand.self]
+    )
+}

@@ -1,0 +1,44 @@
+import ArgumentParser
+import Foundation
+import PGBackupCore
+
+struct ShowCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "show",
+        abstract: "Show one backup's manifest: artifacts, checksums, row counts.")
+
+    @OptionGroup var common: CommonOptions
+
+    @Argument(help: "Backup id, or 'latest'.")
+    var id: String
+
+    @Flag(help: "Print the whole manifest as JSON.")
+    var json = false
+
+    func run() async throws {
+        try await runReportingErrors {
+            let configuration = try common.loadConfiguration()
+            let repository = try await RepositoryFactory.open(configuration, logger: common.makeLogger())
+            let manifest = try await repository.manifest(id)
+            if json {
+                print(String(decoding: try manifest.encoded(), as: UTF8.self))
+                return
+            }
+            print("backup      \(manifest.backupID) (\(manifest.kind.rawValue))")
+            print("stanza      \(manifest.stanza)")
+            print("server      \(manifest.server.version)")
+            print("system id   \(manifest.server.systemIdentifier)")
+            print("taken       \(manifest.startedAt) – \(manifest.finishedAt)")
+            print("compression \(manifest.compression.algorithm) level \(manifest.compression.level)")
+            print("")
+            printTable(header: ["ARTIFACT", "DUMPED", "STORED", "SHA-256 (STORED)"], rows: manifest.artifacts.map {
+                [$0.key, formatBytes($0.rawSize), formatBytes($0.storedSize), $0.storedSHA256]
+            })
+            for database in manifest.databases {
+                print("")
+                print("database \(database.name): \(database.rowCounts.count) tables, \(database.foreignKeys.count) foreign keys")
+                printTable(header: ["TABLE", "ROWS"], rows: database.rowCounts.sorted { $0.key < $1.key }.map { [$0.key, String($0.value)] })
+            }
+        }
+    }
+}
