@@ -77,7 +77,10 @@ let package = Package(
         .testTarget(name: "PGBackupCoreTests", dependencies: ["PGBackupCore"], swiftSettings: strict),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["PGBackupCore", "ObjectStorage", "PostgresClient", "Compression"],
+            dependencies: [
+                "PGBackupCore", "ObjectStorage", "PostgresClient", "Compression",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
     ]

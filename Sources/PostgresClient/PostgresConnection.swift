@@ -49,7 +49,8 @@ public final class PostgresConnection: Sendable {
         return PostgresConnection(handle: handle.pointer, queue: queue, logger: logger)
     }
 
-    /// Runs one statement with text parameters (`$1`, `$2`, …) and returns its rows as text.
+    /// Runs a statement with text parameters (`$1`, `$2`, …), or without parameters any number of
+    /// statements, and returns the (last) rows as text.
     @discardableResult
     public func query(_ sql: String, _ parameters: [String?] = []) async throws -> QueryResult {
         logger.trace("postgres query", metadata: ["postgres.query": "\(sql)"])
@@ -61,7 +62,8 @@ public final class PostgresConnection: Sendable {
     private static func execute(_ conn: OpaquePointer, _ sql: String, _ parameters: [String?]) throws -> QueryResult {
         let cStrings = parameters.map { $0.map { strdup($0) } ?? nil }
         defer { cStrings.forEach { free($0) } }
-        let result: OpaquePointer? = cStrings.withUnsafeBufferPointer { buffer in
+        // Without parameters the simple query protocol runs, which also takes several statements.
+        let result: OpaquePointer? = parameters.isEmpty ? PQexec(conn, sql) : cStrings.withUnsafeBufferPointer { buffer in
             buffer.withMemoryRebound(to: UnsafePointer<CChar>?.self) { values in
                 PQexecParams(conn, sql, Int32(parameters.count), nil, values.baseAddress, nil, nil, 0)
             }

@@ -1,0 +1,49 @@
+import Foundation
+
+/// Runs a program for a test and returns its exit status and output.
+@discardableResult
+func shell(_ program: String, _ arguments: [String], environment: [String: String] = [:], stdinFile: String? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: program.hasPrefix("/") ? program : "/usr/bin/env")
+    process.arguments = program.hasPrefix("/") ? arguments : [program] + arguments
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    if let stdinFile { process.standardInput = FileHandle(forReadingAtPath: stdinFile) }
+    try process.run()
+    // Read both pipes before waiting so a chatty child never blocks on a full pipe.
+    let errData = DispatchQueue(label: "stderr")
+    nonisolated(unsafe) var stderrBytes = Data()
+    let group = DispatchGroup()
+    group.enter()
+    errData.async {
+        stderrBytes = err.fileHandleForReading.readDataToEndOfFile()
+        group.leave()
+    }
+    let stdoutBytes = out.fileHandleForReading.readDataToEndOfFile()
+    group.wait()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: stdoutBytes, as: UTF8.self), String(decoding: stderrBytes, as: UTF8.self))
+}
+
+/// The pgbackd executable built beside this test bundle.
+var pgbackdExecutable: String {
+    let testBinary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+    var directory = testBinary.deletingLastPathComponent()
+    // swift test runs `<build>/debug/pgbackdPackageTests.xctest`; the executable sits next to it.
+    for _ in 0..<3 {
+        let candidate = directory.appendingPathComponent("pgbackd").path
+        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        directory = directory.deletingLastPathComponent()
+    }
+    return testBinary.deletingLastPathComponent().appendingPathComponent("pgbackd").path
+}
+
+func temporaryDirectory(_ name: String) throws -> String {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("pgbackd-\(name)-\(UUID().uuidString.prefix(8))").path
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    // pg_restore and friends may run as the postgres user later; let them read what we stage.
+    chmod(path, 0o755)
+    return path
+}
