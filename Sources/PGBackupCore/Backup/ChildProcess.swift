@@ -32,8 +32,8 @@ public struct ChildProcessError: Error, Sendable, CustomStringConvertible {
 /// Runs a program whose stdout is a stream of bytes to handle as it arrives. Arguments never hold
 /// secrets: connection settings travel in `environment` (see `Conninfo.environment()`).
 ///
-/// When `consume` throws or the task is cancelled, the child gets SIGTERM, then SIGKILL after
-/// five seconds, and nothing is left running.
+/// When `consume` throws or the task is cancelled, the child's process group gets SIGTERM, then
+/// SIGKILL after five seconds, and nothing is left running.
 func streamChildOutput(
     program: String,
     arguments: [String],
@@ -42,7 +42,9 @@ func streamChildOutput(
     consume: (_ chunk: [UInt8]) async throws -> Void
 ) async throws {
     var options = PlatformOptions()
-    options.teardownSequence = [.gracefulShutDown(allowedDurationToNextStep: .seconds(5))]
+    // Its own process group, so teardown reaches whatever the program started too.
+    options.processGroupID = 0
+    options.teardownSequence = [.gracefulShutDown(toProcessGroup: true, allowedDurationToNextStep: .seconds(5))]
     let name = (program as NSString).lastPathComponent
     logger.debug("starting child process", metadata: ["child.program": "\(program)", "child.arguments": "\(arguments)"])
     let result: ExecutionResult<Void, SequenceOutput, StringOutput<UTF8>>
@@ -61,7 +63,7 @@ func streamChildOutput(
                     try await consume(buffer.withUnsafeBytes { Array($0) })
                 }
             } catch {
-                try? execution.send(signal: .terminate)
+                try? execution.send(signal: .terminate, toProcessGroup: true)
                 throw error
             }
         }
