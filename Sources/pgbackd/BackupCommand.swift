@@ -30,9 +30,9 @@ struct BackupCommand: AsyncParsableCommand {
             if json {
                 try printJSON(BackupSummary(manifest))
             } else {
-                print(manifest.backupID)
+                print(manifest.backupId)
                 let seconds = manifest.finishedAt.timeIntervalSince(manifest.startedAt)
-                FileHandle.standardError.write(Data("committed \(manifest.backupID): \(manifest.databases.count) database(s), \(formatBytes(manifest.rawSize)) dumped, \(formatBytes(manifest.storedSize)) stored, in \(String(format: "%.1f", seconds)) s\n".utf8))
+                FileHandle.standardError.write(Data("committed \(manifest.backupId): \(manifest.databases.count) database(s), \(formatBytes(manifest.rawSize)) dumped, \(formatBytes(manifest.storedSize)) stored, in \(String(format: "%.1f", seconds)) s\n".utf8))
             }
         }
     }
@@ -51,7 +51,7 @@ struct BackupSummary: Encodable {
     var serverVersion: Int
 
     init(_ manifest: Manifest) {
-        backupId = manifest.backupID
+        backupId = manifest.backupId
         kind = manifest.kind.rawValue
         stanza = manifest.stanza
         startedAt = manifest.startedAt

@@ -26,7 +26,7 @@ struct ListCommand: AsyncParsableCommand {
                 return
             }
             let rows = backups.map { manifest in
-                [manifest.backupID, manifest.kind.rawValue, manifest.databases.map(\.name).joined(separator: ","),
+                [manifest.backupId, manifest.kind.rawValue, manifest.databases.map(\.name).joined(separator: ","),
                  formatBytes(manifest.rawSize), formatBytes(manifest.storedSize),
                  String(format: "%.1f s", manifest.finishedAt.timeIntervalSince(manifest.startedAt))]
             }

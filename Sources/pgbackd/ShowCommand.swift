@@ -24,7 +24,7 @@ struct ShowCommand: AsyncParsableCommand {
                 print(String(decoding: try manifest.encoded(), as: UTF8.self))
                 return
             }
-            print("backup      \(manifest.backupID) (\(manifest.kind.rawValue))")
+            print("backup      \(manifest.backupId) (\(manifest.kind.rawValue))")
             print("stanza      \(manifest.stanza)")
             print("server      \(manifest.server.version)")
             print("system id   \(manifest.server.systemIdentifier)")
@@ -32,7 +32,7 @@ struct ShowCommand: AsyncParsableCommand {
             print("compression \(manifest.compression.algorithm) level \(manifest.compression.level)")
             print("")
             printTable(header: ["ARTIFACT", "DUMPED", "STORED", "SHA-256 (STORED)"], rows: manifest.artifacts.map {
-                [$0.key, formatBytes($0.rawSize), formatBytes($0.storedSize), $0.storedSHA256]
+                [$0.key, formatBytes($0.rawSize), formatBytes($0.storedSize), $0.storedSha256]
             })
             for database in manifest.databases {
                 print("")

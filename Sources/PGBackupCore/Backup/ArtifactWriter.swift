@@ -41,8 +41,8 @@ struct ArtifactWriter {
             throw StorageError(.protocolError, key: key, message: "storage reports \(info.size) bytes for \(key) but \(storedSize) were written")
         }
         return Artifact(key: relativeKey, content: content, database: database,
-                        rawSize: rawSize, rawSHA256: rawHash.finalize().hexString,
-                        storedSize: storedSize, storedSHA256: storedHash.finalize().hexString,
+                        rawSize: rawSize, rawSha256: rawHash.finalize().hexString,
+                        storedSize: storedSize, storedSha256: storedHash.finalize().hexString,
                         crc32: encoder.crc32)
     }
 

@@ -56,7 +56,7 @@ public struct LogicalBackup: Sendable {
                 snapshots.append(snapshot)
             }
             let manifest = Manifest(
-                formatVersion: Manifest.currentFormatVersion, backupID: id, kind: .logical, stanza: repository.stanza,
+                formatVersion: Manifest.currentFormatVersion, backupId: id, kind: .logical, stanza: repository.stanza,
                 startedAt: startedAt, finishedAt: now(), pgbackdVersion: PGBackd.version, server: server.info,
                 compression: CompressionInfo(algorithm: "gzip", level: configuration.compression.level),
                 artifacts: artifacts, databases: snapshots)

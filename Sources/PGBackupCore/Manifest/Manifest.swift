@@ -7,7 +7,7 @@ public struct Manifest: Codable, Sendable, Equatable {
     public static let currentFormatVersion = 1
 
     public var formatVersion: Int
-    public var backupID: String
+    public var backupId: String
     public var kind: BackupKind
     public var stanza: String
     public var startedAt: Date
@@ -58,10 +58,10 @@ public struct Artifact: Codable, Sendable, Equatable {
     public var database: String?
     /// Bytes before compression.
     public var rawSize: Int64
-    public var rawSHA256: String
+    public var rawSha256: String
     /// Bytes as stored.
     public var storedSize: Int64
-    public var storedSHA256: String
+    public var storedSha256: String
     /// CRC-32 of the raw bytes, as in the gzip trailer.
     public var crc32: UInt32
 }
@@ -109,7 +109,7 @@ extension Manifest {
         decoder.keyDecodingStrategy = .convertFromSnakeCase
         let manifest = try decoder.decode(Manifest.self, from: Data(bytes))
         guard manifest.formatVersion <= currentFormatVersion else {
-            throw RepositoryError(.unsupportedFormat, message: "manifest of \(manifest.backupID) has format version \(manifest.formatVersion); this pgbackd reads up to \(currentFormatVersion): upgrade pgbackd")
+            throw RepositoryError(.unsupportedFormat, message: "manifest of \(manifest.backupId) has format version \(manifest.formatVersion); this pgbackd reads up to \(currentFormatVersion): upgrade pgbackd")
         }
         return manifest
     }

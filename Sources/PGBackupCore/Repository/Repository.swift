@@ -77,7 +77,7 @@ public struct Repository: Sendable {
         for object in objects where object.key.hasSuffix("/manifest.json") {
             manifests.append(try await readManifest(key: object.key))
         }
-        return manifests.sorted { $0.backupID < $1.backupID }
+        return manifests.sorted { $0.backupId < $1.backupId }
     }
 
     /// The manifest of `id`, or of the newest backup for `latest`.
