@@ -29,6 +29,7 @@ moto_cpu() { # utime+stime of moto in seconds
     local pid; pid=$(head -n1 "$PGBACKD_SERVICES_DIR/moto.pid")
     awk -v hz="$(getconf CLK_TCK)" '{ printf "%.1f", ($14 + $15) / hz }' "/proc/$pid/stat"
 }
+calc() { awk "BEGIN { printf \"%.2f\", $1 }"; }
 config() { # level repository-kind
     cat <<TOML
 [repository]
@@ -61,18 +62,18 @@ echo "| --- | --- | --- | --- | --- | --- | --- |"
 for level in "${LEVELS[@]}"; do
     read -r pg_wall pg_rss < <(measure "$BIN/pg_dump" -Fc -Z "$level" -f "$WORK/pg_dump.out" "$DB")
     pg_size=$(stat -c %s "$WORK/pg_dump.out"); rm -f "$WORK/pg_dump.out"
-    printf '| %s | pg_dump -Fc -Z%s > file | %s | 1.00 | %.0f | %.0f | |\n' "$level" "$level" "$pg_wall" "$(bc -l <<<"$pg_size/1000000")" "$(bc -l <<<"$pg_rss/1024")"
+    printf '| %s | pg_dump -Fc -Z%s > file | %s | 1.00 | %.0f | %.0f | |\n' "$level" "$level" "$pg_wall" "$(calc "$pg_size/1000000")" "$(calc "$pg_rss/1024")"
 
     config "$level" file >"$WORK/file.toml"
     read -r wall rss < <(measure "$PGBACKD" backup --config "$WORK/file.toml")
     size=$(du -sb "$WORK/repo" | cut -f1); rm -rf "$WORK/repo"
-    printf '| %s | pgbackd → file | %s | %.2f | %.0f | %.0f | |\n' "$level" "$wall" "$(bc -l <<<"$wall/$pg_wall")" "$(bc -l <<<"$size/1000000")" "$(bc -l <<<"$rss/1024")"
+    printf '| %s | pgbackd → file | %s | %.2f | %.0f | %.0f | |\n' "$level" "$wall" "$(calc "$wall/$pg_wall")" "$(calc "$size/1000000")" "$(calc "$rss/1024")"
 
     if [[ ${PGBACKD_BENCH_S3:-0} == 1 ]]; then
         config "$level" s3 >"$WORK/s3.toml"
         before=$(moto_cpu)
         read -r wall rss < <(measure "$PGBACKD" backup --json --config "$WORK/s3.toml")
         stored=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["stored_bytes"])' "$WORK/out")
-        printf '| %s | pgbackd → S3 (moto) | %s | %.2f | %.0f | %.0f | %.1f |\n' "$level" "$wall" "$(bc -l <<<"$wall/$pg_wall")" "$(bc -l <<<"$stored/1000000")" "$(bc -l <<<"$rss/1024")" "$(bc -l <<<"$(moto_cpu) - $before")"
+        printf '| %s | pgbackd → S3 (moto) | %s | %.2f | %.0f | %.0f | %.1f |\n' "$level" "$wall" "$(calc "$wall/$pg_wall")" "$(calc "$stored/1000000")" "$(calc "$rss/1024")" "$(calc "$(moto_cpu) - $before")"
     fi
 done
