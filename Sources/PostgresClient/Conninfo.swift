@@ -45,7 +45,8 @@ public struct Conninfo: Sendable {
         return result
     }
 
-    static func quote(_ value: String) -> String {
+    /// Quotes a conninfo value: single quotes, with backslash escapes.
+    public static func quote(_ value: String) -> String {
         let escaped = value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'")
         return "'\(escaped)'"
     }

@@ -6,6 +6,10 @@ import PostgresClient
 /// Documented in docs/operations.md.
 enum ExitCodes {
     static let failure: Int32 = 1
+    /// A drill ran and a check failed: the backup is not sound.
+    static let checkFailed: Int32 = 1
+    /// A drill or restore could not run (as opposed to ran and found a problem).
+    static let operational: Int32 = 70     // EX_SOFTWARE
     static let dataError: Int32 = 65        // EX_DATAERR: a corrupt manifest or object
     static let notFound: Int32 = 66         // EX_NOINPUT: no such backup
     static let databaseUnavailable: Int32 = 69 // EX_UNAVAILABLE: PostgreSQL unreachable
@@ -24,6 +28,7 @@ enum ExitCodes {
             case .databaseUnreachable, .databaseNotFound: return databaseUnavailable
             case .toolMissing: return toolMissing
             case .insufficientPrivilege: return permission
+            case .failed: return failure
             default: return failure
             }
         case let error as StorageError:
@@ -41,6 +46,12 @@ enum ExitCodes {
             }
         case is PostgresError:
             return databaseUnavailable
+        case is IntegrityError:
+            return dataError
+        case let error as RestoreError:
+            return error.code == .pgRestoreFailed ? operational : dataError
+        case is StagingError:
+            return storageIO
         default:
             return failure
         }

@@ -89,3 +89,39 @@ func runChild(program: String, arguments: [String], environment: [String: String
     }
     return String(decoding: output, as: UTF8.self)
 }
+
+/// How a program that ran to completion ended, with what it printed.
+struct ProgramOutcome: Sendable {
+    var status: TerminationStatus
+    var stdout: String
+    var stderr: String
+    var succeeded: Bool { status == .exited(0) }
+    var statusText: String {
+        switch status {
+        case .exited(let code): "exit code \(code)"
+        case .signaled(let signal): "killed by signal \(signal)"
+        }
+    }
+}
+
+/// Runs a program with no input and collects its output, in its own process group with the same
+/// teardown as ``streamChildOutput``. A non-zero exit is returned, not thrown: some callers
+/// (pg_restore in a drill) report it rather than stop.
+func runProgram(program: String, arguments: [String], environment: [String: String], logger: Logger, outputLimit: Int = 4 << 20) async throws -> ProgramOutcome {
+    var options = PlatformOptions()
+    options.processGroupID = 0
+    options.teardownSequence = [.gracefulShutDown(toProcessGroup: true, allowedDurationToNextStep: .seconds(5))]
+    logger.debug("running program", metadata: ["child.program": "\(program)", "child.arguments": "\(arguments)"])
+    do {
+        let result = try await run(
+            .path(FilePath(program)),
+            arguments: Arguments(arguments),
+            environment: .inherit.updating(Dictionary(uniqueKeysWithValues: environment.map { (Environment.Key(rawValue: $0.key)!, Optional($0.value)) })),
+            platformOptions: options,
+            output: .string(limit: outputLimit),
+            error: .string(limit: outputLimit))
+        return ProgramOutcome(status: result.terminationStatus, stdout: result.standardOutput, stderr: result.standardError)
+    } catch let error as SubprocessError {
+        throw ChildProcessError(code: .notStarted, program: (program as NSString).lastPathComponent, status: nil, stderr: "", underlying: error)
+    }
+}

@@ -32,10 +32,11 @@ enum SnapshotCatalog {
 
     static let foreignKeysQuery = """
         select coalesce(json_agg(fk order by fk.table, fk.name), '[]')::text from (
-          select n.nspname || '.' || cl.relname as table, con.conname as name,
+          select n.nspname || '.' || cl.relname as table, format('%I.%I', n.nspname, cl.relname) as quoted_table,
+            con.conname as name, con.confmatchtype::text as match_type,
             array(select a.attname from unnest(con.conkey) with ordinality k(attnum, ord)
                   join pg_attribute a on a.attrelid = con.conrelid and a.attnum = k.attnum order by k.ord) as columns,
-            rn.nspname || '.' || rc.relname as referenced_table,
+            rn.nspname || '.' || rc.relname as referenced_table, format('%I.%I', rn.nspname, rc.relname) as quoted_referenced_table,
             array(select a.attname from unnest(con.confkey) with ordinality k(attnum, ord)
                   join pg_attribute a on a.attrelid = con.confrelid and a.attnum = k.attnum order by k.ord) as referenced_columns,
             pg_get_constraintdef(con.oid) as definition

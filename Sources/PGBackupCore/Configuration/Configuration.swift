@@ -8,6 +8,8 @@ public struct Configuration: Sendable {
     public var repository: RepositoryConfiguration
     public var postgres: PostgresConfiguration
     public var compression: CompressionConfiguration
+    public var drill: DrillConfiguration
+    public var checks: ChecksConfiguration
 
     /// `--config`, else `$PGBACKD_CONFIG`, else this.
     public static let defaultPath = "/etc/pgbackd/pgbackd.toml"
@@ -38,8 +40,10 @@ public struct Configuration: Sendable {
         let repository = try RepositoryConfiguration(root.table("repository"), root: root, environment: environment)
         let postgres = try PostgresConfiguration(root.table("postgres"))
         let compression = try CompressionConfiguration(root.table("compression"))
+        let drill = try DrillConfiguration(root.table("drill"))
+        let checks = try ChecksConfiguration(root.table("checks"))
         try root.rejectUnknownKeys()
-        return Configuration(file: file, repository: repository, postgres: postgres, compression: compression)
+        return Configuration(file: file, repository: repository, postgres: postgres, compression: compression, drill: drill, checks: checks)
     }
 }
 
@@ -172,6 +176,12 @@ public struct PostgresConfiguration: Sendable {
     public var databases: [String]
     /// Where pg_dump and friends live. Default: the binaries matching the server's major version.
     public var binDirectory: String?
+
+    public init(conninfo: String, databases: [String] = [], binDirectory: String? = nil) {
+        self.conninfo = conninfo
+        self.databases = databases
+        self.binDirectory = binDirectory
+    }
 
     init(_ reader: TOMLReader?) throws {
         conninfo = try reader?.string("conninfo", default: "") ?? ""

@@ -80,10 +80,15 @@ public struct DatabaseSnapshot: Codable, Sendable, Equatable {
 public struct ForeignKey: Codable, Sendable, Equatable, Hashable {
     /// `schema.table`
     public var table: String
+    /// `table` quoted for SQL by the server (`format('%I.%I')`), so checks never re-quote names.
+    public var quotedTable: String
     public var name: String
     public var columns: [String]
     public var referencedTable: String
+    public var quotedReferencedTable: String
     public var referencedColumns: [String]
+    /// `s` (MATCH SIMPLE: a NULL in the key exempts the row), `f` (MATCH FULL) or `p`.
+    public var matchType: String
     /// `pg_get_constraintdef`, e.g. `FOREIGN KEY (user_id) REFERENCES auth_user(id) ON DELETE CASCADE`.
     public var definition: String
 }

@@ -21,6 +21,7 @@ public struct Repository: Sendable {
     public func manifestKey(_ id: String) -> String { "\(backupPrefix(id))manifest.json" }
     /// Artifact keys are stored relative to the stanza, so a stanza can move between buckets.
     public func key(relative: String) -> String { "\(stanza)/\(relative)" }
+    public func drillReportKey(backupId: String, drillId: String) -> String { "\(stanza)/drills/\(backupId)/\(drillId).json" }
     public static func dumpName(database: String) -> String { "\(escape(database)).dump.gz" }
 
     /// Database names may hold any character; object names get the safe ones and %XX for the rest.

@@ -11,7 +11,7 @@ import Testing
                  compression: CompressionInfo(algorithm: "gzip", level: 1),
                  artifacts: [Artifact(key: "backups/\(id)/daylog.dump.gz", content: .databaseDump, database: "daylog", rawSize: 10, rawSha256: "aa", storedSize: 5, storedSha256: "bb", crc32: 7)],
                  databases: [DatabaseSnapshot(name: "daylog", snapshot: "00000003-1", rowCounts: ["public.auth_user": 3],
-                                              foreignKeys: [ForeignKey(table: "public.journal_journalentry", name: "fk", columns: ["user_id"], referencedTable: "public.auth_user", referencedColumns: ["id"], definition: "FOREIGN KEY (user_id) REFERENCES auth_user(id)")],
+                                              foreignKeys: [ForeignKey(table: "public.journal_journalentry", quotedTable: "public.journal_journalentry", name: "fk", columns: ["user_id"], referencedTable: "public.auth_user", quotedReferencedTable: "public.auth_user", referencedColumns: ["id"], matchType: "s", definition: "FOREIGN KEY (user_id) REFERENCES auth_user(id)")],
                                               objects: ObjectCensus(schemas: ["public": .init(tables: 2)]))])
     }
 

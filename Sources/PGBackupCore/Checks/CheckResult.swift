@@ -1,0 +1,30 @@
+/// One named check of a drill: passed or not, its figures, and the rows that prove a failure.
+public struct CheckResult: Codable, Sendable, Equatable {
+    /// `artifacts`, `restore`, `referential`, `content-size`, `row-counts`, `objects`, `sql:<name>`.
+    public var name: String
+    public var passed: Bool
+    /// One sentence: what was checked and what was found.
+    public var summary: String
+    /// Counts that describe the outcome, e.g. `foreign_keys`, `orphan_rows`.
+    public var figures: [String: Int64]
+    /// Up to a few rows each failure is shown by (a primary key, a size, a count pair…).
+    public var evidence: [[String: String]]
+
+    public init(name: String, passed: Bool, summary: String, figures: [String: Int64] = [:], evidence: [[String: String]] = []) {
+        self.name = name
+        self.passed = passed
+        self.summary = summary
+        self.figures = figures
+        self.evidence = evidence
+    }
+}
+
+/// SQL identifier quoting for names the server gave us.
+func quoteIdentifier(_ name: String) -> String {
+    "\"" + name.split(separator: "\"", omittingEmptySubsequences: false).joined(separator: "\"\"") + "\""
+}
+
+/// A `concat_ws` expression that renders several columns of alias `alias` as one text value.
+func renderColumns(_ columns: [String], alias: String) -> String {
+    columns.isEmpty ? "\(alias).ctid::text" : "concat_ws(', ', " + columns.map { "\(alias).\(quoteIdentifier($0))::text" }.joined(separator: ", ") + ")"
+}

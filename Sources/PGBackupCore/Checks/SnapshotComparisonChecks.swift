@@ -1,0 +1,34 @@
+import PostgresClient
+
+/// The restored database against the manifest: exact row counts per table, and object counts.
+enum SnapshotComparisonChecks {
+    static func rowCounts(_ connection: PostgresConnection, expected: [String: Int64]) async throws -> CheckResult {
+        let restored = try await SnapshotCatalog.rowCounts(connection)
+        var evidence: [[String: String]] = []
+        for table in Set(expected.keys).union(restored.keys).sorted() {
+            let want = expected[table], got = restored[table]
+            guard want != got else { continue }
+            evidence.append(["table": table, "snapshot_rows": want.map(String.init) ?? "(no such table)", "restored_rows": got.map(String.init) ?? "(missing)"])
+        }
+        let total = expected.values.reduce(0, +)
+        return CheckResult(name: "row-counts", passed: evidence.isEmpty,
+                           summary: evidence.isEmpty ? "\(expected.count) tables, \(total) rows: every count equals the snapshot" : "\(evidence.count) table(s) differ from the snapshot counts",
+                           figures: ["tables": Int64(expected.count), "rows": total, "tables_differing": Int64(evidence.count)], evidence: evidence)
+    }
+
+    static func objects(_ connection: PostgresConnection, expected: ObjectCensus) async throws -> CheckResult {
+        let restored = try await SnapshotCatalog.census(connection)
+        var evidence: [[String: String]] = []
+        let kinds: [(String, KeyPath<ObjectCensus.Counts, Int>)] = [("tables", \.tables), ("indexes", \.indexes), ("constraints", \.constraints),
+                                                                   ("sequences", \.sequences), ("functions", \.functions), ("views", \.views)]
+        for schema in Set(expected.schemas.keys).union(restored.schemas.keys).sorted() {
+            let want = expected.schemas[schema] ?? .init(), got = restored.schemas[schema] ?? .init()
+            for (kind, path) in kinds where want[keyPath: path] != got[keyPath: path] {
+                evidence.append(["schema": schema, "kind": kind, "snapshot": String(want[keyPath: path]), "restored": String(got[keyPath: path])])
+            }
+        }
+        return CheckResult(name: "objects", passed: evidence.isEmpty,
+                           summary: evidence.isEmpty ? "tables, indexes, constraints, sequences, functions and views match in \(expected.schemas.count) schema(s)" : "\(evidence.count) object count(s) differ",
+                           figures: ["schemas": Int64(expected.schemas.count), "differences": Int64(evidence.count)], evidence: evidence)
+    }
+}

@@ -1,0 +1,86 @@
+import Foundation
+
+/// `[drill]`: where restores and drills happen.
+public struct DrillConfiguration: Sendable {
+    /// Server for scratch databases. Default: `postgres.conninfo` (the backed-up server).
+    public var conninfo: String?
+    /// `pg_restore -j`. Default 2.
+    public var jobs: Int
+    /// Where dumps are staged for pg_restore, which needs a seekable file. Default `/var/tmp`.
+    public var stagingDirectory: String
+    /// `statement_timeout` for each check query, in seconds. Default 3600.
+    public var checkTimeoutSeconds: Int
+
+    init(_ reader: TOMLReader?) throws {
+        conninfo = try reader?.string("conninfo")
+        jobs = try reader?.int("jobs", in: 1...64, default: 2) ?? 2
+        stagingDirectory = try reader?.string("staging_dir", default: "/var/tmp") ?? "/var/tmp"
+        checkTimeoutSeconds = try reader?.int("check_timeout_seconds", in: 1...86_400, default: 3600) ?? 3600
+        if let reader {
+            guard stagingDirectory.hasPrefix("/") else {
+                throw reader.error(.invalidValue, "staging_dir", "expected an absolute directory path, got \"\(stagingDirectory)\"")
+            }
+            try reader.rejectUnknownKeys()
+        }
+    }
+}
+
+/// `[checks]`: the drill's configurable integrity checks.
+public struct ChecksConfiguration: Sendable {
+    public struct ContentSizeRule: Sendable, Equatable {
+        /// `schema.table`; a bare name means `public`.
+        public var table: String
+        public var column: String
+        public var maxBytes: Int64
+        public enum Measure: String, Sendable { case pgColumnSize = "pg_column_size", octetLength = "octet_length" }
+        /// `pg_column_size` (default: the stored, possibly compressed size) or `octet_length`.
+        public var measure: Measure
+        /// Only for this database; default: every database that has the table.
+        public var database: String?
+    }
+
+    public struct SQLCheck: Sendable, Equatable {
+        public var name: String
+        /// The database to run it in; default every backed-up database.
+        public var database: String?
+        /// Must return no rows; the first rows it returns are the evidence.
+        public var query: String
+    }
+
+    public var contentSize: [ContentSizeRule]
+    public var sql: [SQLCheck]
+
+    init(_ reader: TOMLReader?) throws {
+        guard let reader else {
+            contentSize = []
+            sql = []
+            return
+        }
+        contentSize = try reader.tables("content_size").map { rule in
+            let table = try rule.string("table") ?? ""
+            let column = try rule.string("column") ?? ""
+            guard !table.isEmpty else { throw rule.error(.missingKey, "table", "a content_size rule needs table = \"schema.table\"") }
+            guard !column.isEmpty else { throw rule.error(.missingKey, "column", "a content_size rule needs column = \"...\"") }
+            let max = try rule.int("max_bytes", in: 1...Int.max) ?? 0
+            guard max > 0 else { throw rule.error(.missingKey, "max_bytes", "a content_size rule needs max_bytes (e.g. 1048576 for 1 MiB)") }
+            let measure = ContentSizeRule.Measure(rawValue: try rule.oneOf("measure", ["pg_column_size", "octet_length"], default: "pg_column_size"))!
+            let database = try rule.string("database")
+            try rule.rejectUnknownKeys()
+            return ContentSizeRule(table: table.contains(".") ? table : "public.\(table)", column: column, maxBytes: Int64(max), measure: measure, database: database)
+        }
+        sql = try reader.tables("sql").map { check in
+            let name = try check.string("name") ?? ""
+            let query = try check.string("query") ?? ""
+            guard !name.isEmpty else { throw check.error(.missingKey, "name", "an sql check needs a name") }
+            guard !query.isEmpty else { throw check.error(.missingKey, "query", "an sql check needs a query that returns no rows when all is well") }
+            let database = try check.string("database")
+            try check.rejectUnknownKeys()
+            return SQLCheck(name: name, database: database, query: query)
+        }
+        let names = sql.map(\.name)
+        if let duplicate = names.first(where: { name in names.filter { $0 == name }.count > 1 }) {
+            throw reader.error(.invalidValue, "sql", "two sql checks are named \"\(duplicate)\"; names must be unique")
+        }
+        try reader.rejectUnknownKeys()
+    }
+}

@@ -1,0 +1,128 @@
+import Foundation
+import Logging
+import ObjectStorage
+import PostgresClient
+
+/// `pgbackd drill`: restores a backup into scratch databases, checks what came back against the
+/// manifest and the configured rules, stores a report beside the backup, and drops the scratch
+/// databases again on every path (also when interrupted).
+public struct Drill: Sendable {
+    public struct Request: Sendable {
+        public var backup: String
+        public var databases: [String]
+        public var keep: Bool
+
+        public init(backup: String = "latest", databases: [String] = [], keep: Bool = false) {
+            self.backup = backup
+            self.databases = databases
+            self.keep = keep
+        }
+    }
+
+    let configuration: Configuration
+    let repository: Repository
+    let logger: Logger
+
+    public init(configuration: Configuration, repository: Repository, logger: Logger) {
+        self.configuration = configuration
+        self.repository = repository
+        self.logger = logger
+    }
+
+    public func run(_ request: Request) async throws -> DrillReport {
+        let startedAt = Date()
+        let manifest = try await repository.manifest(request.backup)
+        let databases = request.databases.isEmpty ? manifest.databases.map(\.name) : request.databases
+        let drillId = Self.drillID(startedAt)
+        var logger = logger
+        logger[metadataKey: "drill.id"] = "\(drillId)"
+        logger[metadataKey: "backup.id"] = "\(manifest.backupId)"
+        let dumps = try databases.map { try LogicalRestore.dump(of: $0, in: manifest) }
+
+        let server = try await PostgresServer.connect(
+            PostgresConfiguration(conninfo: configuration.drill.conninfo ?? configuration.postgres.conninfo, binDirectory: configuration.postgres.binDirectory),
+            logger: logger)
+        let scratch = ScratchDatabases(connection: server.connection, logger: logger)
+        _ = try await scratch.dropStale()
+
+        var reportChecks: [CheckResult] = []
+        if let globals = manifest.artifacts.first(where: { $0.content == .globals }) {
+            reportChecks.append(await verifyArtifact(globals))
+        }
+        let restorer = DumpRestorer(repository: repository, server: server, stagingDirectory: configuration.drill.stagingDirectory,
+                                    jobs: configuration.drill.jobs, logger: logger)
+        var results: [DrillReport.DatabaseDrill] = []
+        for (index, dump) in dumps.enumerated() {
+            let snapshot = manifest.databases.first { $0.name == dump.database }!
+            let name = try await scratch.create(drillId: drillId, index: index)
+            do {
+                results.append(try await drill(snapshot, dump: dump, scratchName: name, restorer: restorer, server: server, keep: request.keep, logger: logger))
+                if !request.keep { try await scratch.drop(name) }
+            } catch {
+                try? await scratch.drop(name)
+                throw error
+            }
+        }
+
+        var report = DrillReport(drillId: drillId, backupId: manifest.backupId, stanza: repository.stanza, host: ProcessInfo.processInfo.hostName,
+                                 startedAt: startedAt, finishedAt: Date(), passed: false, checks: reportChecks, databases: results)
+        report.passed = report.failures.isEmpty
+        try await repository.storage.put(key: repository.drillReportKey(backupId: manifest.backupId, drillId: drillId), bytes: try report.encoded())
+        logger.info(report.passed ? "drill passed" : "drill failed", metadata: ["drill.failed_checks": "\(report.failures.count)"])
+        return report
+    }
+
+    static func drillID(_ date: Date) -> String {
+        let id = LogicalBackup.formatID(date, kind: .logical).replacingOccurrences(of: "-logical", with: "")
+        return id + "-" + String(UInt16.random(in: 0...UInt16.max), radix: 16).leftPadded(to: 4)
+    }
+
+    private func verifyArtifact(_ artifact: Artifact) async -> CheckResult {
+        do {
+            _ = try await ArtifactVerifier(repository: repository).verify(artifact)
+            return CheckResult(name: "artifacts", passed: true, summary: "\(artifact.key): size, SHA-256 and gzip stream match the manifest")
+        } catch {
+            return CheckResult(name: "artifacts", passed: false, summary: "\(error)", evidence: [["object": artifact.key]])
+        }
+    }
+
+    private func drill(_ snapshot: DatabaseSnapshot, dump: Artifact, scratchName: String, restorer: DumpRestorer,
+                       server: PostgresServer, keep: Bool, logger: Logger) async throws -> DrillReport.DatabaseDrill {
+        var checks: [CheckResult] = []
+        let restoreStarted = Date()
+        var restoreSeconds = 0.0
+        do {
+            let outcome = try await restorer.restore(dump, into: scratchName, options: .init(noOwner: true, exitOnError: false))
+            restoreSeconds = Date().timeIntervalSince(restoreStarted)
+            checks.append(CheckResult(name: "artifacts", passed: true, summary: "\(dump.key): size, SHA-256 and gzip stream match the manifest",
+                                      figures: ["stored_bytes": dump.storedSize, "raw_bytes": dump.rawSize]))
+            checks.append(CheckResult(name: "restore", passed: outcome.succeeded,
+                                      summary: outcome.succeeded ? "pg_restore -j \(configuration.drill.jobs) finished cleanly in \(String(format: "%.1f", outcome.seconds)) s" : "pg_restore reported \(outcome.errors.count) error(s) (\(outcome.status))",
+                                      evidence: outcome.errors.prefix(20).map { ["pg_restore": $0] }))
+        } catch let error as IntegrityError {
+            checks.append(CheckResult(name: "artifacts", passed: false, summary: error.message, evidence: [["object": error.key, "problem": error.code.description]]))
+            return DrillReport.DatabaseDrill(name: snapshot.name, scratchDatabase: scratchName, kept: keep, restoreSeconds: 0, checkSeconds: 0, checks: checks)
+        }
+
+        let checkStarted = Date()
+        let connection = try await PostgresConnection.connect(conninfo: server.conninfo.with(database: scratchName), logger: logger)
+        try await connection.query("set statement_timeout = '\(configuration.drill.checkTimeoutSeconds)s'")
+        checks.append(try await ReferentialCheck(connection: connection, expected: snapshot.foreignKeys).run())
+        if let contentSize = try await ContentSizeCheck(connection: connection, rules: configuration.checks.contentSize).run(database: snapshot.name) {
+            checks.append(contentSize)
+        }
+        checks.append(try await SnapshotComparisonChecks.rowCounts(connection, expected: snapshot.rowCounts))
+        checks.append(try await SnapshotComparisonChecks.objects(connection, expected: snapshot.objects))
+        for check in configuration.checks.sql where check.database == nil || check.database == snapshot.name {
+            checks.append(try await UserSQLCheck(connection: connection, check: check).run())
+        }
+        return DrillReport.DatabaseDrill(name: snapshot.name, scratchDatabase: scratchName, kept: keep, restoreSeconds: restoreSeconds,
+                                         checkSeconds: Date().timeIntervalSince(checkStarted), checks: checks)
+    }
+}
+
+extension String {
+    func leftPadded(to length: Int) -> String {
+        count >= length ? self : String(repeating: "0", count: length - count) + self
+    }
+}

@@ -1,0 +1,40 @@
+import Foundation
+
+/// What a drill found, stored as `drills/<backup-id>/<drill-id>.json` next to the backup.
+public struct DrillReport: Codable, Sendable {
+    public var drillId: String
+    public var backupId: String
+    public var stanza: String
+    public var host: String
+    public var startedAt: Date
+    public var finishedAt: Date
+    /// True when every check of every database passed.
+    public var passed: Bool
+    /// Checks about the backup as a whole (its artifacts).
+    public var checks: [CheckResult]
+    public var databases: [DatabaseDrill]
+
+    public struct DatabaseDrill: Codable, Sendable {
+        public var name: String
+        /// Where it was restored; dropped after the drill unless `--keep`.
+        public var scratchDatabase: String
+        public var kept: Bool
+        public var restoreSeconds: Double
+        public var checkSeconds: Double
+        public var checks: [CheckResult]
+    }
+
+    /// Every failed check, with the database it belongs to.
+    public var failures: [(database: String?, check: CheckResult)] {
+        checks.filter { !$0.passed }.map { (nil, $0) } + databases.flatMap { database in database.checks.filter { !$0.passed }.map { (database.name, $0) } }
+    }
+
+    public func encoded() throws -> [UInt8] { Array(try Manifest.jsonEncoder().encode(self)) }
+
+    public static func decode(_ bytes: [UInt8]) throws -> DrillReport {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        return try decoder.decode(DrillReport.self, from: Data(bytes))
+    }
+}

@@ -1,0 +1,97 @@
+import Foundation
+import Logging
+import PostgresClient
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Puts one database dump from the repository into a database: verifies it while staging it to a
+/// temp file (parallel pg_restore needs a seekable file), then runs `pg_restore -j N`.
+/// The staging directory is removed on every path.
+struct DumpRestorer {
+    let repository: Repository
+    let server: PostgresServer
+    let stagingDirectory: String
+    let jobs: Int
+    let logger: Logger
+
+    struct Options {
+        /// Restore objects owned by the connecting role (drills: roles may not exist there).
+        var noOwner = false
+        /// Stop at the first error (restore), or go on and report (drill: a constraint that fails
+        /// to restore must show up as a failed check, not abort the drill).
+        var exitOnError = true
+    }
+
+    struct Outcome: Sendable {
+        var rawBytes: Int64
+        var seconds: Double
+        /// pg_restore's status and its complaints; empty when it exited 0 without any.
+        var succeeded: Bool
+        var status: String
+        var errors: [String]
+    }
+
+    func restore(_ artifact: Artifact, into database: String, options: Options) async throws -> Outcome {
+        let started = Date()
+        let pgRestore = try await server.tool("pg_restore")
+        try checkFreeSpace(needed: artifact.rawSize)
+        let directory = try makeStagingDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let staged = directory + "/" + ((artifact.key as NSString).lastPathComponent as NSString).deletingPathExtension
+        logger.info("verifying and staging dump", metadata: ["restore.object": "\(artifact.key)", "restore.staging": "\(staged)"])
+        _ = try await ArtifactVerifier(repository: repository).verify(artifact, stagingPath: staged)
+
+        // pg_restore only connects when given --dbname; a conninfo with nothing but the name keeps
+        // any name safe to pass and every secret in the environment.
+        var arguments = ["--jobs=\(jobs)", "--no-password", "--dbname=dbname=\(Conninfo.quote(database))"]
+        if options.noOwner { arguments += ["--no-owner", "--no-privileges"] }
+        if options.exitOnError { arguments.append("--exit-on-error") }
+        arguments.append(staged)
+        let outcome = try await runProgram(program: pgRestore, arguments: arguments, environment: server.childEnvironment(database: database), logger: logger)
+        let errors = outcome.stderr.split(separator: "\n").filter { $0.contains("error:") }.map(String.init)
+        return Outcome(rawBytes: artifact.rawSize, seconds: Date().timeIntervalSince(started),
+                       succeeded: outcome.succeeded && errors.isEmpty, status: outcome.statusText, errors: errors)
+    }
+
+    /// Replays `globals.sql` (roles, tablespaces) with psql; roles that exist already are reported, not fatal.
+    func restoreGlobals(_ artifact: Artifact) async throws -> Outcome {
+        let started = Date()
+        let psql = try await server.tool("psql")
+        let directory = try makeStagingDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let staged = directory + "/globals.sql"
+        _ = try await ArtifactVerifier(repository: repository).verify(artifact, stagingPath: staged)
+        let outcome = try await runProgram(program: psql, arguments: ["-X", "-q", "-v", "ON_ERROR_STOP=0", "-f", staged],
+                                           environment: server.childEnvironment(database: "postgres"), logger: logger)
+        let errors = outcome.stderr.split(separator: "\n").filter { $0.contains("ERROR:") }.map(String.init)
+        return Outcome(rawBytes: artifact.rawSize, seconds: Date().timeIntervalSince(started), succeeded: outcome.succeeded, status: outcome.statusText, errors: errors)
+    }
+
+    private func checkFreeSpace(needed: Int64) throws {
+        var stats = statvfs()
+        guard statvfs(stagingDirectory, &stats) == 0 else {
+            throw StagingError(message: "cannot use staging directory \(stagingDirectory): \(String(cString: strerror(errno))); create it or set drill.staging_dir")
+        }
+        let available = Int64(stats.f_bavail) * Int64(stats.f_frsize)
+        let wanted = needed + needed / 20 + (64 << 20)
+        guard available >= wanted else {
+            throw StagingError(message: "staging the dump needs \(wanted >> 20) MiB in \(stagingDirectory) but only \(available >> 20) MiB are free; set drill.staging_dir to a larger file system")
+        }
+    }
+
+    private func makeStagingDirectory() throws -> String {
+        var template = Array((stagingDirectory + "/pgbackd-restore-XXXXXX").utf8CString)
+        guard let created = mkdtemp(&template) else {
+            throw StagingError(message: "cannot create a directory in \(stagingDirectory): \(String(cString: strerror(errno))); set drill.staging_dir")
+        }
+        return String(cString: created)
+    }
+}
+
+/// The staging directory is missing, unwritable or too small.
+public struct StagingError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}

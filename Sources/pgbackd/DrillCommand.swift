@@ -1,0 +1,61 @@
+import ArgumentParser
+import Foundation
+import PGBackupCore
+
+struct DrillCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "drill",
+        abstract: "Restore a backup into scratch databases and check the data; exit 0 all passed, 1 a check failed.")
+
+    @OptionGroup var common: CommonOptions
+
+    @Argument(help: "Backup id, or 'latest'.")
+    var backup: String = "latest"
+
+    @Option(name: .customLong("database"), help: "Drill only this database (repeatable). Default: all in the backup.")
+    var databases: [String] = []
+
+    @Flag(help: "Keep the scratch databases for inspection.")
+    var keep = false
+
+    @Flag(help: "Print the report as JSON.")
+    var json = false
+
+    func run() async throws {
+        try await runReportingErrors {
+            let configuration = try common.loadConfiguration()
+            let logger = common.makeLogger()
+            let repository = try await RepositoryFactory.open(configuration, logger: logger)
+            let drill = Drill(configuration: configuration, repository: repository, logger: logger)
+            let request = Drill.Request(backup: backup, databases: databases, keep: keep)
+            let report = try await withSignalCancellation { try await drill.run(request) }
+            if json {
+                print(String(decoding: try report.encoded(), as: UTF8.self))
+            } else {
+                printReport(report)
+            }
+            if !report.passed { throw ExitCode(ExitCodes.checkFailed) }
+        }
+    }
+
+    func printReport(_ report: DrillReport) {
+        let all = report.checks + report.databases.flatMap(\.checks)
+        let failed = all.filter { !$0.passed }.count
+        print("drill \(report.drillId) of backup \(report.backupId): \(report.passed ? "PASSED" : "FAILED") (\(all.count - failed) of \(all.count) checks passed)")
+        printChecks(report.checks)
+        for database in report.databases {
+            print("")
+            print("database \(database.name) (scratch \(database.scratchDatabase)\(database.kept ? ", kept" : ""); restore \(String(format: "%.1f", database.restoreSeconds)) s, checks \(String(format: "%.1f", database.checkSeconds)) s)")
+            printChecks(database.checks)
+        }
+    }
+
+    func printChecks(_ checks: [CheckResult]) {
+        for check in checks {
+            print("  \(check.passed ? "ok  " : "FAIL") \(check.name.padding(toLength: 14, withPad: " ", startingAt: 0)) \(check.summary)")
+            for row in check.evidence.prefix(check.passed ? 0 : 12) {
+                print("         " + row.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
+            }
+        }
+    }
+}
