@@ -7,87 +7,93 @@ import Testing
 struct FileRepositoryBackupTests {
     @Test func backupRestoresWithPlainPgRestoreToTheManifestCounts() async throws {
         let postgres = try TestServices.requirePostgres()
-        let fixture = try await DaylogFixture.create(postgres, entries: 3000)
-        defer { Task { await fixture.drop() } }
-        let repositoryPath = try temporaryDirectory("repo")
-        defer { try? FileManager.default.removeItem(atPath: repositoryPath) }
-        let configuration = try BackupHarness.fileConfiguration(postgres, repository: repositoryPath, databases: [fixture.name], level: 6)
-        let repository = try await RepositoryFactory.open(configuration, logger: BackupHarness.logger)
+        try await withCleanup(postgres) { cleanup in
+            let fixture = try await DaylogFixture.create(postgres, entries: 3000)
+            cleanup.dropDatabase(fixture.name)
+            let repositoryPath = try temporaryDirectory("repo")
+            cleanup.remove(repositoryPath)
+            let configuration = try BackupHarness.fileConfiguration(postgres, repository: repositoryPath, databases: [fixture.name], level: 6)
+            let repository = try await RepositoryFactory.open(configuration, logger: BackupHarness.logger)
 
-        let manifest = try await LogicalBackup(configuration: configuration, repository: repository, logger: BackupHarness.logger).run()
+            let manifest = try await LogicalBackup(configuration: configuration, repository: repository, logger: BackupHarness.logger).run()
 
-        // The catalog is rebuilt from the repository alone.
-        #expect(try await repository.backups().map(\.backupId) == [manifest.backupId])
-        let snapshot = try #require(manifest.databases.first)
-        #expect(snapshot.rowCounts == (try await fixture.rowCounts()))
-        #expect(snapshot.foreignKeys.count == 4)
-        #expect(snapshot.foreignKeys.contains { $0.table == "public.journal_journalentry" && $0.columns == ["user_id"] && $0.referencedTable == "public.auth_user" })
-        #expect(snapshot.objects.schemas["public"]?.tables == 4)
-        #expect(manifest.artifacts.map(\.content) == [.globals, .databaseDump])
+            // The catalog is rebuilt from the repository alone.
+            #expect(try await repository.backups().map(\.backupId) == [manifest.backupId])
+            let snapshot = try #require(manifest.databases.first)
+            #expect(snapshot.rowCounts == (try await fixture.rowCounts()))
+            #expect(snapshot.foreignKeys.count == 4)
+            #expect(snapshot.foreignKeys.contains { $0.table == "public.journal_journalentry" && $0.columns == ["user_id"] && $0.referencedTable == "public.auth_user" })
+            #expect(snapshot.objects.schemas["public"]?.tables == 4)
+            #expect(manifest.artifacts.map(\.content) == [.globals, .databaseDump])
 
-        // Each artifact is exactly what the manifest says: size and SHA-256 of stored and raw bytes.
-        for artifact in manifest.artifacts {
-            let path = "\(repositoryPath)/test/\(artifact.key)"
-            let stored = try Data(contentsOf: URL(fileURLWithPath: path))
-            #expect(Int64(stored.count) == artifact.storedSize)
-            #expect(try shell("sha256sum", [path]).stdout.hasPrefix(artifact.storedSha256))
-            let raw = try shell("/bin/bash", ["-o", "pipefail", "-c", "gunzip -c \"$0\" | sha256sum", path])
-            #expect(raw.status == 0)
-            #expect(raw.stdout.hasPrefix(artifact.rawSha256))
+            // Each artifact is exactly what the manifest says: size and SHA-256 of stored and raw bytes.
+            for artifact in manifest.artifacts {
+                let path = "\(repositoryPath)/test/\(artifact.key)"
+                let stored = try Data(contentsOf: URL(fileURLWithPath: path))
+                #expect(Int64(stored.count) == artifact.storedSize)
+                #expect(try shell("sha256sum", [path]).stdout.hasPrefix(artifact.storedSha256))
+                let raw = try shell("/bin/bash", ["-o", "pipefail", "-c", "gunzip -c \"$0\" | sha256sum", path])
+                #expect(raw.status == 0)
+                #expect(raw.stdout.hasPrefix(artifact.rawSha256))
+            }
+
+            let dump = "\(repositoryPath)/test/\(try #require(manifest.artifacts.last).key)"
+            let restored = try await BackupHarness.restoreWithStandardTools(gzipFile: dump, postgres: postgres)
+            cleanup.dropDatabase(restored)
+            #expect(try await fixture.rowCounts(database: restored) == snapshot.rowCounts)
+            #expect(try await fixture.tableFingerprints(database: restored) == (try await fixture.tableFingerprints()))
         }
-
-        let dump = "\(repositoryPath)/test/\(try #require(manifest.artifacts.last).key)"
-        let restored = try await BackupHarness.restoreWithStandardTools(gzipFile: dump, postgres: postgres)
-        defer { Task { await DaylogFixture.dropDatabase(postgres, restored) } }
-        #expect(try await fixture.rowCounts(database: restored) == snapshot.rowCounts)
-        #expect(try await fixture.tableFingerprints(database: restored) == (try await fixture.tableFingerprints()))
     }
 
     @Test func rowCountsComeFromTheDumpSnapshotNotFromLater() async throws {
         let postgres = try TestServices.requirePostgres()
-        let fixture = try await DaylogFixture.create(postgres, entries: 500)
-        defer { Task { await fixture.drop() } }
-        let repositoryPath = try temporaryDirectory("repo")
-        defer { try? FileManager.default.removeItem(atPath: repositoryPath) }
-        // pg_dump sleeps before it starts reading; meanwhile rows are deleted. The dump and the
-        // counts must both still show the rows, because both read the exported snapshot.
-        let bin = try BackupHarness.wrappedPgDump(postgres, script: "sleep 2; exec \"$REAL\" \"$@\"")
-        defer { try? FileManager.default.removeItem(atPath: bin) }
-        let configuration = try BackupHarness.fileConfiguration(postgres, repository: repositoryPath, databases: [fixture.name], binDirectory: bin)
-        let repository = try await RepositoryFactory.open(configuration, logger: BackupHarness.logger)
-        let before = try await fixture.rowCounts()
+        try await withCleanup(postgres) { cleanup in
+            let fixture = try await DaylogFixture.create(postgres, entries: 500)
+            cleanup.dropDatabase(fixture.name)
+            let repositoryPath = try temporaryDirectory("repo")
+            cleanup.remove(repositoryPath)
+            // pg_dump sleeps before it starts reading; meanwhile rows are deleted. The dump and the
+            // counts must both still show the rows, because both read the exported snapshot.
+            let bin = try BackupHarness.wrappedPgDump(postgres, script: "sleep 2; exec \"$REAL\" \"$@\"")
+            cleanup.remove(bin)
+            let configuration = try BackupHarness.fileConfiguration(postgres, repository: repositoryPath, databases: [fixture.name], binDirectory: bin)
+            let repository = try await RepositoryFactory.open(configuration, logger: BackupHarness.logger)
+            let before = try await fixture.rowCounts()
 
-        async let manifest = LogicalBackup(configuration: configuration, repository: repository, logger: BackupHarness.logger).run()
-        try await Task.sleep(for: .milliseconds(800))
-        try await fixture.execute("delete from journal_journalentry where created_at > '2026-01-01 03:00'")
-        let committed = try await manifest
+            async let manifest = LogicalBackup(configuration: configuration, repository: repository, logger: BackupHarness.logger).run()
+            try await Task.sleep(for: .milliseconds(800))
+            try await fixture.execute("delete from journal_journalentry where created_at > '2026-01-01 03:00'")
+            let committed = try await manifest
 
-        #expect(try await fixture.rowCounts()["public.journal_journalentry"]! < before["public.journal_journalentry"]!)
-        #expect(committed.databases[0].rowCounts == before)
-        let restored = try await BackupHarness.restoreWithStandardTools(gzipFile: "\(repositoryPath)/test/\(committed.artifacts[1].key)", postgres: postgres)
-        defer { Task { await DaylogFixture.dropDatabase(postgres, restored) } }
-        #expect(try await fixture.rowCounts(database: restored) == before)
+            #expect(try await fixture.rowCounts()["public.journal_journalentry"]! < before["public.journal_journalentry"]!)
+            #expect(committed.databases[0].rowCounts == before)
+            let restored = try await BackupHarness.restoreWithStandardTools(gzipFile: "\(repositoryPath)/test/\(committed.artifacts[1].key)", postgres: postgres)
+            cleanup.dropDatabase(restored)
+            #expect(try await fixture.rowCounts(database: restored) == before)
+        }
     }
 
     @Test func killedPgDumpLeavesNoManifestAndNoTempFiles() async throws {
         let postgres = try TestServices.requirePostgres()
-        let fixture = try await DaylogFixture.create(postgres, entries: 2000)
-        defer { Task { await fixture.drop() } }
-        let repositoryPath = try temporaryDirectory("repo")
-        defer { try? FileManager.default.removeItem(atPath: repositoryPath) }
-        let bin = try BackupHarness.wrappedPgDump(postgres, script: "\"$REAL\" \"$@\" | head -c 1000000; kill -9 $$")
-        defer { try? FileManager.default.removeItem(atPath: bin) }
-        let configuration = try BackupHarness.fileConfiguration(postgres, repository: repositoryPath, databases: [fixture.name], binDirectory: bin)
-        let repository = try await RepositoryFactory.open(configuration, logger: BackupHarness.logger)
+        try await withCleanup(postgres) { cleanup in
+            let fixture = try await DaylogFixture.create(postgres, entries: 2000)
+            cleanup.dropDatabase(fixture.name)
+            let repositoryPath = try temporaryDirectory("repo")
+            cleanup.remove(repositoryPath)
+            let bin = try BackupHarness.wrappedPgDump(postgres, script: "\"$REAL\" \"$@\" | head -c 1000000; kill -9 $$")
+            cleanup.remove(bin)
+            let configuration = try BackupHarness.fileConfiguration(postgres, repository: repositoryPath, databases: [fixture.name], binDirectory: bin)
+            let repository = try await RepositoryFactory.open(configuration, logger: BackupHarness.logger)
 
-        do {
-            _ = try await LogicalBackup(configuration: configuration, repository: repository, logger: BackupHarness.logger).run()
-            Issue.record("a killed pg_dump must fail the backup")
-        } catch let error as ChildProcessError {
-            #expect(error.description.contains("pg_dump failed (killed by signal 9)"))
+            do {
+                _ = try await LogicalBackup(configuration: configuration, repository: repository, logger: BackupHarness.logger).run()
+                Issue.record("a killed pg_dump must fail the backup")
+            } catch let error as ChildProcessError {
+                #expect(error.description.contains("pg_dump failed (killed by signal 9)"))
+            }
+            #expect(try await repository.backups().isEmpty)
+            let leftovers = try shell("find", [repositoryPath, "-type", "f", "-path", "*/backups/*"]).stdout
+            #expect(leftovers.isEmpty, "nothing of the failed backup may remain: \(leftovers)")
         }
-        #expect(try await repository.backups().isEmpty)
-        let leftovers = try shell("find", [repositoryPath, "-type", "f", "-path", "*/backups/*"]).stdout
-        #expect(leftovers.isEmpty, "nothing of the failed backup may remain: \(leftovers)")
     }
 }

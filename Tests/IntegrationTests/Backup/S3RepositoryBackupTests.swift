@@ -30,107 +30,115 @@ struct S3RepositoryBackupTests {
     @Test func multipartBackupFetchedWithAStandardClientRestoresToTheManifestCounts() async throws {
         let postgres = try TestServices.requirePostgres()
         let s3 = try TestServices.requireS3()
-        // Level 0 keeps the stored dump as big as the raw one: well over one 5 MiB part.
-        let fixture = try await DaylogFixture.create(postgres, entries: 6000)
-        defer { Task { await fixture.drop() } }
-        let prefix = "it-\(UUID().uuidString.prefix(8))"
-        let configuration = try BackupHarness.s3Configuration(postgres, s3, prefix: prefix, databases: [fixture.name], level: 0)
-        let repository = try await RepositoryFactory.open(configuration, logger: BackupHarness.logger)
+        try await withCleanup(postgres) { cleanup in
+            // Level 0 keeps the stored dump as big as the raw one: well over one 5 MiB part.
+            let fixture = try await DaylogFixture.create(postgres, entries: 6000)
+            cleanup.dropDatabase(fixture.name)
+            let prefix = "it-\(UUID().uuidString.prefix(8))"
+            let configuration = try BackupHarness.s3Configuration(postgres, s3, prefix: prefix, databases: [fixture.name], level: 0)
+            let repository = try await RepositoryFactory.open(configuration, logger: BackupHarness.logger)
 
-        let manifest = try await LogicalBackup(configuration: configuration, repository: repository, logger: BackupHarness.logger).run()
+            let manifest = try await LogicalBackup(configuration: configuration, repository: repository, logger: BackupHarness.logger).run()
 
-        let dump = try #require(manifest.artifacts.first { $0.content == .databaseDump })
-        #expect(dump.storedSize > 2 * 5 * 1024 * 1024, "the dump must span several parts")
-        let local = try temporaryDirectory("fetch") + "/dump.gz"
-        let fetch = try Self.aws(s3, ["s3", "cp", "s3://\(s3.bucket)/\(prefix)/test/\(dump.key)", local])
-        #expect(fetch.status == 0, "aws s3 cp failed: \(fetch.stderr)")
-        let head = try Self.aws(s3, ["s3api", "head-object", "--bucket", s3.bucket, "--key", "\(prefix)/test/\(dump.key)", "--query", "ETag", "--output", "text"])
-        #expect(head.stdout.contains("-"), "a multipart object's ETag ends in -<parts>: \(head.stdout)")
-        #expect(try shell("sha256sum", [local]).stdout.hasPrefix(dump.storedSha256))
+            let dump = try #require(manifest.artifacts.first { $0.content == .databaseDump })
+            #expect(dump.storedSize > 2 * 5 * 1024 * 1024, "the dump must span several parts")
+            let local = try temporaryDirectory("fetch") + "/dump.gz"
+            let fetch = try Self.aws(s3, ["s3", "cp", "s3://\(s3.bucket)/\(prefix)/test/\(dump.key)", local])
+            #expect(fetch.status == 0, "aws s3 cp failed: \(fetch.stderr)")
+            let head = try Self.aws(s3, ["s3api", "head-object", "--bucket", s3.bucket, "--key", "\(prefix)/test/\(dump.key)", "--query", "ETag", "--output", "text"])
+            #expect(head.stdout.contains("-"), "a multipart object's ETag ends in -<parts>: \(head.stdout)")
+            #expect(try shell("sha256sum", [local]).stdout.hasPrefix(dump.storedSha256))
 
-        let restored = try await BackupHarness.restoreWithStandardTools(gzipFile: local, postgres: postgres)
-        defer { Task { await DaylogFixture.dropDatabase(postgres, restored) } }
-        #expect(try await fixture.rowCounts(database: restored) == manifest.databases[0].rowCounts)
-        #expect(try await fixture.tableFingerprints(database: restored) == (try await fixture.tableFingerprints()))
-        #expect(try await repository.backups().map(\.backupId) == [manifest.backupId])
+            let restored = try await BackupHarness.restoreWithStandardTools(gzipFile: local, postgres: postgres)
+            cleanup.dropDatabase(restored)
+            #expect(try await fixture.rowCounts(database: restored) == manifest.databases[0].rowCounts)
+            #expect(try await fixture.tableFingerprints(database: restored) == (try await fixture.tableFingerprints()))
+            #expect(try await repository.backups().map(\.backupId) == [manifest.backupId])
+        }
     }
 
     @Test func wrongSecretFailsClearlyAndCommitsNothing() async throws {
         let postgres = try TestServices.requirePostgres()
         let s3 = try TestServices.requireS3()
-        let fixture = try await DaylogFixture.create(postgres, entries: 100)
-        defer { Task { await fixture.drop() } }
-        let prefix = "it-\(UUID().uuidString.prefix(8))"
-        let wrong = try BackupHarness.s3Configuration(postgres, s3, prefix: prefix, databases: [fixture.name], secret: "not-the-secret")
-        let repository = try await RepositoryFactory.open(wrong, logger: BackupHarness.logger)
-        do {
-            _ = try await LogicalBackup(configuration: wrong, repository: repository, logger: BackupHarness.logger).run()
-            Issue.record("a wrong secret must fail")
-        } catch let error as StorageError {
-            #expect(error.code == .invalidCredentials)
-            #expect(!error.description.contains("not-the-secret"))
-            #expect(error.description.contains("secret_access_key"))
+        try await withCleanup(postgres) { cleanup in
+            let fixture = try await DaylogFixture.create(postgres, entries: 100)
+            cleanup.dropDatabase(fixture.name)
+            let prefix = "it-\(UUID().uuidString.prefix(8))"
+            let wrong = try BackupHarness.s3Configuration(postgres, s3, prefix: prefix, databases: [fixture.name], secret: "not-the-secret")
+            let repository = try await RepositoryFactory.open(wrong, logger: BackupHarness.logger)
+            do {
+                _ = try await LogicalBackup(configuration: wrong, repository: repository, logger: BackupHarness.logger).run()
+                Issue.record("a wrong secret must fail")
+            } catch let error as StorageError {
+                #expect(error.code == .invalidCredentials)
+                #expect(!error.description.contains("not-the-secret"))
+                #expect(error.description.contains("secret_access_key"))
+            }
+            #expect(try Self.objectKeys(s3, prefix: prefix).isEmpty)
+            #expect(try Self.incompleteUploads(s3, prefix: prefix).isEmpty)
         }
-        #expect(try Self.objectKeys(s3, prefix: prefix).isEmpty)
-        #expect(try Self.incompleteUploads(s3, prefix: prefix).isEmpty)
     }
 
     @Test func killedPgDumpLeavesNoManifestAndNoIncompleteUpload() async throws {
         let postgres = try TestServices.requirePostgres()
         let s3 = try TestServices.requireS3()
-        let fixture = try await DaylogFixture.create(postgres, entries: 8000)
-        defer { Task { await fixture.drop() } }
-        let prefix = "it-\(UUID().uuidString.prefix(8))"
-        // 12 MiB pass through (a multipart upload with parts already sent), then pg_dump dies.
-        let bin = try BackupHarness.wrappedPgDump(postgres, script: "\"$REAL\" \"$@\" | head -c 12582912; kill -9 $$")
-        defer { try? FileManager.default.removeItem(atPath: bin) }
-        let configuration = try BackupHarness.s3Configuration(postgres, s3, prefix: prefix, databases: [fixture.name], level: 0, binDirectory: bin)
-        let repository = try await RepositoryFactory.open(configuration, logger: BackupHarness.logger)
-        await #expect(throws: ChildProcessError.self) {
-            _ = try await LogicalBackup(configuration: configuration, repository: repository, logger: BackupHarness.logger).run()
+        try await withCleanup(postgres) { cleanup in
+            let fixture = try await DaylogFixture.create(postgres, entries: 8000)
+            cleanup.dropDatabase(fixture.name)
+            let prefix = "it-\(UUID().uuidString.prefix(8))"
+            // 12 MiB pass through (a multipart upload with parts already sent), then pg_dump dies.
+            let bin = try BackupHarness.wrappedPgDump(postgres, script: "\"$REAL\" \"$@\" | head -c 12582912; kill -9 $$")
+            cleanup.remove(bin)
+            let configuration = try BackupHarness.s3Configuration(postgres, s3, prefix: prefix, databases: [fixture.name], level: 0, binDirectory: bin)
+            let repository = try await RepositoryFactory.open(configuration, logger: BackupHarness.logger)
+            await #expect(throws: ChildProcessError.self) {
+                _ = try await LogicalBackup(configuration: configuration, repository: repository, logger: BackupHarness.logger).run()
+            }
+            #expect(try await repository.backups().isEmpty)
+            #expect(try Self.incompleteUploads(s3, prefix: prefix).isEmpty)
+            #expect(try Self.objectKeys(s3, prefix: "\(prefix)/test/backups/").isEmpty)
         }
-        #expect(try await repository.backups().isEmpty)
-        #expect(try Self.incompleteUploads(s3, prefix: prefix).isEmpty)
-        #expect(try Self.objectKeys(s3, prefix: "\(prefix)/test/backups/").isEmpty)
     }
 
     @Test func killedPgbackdLeavesNothingAfterTheNextRun() async throws {
         let postgres = try TestServices.requirePostgres()
         let s3 = try TestServices.requireS3()
-        let fixture = try await DaylogFixture.create(postgres, entries: 8000)
-        defer { Task { await fixture.drop() } }
-        let prefix = "it-\(UUID().uuidString.prefix(8))"
-        // pg_dump hands over 12 MiB, then stalls: pgbackd has a multipart upload open when killed.
-        let bin = try BackupHarness.wrappedPgDump(postgres, script: "\"$REAL\" \"$@\" | { head -c 12582912; sleep 60; cat; }")
-        defer { try? FileManager.default.removeItem(atPath: bin) }
-        let directory = try temporaryDirectory("cfg")
-        let stalled = "\(directory)/stalled.toml"
-        try BackupHarness.s3TOML(postgres, s3, prefix: prefix, databases: [fixture.name], level: 0, binDirectory: bin).write(toFile: stalled, atomically: true, encoding: .utf8)
+        try await withCleanup(postgres) { cleanup in
+            let fixture = try await DaylogFixture.create(postgres, entries: 8000)
+            cleanup.dropDatabase(fixture.name)
+            let prefix = "it-\(UUID().uuidString.prefix(8))"
+            // pg_dump hands over 12 MiB, then stalls: pgbackd has a multipart upload open when killed.
+            let bin = try BackupHarness.wrappedPgDump(postgres, script: "\"$REAL\" \"$@\" | { head -c 12582912; sleep 60; cat; }")
+            cleanup.remove(bin)
+            let directory = try temporaryDirectory("cfg")
+            let stalled = "\(directory)/stalled.toml"
+            try BackupHarness.s3TOML(postgres, s3, prefix: prefix, databases: [fixture.name], level: 0, binDirectory: bin).write(toFile: stalled, atomically: true, encoding: .utf8)
 
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: pgbackdExecutable)
-        process.arguments = ["backup", "--config", stalled]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        var sawUpload = false
-        for _ in 0..<120 where !sawUpload {
-            try await Task.sleep(for: .milliseconds(250))
-            sawUpload = !(try Self.incompleteUploads(s3, prefix: prefix).isEmpty)
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: pgbackdExecutable)
+            process.arguments = ["backup", "--config", stalled]
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            var sawUpload = false
+            for _ in 0..<120 where !sawUpload {
+                try await Task.sleep(for: .milliseconds(250))
+                sawUpload = !(try Self.incompleteUploads(s3, prefix: prefix).isEmpty)
+            }
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            _ = try? shell("pkill", ["-9", "-f", "\(bin)/pg_dump"])
+            #expect(sawUpload, "the killed run should have had a multipart upload in flight")
+
+            let healthy = "\(directory)/healthy.toml"
+            try BackupHarness.s3TOML(postgres, s3, prefix: prefix, databases: [fixture.name], level: 1).write(toFile: healthy, atomically: true, encoding: .utf8)
+            let next = try shell(pgbackdExecutable, ["backup", "--config", healthy])
+            #expect(next.status == 0, "the next backup must succeed: \(next.stderr)")
+            let id = next.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(try Self.incompleteUploads(s3, prefix: prefix).isEmpty)
+            let listed = try shell(pgbackdExecutable, ["list", "--json", "--config", healthy])
+            #expect(listed.stdout.contains(id))
+            #expect(try Self.objectKeys(s3, prefix: "\(prefix)/test/backups/").filter { $0.hasSuffix("manifest.json") } == ["\(prefix)/test/backups/\(id)/manifest.json"])
         }
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-        _ = try? shell("pkill", ["-9", "-f", "\(bin)/pg_dump"])
-        #expect(sawUpload, "the killed run should have had a multipart upload in flight")
-
-        let healthy = "\(directory)/healthy.toml"
-        try BackupHarness.s3TOML(postgres, s3, prefix: prefix, databases: [fixture.name], level: 1).write(toFile: healthy, atomically: true, encoding: .utf8)
-        let next = try shell(pgbackdExecutable, ["backup", "--config", healthy])
-        #expect(next.status == 0, "the next backup must succeed: \(next.stderr)")
-        let id = next.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        #expect(try Self.incompleteUploads(s3, prefix: prefix).isEmpty)
-        let listed = try shell(pgbackdExecutable, ["list", "--json", "--config", healthy])
-        #expect(listed.stdout.contains(id))
-        #expect(try Self.objectKeys(s3, prefix: "\(prefix)/test/backups/").filter { $0.hasSuffix("manifest.json") } == ["\(prefix)/test/backups/\(id)/manifest.json"])
     }
 }

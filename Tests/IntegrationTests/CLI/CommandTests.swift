@@ -18,80 +18,86 @@ struct CommandTests {
 
     @Test func checkBackupListShow() async throws {
         let postgres = try TestServices.requirePostgres()
-        let fixture = try await DaylogFixture.create(postgres, entries: 200)
-        defer { Task { await fixture.drop() } }
-        let directory = try temporaryDirectory("cmd")
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let config = "\(directory)/pgbackd.toml"
-        try fileConfig(postgres, repository: "\(directory)/repo", databases: [fixture.name]).write(toFile: config, atomically: true, encoding: .utf8)
+        try await withCleanup(postgres) { cleanup in
+            let fixture = try await DaylogFixture.create(postgres, entries: 200)
+            cleanup.dropDatabase(fixture.name)
+            let directory = try temporaryDirectory("cmd")
+            cleanup.remove(directory)
+            let config = "\(directory)/pgbackd.toml"
+            try fileConfig(postgres, repository: "\(directory)/repo", databases: [fixture.name]).write(toFile: config, atomically: true, encoding: .utf8)
 
-        let check = try shell(pgbackdExecutable, ["check", "--config", config])
-        #expect(check.status == 0, "check failed: \(check.stdout) \(check.stderr)")
-        #expect(check.stdout.contains("ok   repository"))
-        #expect(check.stdout.contains("ok   pg_dump"))
+            let check = try shell(pgbackdExecutable, ["check", "--config", config])
+            #expect(check.status == 0, "check failed: \(check.stdout) \(check.stderr)")
+            #expect(check.stdout.contains("ok   repository"))
+            #expect(check.stdout.contains("ok   pg_dump"))
 
-        let backup = try shell(pgbackdExecutable, ["backup", "--config", config, "--json"])
-        #expect(backup.status == 0, "\(backup.stderr)")
-        let summary = try JSONSerialization.jsonObject(with: Data(backup.stdout.utf8)) as? [String: Any]
-        let id = try #require(summary?["backup_id"] as? String)
-        #expect(summary?["databases"] as? [String] == [fixture.name])
+            let backup = try shell(pgbackdExecutable, ["backup", "--config", config, "--json"])
+            #expect(backup.status == 0, "\(backup.stderr)")
+            let summary = try JSONSerialization.jsonObject(with: Data(backup.stdout.utf8)) as? [String: Any]
+            let id = try #require(summary?["backup_id"] as? String)
+            #expect(summary?["databases"] as? [String] == [fixture.name])
 
-        let list = try shell(pgbackdExecutable, ["list", "--config", config])
-        #expect(list.stdout.contains(id))
-        let show = try shell(pgbackdExecutable, ["show", "latest", "--json", "--config", config])
-        let manifest = try JSONSerialization.jsonObject(with: Data(show.stdout.utf8)) as? [String: Any]
-        #expect(manifest?["backup_id"] as? String == id)
-        let counts = ((manifest?["databases"] as? [[String: Any]])?.first?["row_counts"] as? [String: Int])
-        #expect(counts?["public.journal_journalentry"] == 200)
+            let list = try shell(pgbackdExecutable, ["list", "--config", config])
+            #expect(list.stdout.contains(id))
+            let show = try shell(pgbackdExecutable, ["show", "latest", "--json", "--config", config])
+            let manifest = try JSONSerialization.jsonObject(with: Data(show.stdout.utf8)) as? [String: Any]
+            #expect(manifest?["backup_id"] as? String == id)
+            let counts = ((manifest?["databases"] as? [[String: Any]])?.first?["row_counts"] as? [String: Int])
+            #expect(counts?["public.journal_journalentry"] == 200)
+        }
     }
 
     @Test func checkReportsAnUnwritableRepositoryWithItsFix() async throws {
         let postgres = try TestServices.requirePostgres()
-        let directory = try temporaryDirectory("cmd")
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let config = "\(directory)/pgbackd.toml"
-        try fileConfig(postgres, repository: "/proc/pgbackd-repo", databases: ["postgres"]).write(toFile: config, atomically: true, encoding: .utf8)
-        let check = try shell(pgbackdExecutable, ["check", "--config", config])
-        #expect(check.status == 74)
-        #expect(check.stdout.contains("ok   database"))
-        #expect(check.stdout.contains("FAIL repository: file repository /proc/pgbackd-repo"))
+        try await withCleanup(postgres) { cleanup in
+            let directory = try temporaryDirectory("cmd")
+            cleanup.remove(directory)
+            let config = "\(directory)/pgbackd.toml"
+            try fileConfig(postgres, repository: "/proc/pgbackd-repo", databases: ["postgres"]).write(toFile: config, atomically: true, encoding: .utf8)
+            let check = try shell(pgbackdExecutable, ["check", "--config", config])
+            #expect(check.status == 74)
+            #expect(check.stdout.contains("ok   database"))
+            #expect(check.stdout.contains("FAIL repository: file repository /proc/pgbackd-repo"))
+        }
     }
 
     @Test func sigtermStopsTheBackupCleanly() async throws {
         let postgres = try TestServices.requirePostgres()
-        let fixture = try await DaylogFixture.create(postgres, entries: 2000)
-        defer { Task { await fixture.drop() } }
-        let directory = try temporaryDirectory("cmd")
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        // pg_dump writes a little, then stalls: the backup is mid-upload when SIGTERM arrives.
-        let bin = try BackupHarness.wrappedPgDump(postgres, script: "\"$REAL\" \"$@\" | { head -c 500000; sleep 60; cat; }")
-        defer { try? FileManager.default.removeItem(atPath: bin) }
-        let config = "\(directory)/pgbackd.toml"
-        try fileConfig(postgres, repository: "\(directory)/repo", databases: [fixture.name], binDirectory: bin).write(toFile: config, atomically: true, encoding: .utf8)
+        try await withCleanup(postgres) { cleanup in
+            let fixture = try await DaylogFixture.create(postgres, entries: 2000)
+            cleanup.dropDatabase(fixture.name)
+            let directory = try temporaryDirectory("cmd")
+            cleanup.remove(directory)
+            // pg_dump writes a little, then stalls: the backup is mid-upload when SIGTERM arrives.
+            let bin = try BackupHarness.wrappedPgDump(postgres, script: "\"$REAL\" \"$@\" | { head -c 500000; sleep 60; cat; }")
+            cleanup.remove(bin)
+            let config = "\(directory)/pgbackd.toml"
+            try fileConfig(postgres, repository: "\(directory)/repo", databases: [fixture.name], binDirectory: bin).write(toFile: config, atomically: true, encoding: .utf8)
 
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: pgbackdExecutable)
-        process.arguments = ["backup", "--config", config]
-        let stderr = Pipe()
-        process.standardError = stderr
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        var uploading = false
-        for _ in 0..<100 where !uploading {
-            try await Task.sleep(for: .milliseconds(100))
-            uploading = !(try shell("find", ["\(directory)/repo", "-name", ".pgbackd-tmp-*dump.gz"]).stdout.isEmpty)
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: pgbackdExecutable)
+            process.arguments = ["backup", "--config", config]
+            let stderr = Pipe()
+            process.standardError = stderr
+            process.standardOutput = FileHandle.nullDevice
+            try process.run()
+            var uploading = false
+            for _ in 0..<100 where !uploading {
+                try await Task.sleep(for: .milliseconds(100))
+                uploading = !(try shell("find", ["\(directory)/repo", "-name", ".pgbackd-tmp-*dump.gz"]).stdout.isEmpty)
+            }
+            #expect(uploading, "the dump upload should have started")
+            let signalled = Date()
+            kill(process.processIdentifier, SIGTERM)
+            process.waitUntilExit()
+            #expect(Date().timeIntervalSince(signalled) < 15, "SIGTERM must stop the backup promptly")
+            #expect(process.terminationStatus != 0)
+            let message = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            #expect(message.contains("interrupted"), "\(message)")
+            let leftovers = try shell("find", ["\(directory)/repo/cli/backups", "-type", "f"]).stdout
+            #expect(leftovers.isEmpty, "an interrupted backup leaves nothing: \(leftovers)")
+            let children = try shell("pgrep", ["-f", "\(bin)/pg_dump"])
+            #expect(children.stdout.isEmpty, "pg_dump must not outlive pgbackd")
         }
-        #expect(uploading, "the dump upload should have started")
-        let signalled = Date()
-        kill(process.processIdentifier, SIGTERM)
-        process.waitUntilExit()
-        #expect(Date().timeIntervalSince(signalled) < 15, "SIGTERM must stop the backup promptly")
-        #expect(process.terminationStatus != 0)
-        let message = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        #expect(message.contains("interrupted"), "\(message)")
-        let leftovers = try shell("find", ["\(directory)/repo/cli/backups", "-type", "f"]).stdout
-        #expect(leftovers.isEmpty, "an interrupted backup leaves nothing: \(leftovers)")
-        let children = try shell("pgrep", ["-f", "\(bin)/pg_dump"])
-        #expect(children.stdout.isEmpty, "pg_dump must not outlive pgbackd")
     }
 }
