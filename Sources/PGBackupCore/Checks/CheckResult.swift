@@ -1,3 +1,5 @@
+import PostgresClient
+
 /// One named check of a drill: passed or not, its figures, and the rows that prove a failure.
 public struct CheckResult: Codable, Sendable, Equatable {
     /// `artifacts`, `restore`, `referential`, `content-size`, `row-counts`, `objects`, `sql:<name>`.
@@ -27,4 +29,13 @@ func quoteIdentifier(_ name: String) -> String {
 /// A `concat_ws` expression that renders several columns of alias `alias` as one text value.
 func renderColumns(_ columns: [String], alias: String) -> String {
     columns.isEmpty ? "\(alias).ctid::text" : "concat_ws(', ', " + columns.map { "\(alias).\(quoteIdentifier($0))::text" }.joined(separator: ", ") + ")"
+}
+
+/// The primary key's columns of a (quoted) table, in key order; empty when it has none, and
+/// evidence then shows rows by `ctid`.
+func primaryKeyColumns(of quotedTable: String, _ connection: PostgresConnection) async throws -> [String] {
+    try await connection.query("""
+        select a.attname from pg_index i join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey)
+        where i.indrelid = $1::regclass and i.indisprimary order by array_position(i.indkey, a.attnum)
+        """, [quotedTable]).rows.compactMap { $0[0] }
 }

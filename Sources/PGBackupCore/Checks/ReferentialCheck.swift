@@ -64,10 +64,7 @@ struct ReferentialCheck {
         let predicate = Self.orphanPredicate(key)
         let count = Int64(try await connection.query("select count(*) from \(key.quotedTable) c where \(predicate)").scalar ?? "0") ?? 0
         guard count > 0 else { return (0, []) }
-        let primaryKey = try await connection.query("""
-            select a.attname from pg_index i join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey)
-            where i.indrelid = $1::regclass and i.indisprimary order by array_position(i.indkey, a.attnum)
-            """, [key.quotedTable]).rows.compactMap { $0[0] }
+        let primaryKey = try await primaryKeyColumns(of: key.quotedTable, connection)
         let samples = try await connection.query("""
             select \(renderColumns(primaryKey, alias: "c")), \(renderColumns(key.columns, alias: "c"))
             from \(key.quotedTable) c where \(predicate) order by 1 limit \(Self.sampleLimit)

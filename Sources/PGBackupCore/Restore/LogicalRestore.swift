@@ -106,6 +106,6 @@ public struct LogicalRestore: Sendable {
 
     /// Quotes an identifier with the server's own `format('%I')`.
     private func statement(_ format: String, _ identifier: String, server: PostgresServer) async throws -> String {
-        try await server.connection.query("select format($1, $2)", [format, identifier]).scalar ?? ""
+        try await server.connection.query("select format($1::text, $2::text)", [format, identifier]).scalar ?? ""
     }
 }

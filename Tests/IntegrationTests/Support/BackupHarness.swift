@@ -6,8 +6,12 @@ import Testing
 
 /// Builds configurations the way an operator would write them, and checks restores.
 enum BackupHarness {
-    static func fileConfiguration(_ postgres: TestServices.Postgres, repository: String, databases: [String], level: Int = 1, binDirectory: String? = nil) throws -> Configuration {
-        try Configuration.parse("""
+    static func fileConfiguration(_ postgres: TestServices.Postgres, repository: String, databases: [String], level: Int = 1, binDirectory: String? = nil, extra: String = "") throws -> Configuration {
+        try Configuration.parse(fileTOML(postgres, repository: repository, databases: databases, level: level, binDirectory: binDirectory, extra: extra), file: "test.toml")
+    }
+
+    static func fileTOML(_ postgres: TestServices.Postgres, repository: String, databases: [String], level: Int = 1, binDirectory: String? = nil, extra: String = "") -> String {
+        """
             [repository]
             type = "file"
             path = "\(repository)"
@@ -18,7 +22,10 @@ enum BackupHarness {
             bin_dir = "\(binDirectory ?? postgres.binDirectory)"
             [compression]
             level = \(level)
-            """, file: "test.toml")
+            [drill]
+            staging_dir = "\(FileManager.default.temporaryDirectory.path)"
+            \(extra)
+            """
     }
 
     static func s3Configuration(_ postgres: TestServices.Postgres, _ s3: TestServices.S3, prefix: String, databases: [String],
@@ -64,18 +71,24 @@ enum BackupHarness {
     /// Makes a bin directory whose pg_dump is the real one wrapped by `script`
     /// (`$REAL` is the real pg_dump); every other tool links to the real one.
     static func wrappedPgDump(_ postgres: TestServices.Postgres, script: String) throws -> String {
+        try wrappedTool(postgres, "pg_dump", script: script)
+    }
+
+    /// A bin directory whose `tool` is the real one wrapped by `script` (`$REAL` is the real
+    /// program); the other client programs link to the real ones.
+    static func wrappedTool(_ postgres: TestServices.Postgres, _ tool: String, script: String) throws -> String {
         let directory = try temporaryDirectory("bin")
-        for tool in ["pg_dumpall", "pg_restore"] {
-            try FileManager.default.createSymbolicLink(atPath: "\(directory)/\(tool)", withDestinationPath: "\(postgres.binDirectory)/\(tool)")
+        for other in ["pg_dump", "pg_dumpall", "pg_restore", "psql"] where other != tool {
+            try FileManager.default.createSymbolicLink(atPath: "\(directory)/\(other)", withDestinationPath: "\(postgres.binDirectory)/\(other)")
         }
         let wrapper = """
             #!/bin/bash
-            REAL="\(postgres.binDirectory)/pg_dump"
+            REAL="\(postgres.binDirectory)/\(tool)"
             if [ "$1" = "--version" ]; then exec "$REAL" --version; fi
             \(script)
             """
-        try wrapper.write(toFile: "\(directory)/pg_dump", atomically: true, encoding: .utf8)
-        chmod("\(directory)/pg_dump", 0o755)
+        try wrapper.write(toFile: "\(directory)/\(tool)", atomically: true, encoding: .utf8)
+        chmod("\(directory)/\(tool)", 0o755)
         return directory
     }
 
