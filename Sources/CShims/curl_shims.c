@@ -24,3 +24,9 @@ CURLcode pgbackd_curl_setopt_header_callback(CURL *handle, size_t (*callback)(ch
 CURLcode pgbackd_curl_getinfo_long(CURL *handle, CURLINFO info, long *value) {
     return curl_easy_getinfo(handle, info, value);
 }
+CURLcode pgbackd_curl_setopt_xferinfo_callback(CURL *handle, int (*callback)(void *, curl_off_t, curl_off_t, curl_off_t, curl_off_t)) {
+    return curl_easy_setopt(handle, CURLOPT_XFERINFOFUNCTION, callback);
+}
+CURLcode pgbackd_curl_global_init_all(void) {
+    return curl_global_init(CURL_GLOBAL_ALL);
+}

@@ -35,7 +35,10 @@ public struct ObjectByteStream: AsyncSequence, Sendable {
     /// A stream fed by a blocking producer (a curl transfer, a file read loop).
     public static func makeBlockingProducer(bufferedChunks: Int = 4) -> (ObjectByteStream, BlockingProducer) {
         let (stream, continuation) = AsyncThrowingStream<[UInt8], any Error>.makeStream()
-        let credits = DispatchSemaphore(value: bufferedChunks)
+        // Start at zero and signal up: libdispatch traps when a semaphore is freed below its
+        // initial value, which is exactly the state a reader that stops early leaves behind.
+        let credits = DispatchSemaphore(value: 0)
+        for _ in 0..<bufferedChunks { credits.signal() }
         let producer = BlockingProducer(continuation: continuation, credits: credits)
         continuation.onTermination = { _ in producer.consumerGone() }
         return (ObjectByteStream(chunks: stream, credits: credits), producer)

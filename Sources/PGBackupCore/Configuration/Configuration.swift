@@ -107,6 +107,9 @@ public struct S3RepositorySettings: Sendable, CustomStringConvertible {
     public var partSizeMiB: Int
     /// Parts uploaded at once. Default 4. Memory ≈ part size × (this + 1).
     public var parallelParts: Int
+    /// `aws` (default, the SigV4 specification). `moto` only for moto test servers, which
+    /// verify signatures over a partly decoded URL (moto issue #5948).
+    public var signing: String
 
     public var description: String {
         "S3(endpoint: \(endpoint), bucket: \(bucket), region: \(region), prefix: \(prefix), access key: \(accessKeyID), secret: <redacted>)"
@@ -125,6 +128,7 @@ public struct S3RepositorySettings: Sendable, CustomStringConvertible {
         caFile = try reader.string("ca_file")
         partSizeMiB = try reader.int("part_size_mib", in: 5...5120, default: 16)
         parallelParts = try reader.int("parallel_parts", in: 1...64, default: 4)
+        signing = try reader.oneOf("signing", ["aws", "moto"], default: "aws")
         try reader.rejectUnknownKeys()
         accessKeyID = ""
         secretAccessKey = ""

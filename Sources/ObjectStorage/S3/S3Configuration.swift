@@ -1,0 +1,164 @@
+import Foundation
+
+/// Everything ``S3Storage`` needs to reach one bucket. The secret never appears in
+/// ``description``, ``debugDescription`` or a `Mirror` (so not in `dump` or string interpolation).
+public struct S3Configuration: Sendable {
+    /// How the bucket is named in a request URL.
+    public enum URIStyle: String, Sendable, CaseIterable {
+        /// `https://endpoint/bucket/key`: works with every S3-compatible server (MinIO, Ceph, moto).
+        case path
+        /// `https://bucket.endpoint/key`: AWS's preferred form; needs DNS for `bucket.endpoint`
+        /// and, over TLS, a bucket name without dots.
+        case virtualHosted
+    }
+
+    /// How the canonical request that SigV4 signs encodes the path and query.
+    public enum SigningFlavor: String, Sendable, CaseIterable {
+        /// As AWS specifies: every byte but `A-Z a-z 0-9 - _ . ~` percent-encoded (the path keeps
+        /// its `/`). Use this with AWS and every real S3-compatible server.
+        case aws
+        /// As moto_server (5.x) recomputes the signature: it checks against the partly *decoded*
+        /// URL (werkzeug's IRI form), so `prefix=a%2Fb` must be signed as `prefix=a/b`
+        /// (getmoto/moto#5948). For test servers only; AWS rejects such signatures.
+        case moto
+    }
+
+    /// The service URL, e.g. `https://s3.eu-central-1.amazonaws.com` or `http://127.0.0.1:9000`.
+    /// A path after the host is kept in front of every request path.
+    public var endpoint: URL
+    public var bucket: String
+    /// The SigV4 signing region, e.g. `us-east-1`.
+    public var region: String
+    /// Key prefix inside the bucket (`pgbackd/main`), joined to keys with `/`; empty for the
+    /// bucket's root. Leading and trailing slashes are ignored.
+    public var prefix: String
+    /// Default ``URIStyle/path``.
+    public var uriStyle: URIStyle
+    public var accessKeyID: String
+    /// Never logged, never in an error message or a description.
+    public var secretAccessKey: String
+    /// Verify the server's certificate and host name. Default true; false only for test servers.
+    public var verifyTLS: Bool
+    /// A PEM bundle of CA certificates to verify the server with, instead of the system's.
+    public var caFile: String?
+    /// Size of each multipart part and the single-PUT threshold. Default 16 MiB, at least 5 MiB
+    /// (smaller values are raised to 5 MiB). Grown per upload so 10,000 parts always suffice.
+    public var partSize: Int
+    /// Parts uploaded at once per upload. Default 4. Memory per upload is at most
+    /// `partSize × (parallelParts + 1)`.
+    public var parallelParts: Int
+    /// Retries after the first attempt on 5xx, 429, timeouts and connection failures. Default 5.
+    public var maxRetries: Int
+    /// Back-off before retry n is random in `0 ... min(retryMaxDelay, retryBaseDelay × 2ⁿ)`
+    /// ("full jitter"). Defaults 200 ms and 20 s.
+    public var retryBaseDelay: Duration
+    public var retryMaxDelay: Duration
+    /// Time allowed to open a connection (TCP + TLS). Default 10 s.
+    public var connectTimeout: Duration
+    /// A transfer slower than `lowSpeedLimit` bytes/s for `lowSpeedTime` is dropped and retried
+    /// (GETs resume where they stopped). Defaults 1,024 bytes/s for 60 s.
+    public var lowSpeedLimit: Int
+    public var lowSpeedTime: Duration
+    /// Keys per ListObjectsV2 page (S3 caps it at 1,000). Default 1,000.
+    public var listPageSize: Int
+    /// Default ``SigningFlavor/aws``.
+    public var signingFlavor: SigningFlavor
+
+    public static let defaultPartSize = 16 << 20
+
+    public init(
+        endpoint: URL,
+        bucket: String,
+        region: String,
+        accessKeyID: String,
+        secretAccessKey: String,
+        prefix: String = "",
+        uriStyle: URIStyle = .path,
+        verifyTLS: Bool = true,
+        caFile: String? = nil,
+        partSize: Int = S3Configuration.defaultPartSize,
+        parallelParts: Int = 4,
+        maxRetries: Int = 5,
+        retryBaseDelay: Duration = .milliseconds(200),
+        retryMaxDelay: Duration = .seconds(20),
+        connectTimeout: Duration = .seconds(10),
+        lowSpeedLimit: Int = 1024,
+        lowSpeedTime: Duration = .seconds(60),
+        listPageSize: Int = 1000,
+        signingFlavor: SigningFlavor = .aws
+    ) {
+        self.endpoint = endpoint
+        self.bucket = bucket
+        self.region = region
+        self.accessKeyID = accessKeyID
+        self.secretAccessKey = secretAccessKey
+        self.prefix = prefix
+        self.uriStyle = uriStyle
+        self.verifyTLS = verifyTLS
+        self.caFile = caFile
+        self.partSize = partSize
+        self.parallelParts = parallelParts
+        self.maxRetries = maxRetries
+        self.retryBaseDelay = retryBaseDelay
+        self.retryMaxDelay = retryMaxDelay
+        self.connectTimeout = connectTimeout
+        self.lowSpeedLimit = lowSpeedLimit
+        self.lowSpeedTime = lowSpeedTime
+        self.listPageSize = listPageSize
+        self.signingFlavor = signingFlavor
+    }
+
+    /// The key prefix as it is put in front of keys: empty, or ending in one `/`.
+    var rootPrefix: String {
+        let trimmed = prefix.split(separator: "/", omittingEmptySubsequences: true).joined(separator: "/")
+        return trimmed.isEmpty ? "" : trimmed + "/"
+    }
+
+    /// The endpoint as it may be shown: scheme, host, port and path, no user info or query.
+    var endpointDescription: String {
+        guard var components = URLComponents(url: endpoint, resolvingAgainstBaseURL: false) else {
+            return "(invalid endpoint)"
+        }
+        components.user = nil
+        components.password = nil
+        components.query = nil
+        components.fragment = nil
+        return components.string ?? "(invalid endpoint)"
+    }
+}
+
+extension S3Configuration: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
+    public var description: String {
+        "S3Configuration(endpoint: \(endpointDescription), bucket: \(bucket), region: \(region), "
+            + "prefix: \(rootPrefix.isEmpty ? "(none)" : rootPrefix), uriStyle: \(uriStyle.rawValue), "
+            + "accessKeyID: \(accessKeyID), secretAccessKey: <redacted>, verifyTLS: \(verifyTLS), "
+            + "caFile: \(caFile ?? "(system)"), partSize: \(partSize), parallelParts: \(parallelParts), "
+            + "maxRetries: \(maxRetries), signingFlavor: \(signingFlavor.rawValue))"
+    }
+
+    public var debugDescription: String { description }
+
+    public var customMirror: Mirror {
+        Mirror(self, children: [
+            "endpoint": endpointDescription,
+            "bucket": bucket,
+            "region": region,
+            "prefix": prefix,
+            "uriStyle": uriStyle,
+            "accessKeyID": accessKeyID,
+            "secretAccessKey": "<redacted>",
+            "verifyTLS": verifyTLS,
+            "caFile": caFile as Any,
+            "partSize": partSize,
+            "parallelParts": parallelParts,
+            "maxRetries": maxRetries,
+            "retryBaseDelay": retryBaseDelay,
+            "retryMaxDelay": retryMaxDelay,
+            "connectTimeout": connectTimeout,
+            "lowSpeedLimit": lowSpeedLimit,
+            "lowSpeedTime": lowSpeedTime,
+            "listPageSize": listPageSize,
+            "signingFlavor": signingFlavor,
+        ])
+    }
+}
