@@ -51,8 +51,9 @@ struct DrillCommand: AsyncParsableCommand {
     }
 
     func printChecks(_ checks: [CheckResult]) {
+        let width = max(checks.map(\.name.count).max() ?? 0, 12)
         for check in checks {
-            print("  \(check.passed ? "ok  " : "FAIL") \(check.name.padding(toLength: 14, withPad: " ", startingAt: 0)) \(check.summary)")
+            print("  \(check.passed ? "ok  " : "FAIL") \(check.name.padding(toLength: width, withPad: " ", startingAt: 0))  \(check.summary)")
             for row in check.evidence.prefix(check.passed ? 0 : 12) {
                 print("         " + row.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
             }
