@@ -95,7 +95,9 @@ struct ProgramOutcome: Sendable {
     var status: TerminationStatus
     var stdout: String
     var stderr: String
-    var succeeded: Bool { status == .exited(0) }
+    /// It ran out of its time and was torn down (SIGTERM to its process group, then SIGKILL).
+    var timedOut = false
+    var succeeded: Bool { status == .exited(0) && !timedOut }
     var statusText: String {
         switch status {
         case .exited(let code): "exit code \(code)"
@@ -104,24 +106,99 @@ struct ProgramOutcome: Sendable {
     }
 }
 
-/// Runs a program with no input and collects its output, in its own process group with the same
-/// teardown as ``streamChildOutput``. A non-zero exit is returned, not thrown: some callers
-/// (pg_restore in a drill) report it rather than stop.
-func runProgram(program: String, arguments: [String], environment: [String: String], logger: Logger, outputLimit: Int = 4 << 20) async throws -> ProgramOutcome {
+/// Runs a program and collects its output, in its own process group with the same teardown as
+/// ``streamChildOutput`` (SIGTERM to the group, then SIGKILL after `killGrace`). A non-zero exit
+/// is returned, not thrown: some callers (pg_restore in a drill) report it rather than stop.
+///
+/// - `input`: the program's stdin. It is handed over as an already unlinked temporary file,
+///   not a pipe: a program that never reads it can neither stall us nor, by exiting early,
+///   make a write fail with SIGPIPE. Without it, stdin is `/dev/null`.
+/// - `timeout`: past it the process group is torn down, and the outcome says `timedOut`.
+/// - `inheritEnvironment`: false gives the program only `environment`, nothing of ours.
+func runProgram(
+    program: String,
+    arguments: [String],
+    environment: [String: String],
+    logger: Logger,
+    outputLimit: Int = 4 << 20,
+    input: [UInt8]? = nil,
+    timeout: Duration? = nil,
+    killGrace: Duration = .seconds(5),
+    inheritEnvironment: Bool = true
+) async throws -> ProgramOutcome {
     var options = PlatformOptions()
     options.processGroupID = 0
-    options.teardownSequence = [.gracefulShutDown(toProcessGroup: true, allowedDurationToNextStep: .seconds(5))]
+    options.teardownSequence = [.gracefulShutDown(toProcessGroup: true, allowedDurationToNextStep: killGrace)]
+    let variables = Dictionary(uniqueKeysWithValues: environment.map { (Environment.Key(rawValue: $0.key)!, $0.value) })
+    let childEnvironment: Environment = inheritEnvironment ? .inherit.updating(variables.mapValues { Optional($0) }) : .custom(variables)
+    let name = (program as NSString).lastPathComponent
     logger.debug("running program", metadata: ["child.program": "\(program)", "child.arguments": "\(arguments)"])
+
+    let stdin = try input.map { try unlinkedTemporaryFile(holding: $0, program: name) }
+    defer { try? stdin?.close() }
+
+    @Sendable func execute() async throws -> ProgramOutcome {
+        do {
+            let result = if let stdin {
+                try await run(
+                    .path(FilePath(program)), arguments: Arguments(arguments), environment: childEnvironment,
+                    platformOptions: options, input: .fileDescriptor(stdin, closeAfterSpawningProcess: false),
+                    output: .string(limit: outputLimit), error: .string(limit: outputLimit))
+            } else {
+                try await run(
+                    .path(FilePath(program)), arguments: Arguments(arguments), environment: childEnvironment,
+                    platformOptions: options, output: .string(limit: outputLimit), error: .string(limit: outputLimit))
+            }
+            return ProgramOutcome(status: result.terminationStatus, stdout: result.standardOutput, stderr: result.standardError)
+        } catch let error as SubprocessError {
+            throw ChildProcessError(code: .notStarted, program: name, status: nil, stderr: "", underlying: error)
+        }
+    }
+
+    guard let timeout else { return try await execute() }
+    return try await withThrowingTaskGroup(of: ProgramOutcome?.self) { group in
+        group.addTask { try await execute() }
+        group.addTask {
+            try await Task.sleep(for: timeout)
+            return nil
+        }
+        let first: ProgramOutcome??
+        do {
+            first = try await group.next()
+        } catch {
+            group.cancelAll()
+            throw error
+        }
+        if let finished = first ?? nil {
+            group.cancelAll()
+            return finished
+        }
+        // The time ran out: cancelling the run tears the process group down, and the run
+        // returns (or throws) once the program is gone.
+        logger.debug("program ran out of time; stopping it", metadata: ["child.program": "\(name)", "child.timeout": "\(timeout)"])
+        group.cancelAll()
+        var outcome = (try? await group.next() ?? nil) ?? ProgramOutcome(status: .signaled(SIGKILL), stdout: "", stderr: "")
+        outcome.timedOut = true
+        return outcome
+    }
+}
+
+/// A temporary file holding `bytes`, positioned at its start and already unlinked, so nothing
+/// is left behind whatever happens next.
+private func unlinkedTemporaryFile(holding bytes: [UInt8], program: String) throws -> FileDescriptor {
+    let path = FilePath(FileManager.default.temporaryDirectory.appendingPathComponent("pgbackd-stdin-\(UUID().uuidString)").path)
     do {
-        let result = try await run(
-            .path(FilePath(program)),
-            arguments: Arguments(arguments),
-            environment: .inherit.updating(Dictionary(uniqueKeysWithValues: environment.map { (Environment.Key(rawValue: $0.key)!, Optional($0.value)) })),
-            platformOptions: options,
-            output: .string(limit: outputLimit),
-            error: .string(limit: outputLimit))
-        return ProgramOutcome(status: result.terminationStatus, stdout: result.standardOutput, stderr: result.standardError)
-    } catch let error as SubprocessError {
-        throw ChildProcessError(code: .notStarted, program: (program as NSString).lastPathComponent, status: nil, stderr: "", underlying: error)
+        let descriptor = try FileDescriptor.open(path, .readWrite, options: [.create, .exclusiveCreate], permissions: [.ownerReadWrite])
+        _ = unlink(path.string)
+        do {
+            _ = try descriptor.writeAll(bytes)
+            _ = try descriptor.seek(offset: 0, from: .start)
+        } catch {
+            try? descriptor.close()
+            throw error
+        }
+        return descriptor
+    } catch {
+        throw ChildProcessError(code: .notStarted, program: program, status: nil, stderr: "", underlying: error)
     }
 }

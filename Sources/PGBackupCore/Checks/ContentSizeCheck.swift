@@ -32,14 +32,14 @@ struct ContentSizeCheck {
 
         var offending: Int64 = 0
         for (rule, table, measure) in applicable {
-            let count = Int64(try await connection.query("select count(*) from \(table) c where \(measure) > \(rule.maxBytes)").scalar ?? "0") ?? 0
-            guard count > 0 else { continue }
-            offending += count
+            // One scan: the window count sees every offending row before the limit applies.
             let primaryKey = try await primaryKeyColumns(of: table, connection)
             let rows = try await connection.query("""
-                select \(renderColumns(primaryKey, alias: "c")), \(measure) from \(table) c where \(measure) > \(rule.maxBytes)
-                order by 2 desc limit \(Self.sampleLimit)
+                select \(renderColumns(primaryKey, alias: "c")), \(measure) as bytes, count(*) over () from \(table) c
+                where \(measure) > \(rule.maxBytes) order by bytes desc limit \(Self.sampleLimit)
                 """).rows
+            guard let first = rows.first else { continue }
+            offending += Int64(first[2] ?? "0") ?? 0
             evidence += rows.map { ["rule": "\(rule.table).\(rule.column) <= \(rule.maxBytes) (\(rule.measure.rawValue))", "row": $0[0] ?? "", "bytes": $0[1] ?? ""] }
         }
         let ruleNames = applicable.map { "\($0.rule.table).\($0.rule.column) <= \($0.rule.maxBytes) B" }.joined(separator: ", ")

@@ -72,6 +72,13 @@ public struct Drill: Sendable {
         return report
     }
 
+    private static func runChecks(conninfo: String, timeout: Int, logger: Logger,
+                                  _ body: @Sendable (PostgresConnection) async throws -> [CheckResult]) async throws -> [CheckResult] {
+        let connection = try await PostgresConnection.connect(conninfo: conninfo, logger: logger)
+        try await connection.query("set statement_timeout = '\(timeout)s'")
+        return try await body(connection)
+    }
+
     static func drillID(_ date: Date) -> String {
         let id = LogicalBackup.formatID(date, kind: .logical).replacingOccurrences(of: "-logical", with: "")
         return id + "-" + String(UInt16.random(in: 0...UInt16.max), radix: 16).leftPadded(to: 4)
@@ -104,18 +111,28 @@ public struct Drill: Sendable {
             return DrillReport.DatabaseDrill(name: snapshot.name, scratchDatabase: scratchName, kept: keep, restoreSeconds: 0, checkSeconds: 0, checks: checks)
         }
 
+        // Two sessions check at once: the anti-joins and counts on one, sizes, objects and user
+        // queries on the other, so both cores (and the server's) work.
         let checkStarted = Date()
-        let connection = try await PostgresConnection.connect(conninfo: server.conninfo.with(database: scratchName), logger: logger)
-        try await connection.query("set statement_timeout = '\(configuration.drill.checkTimeoutSeconds)s'")
-        checks.append(try await ReferentialCheck(connection: connection, expected: snapshot.foreignKeys).run())
-        if let contentSize = try await ContentSizeCheck(connection: connection, rules: configuration.checks.contentSize).run(database: snapshot.name) {
-            checks.append(contentSize)
+        let conninfo = server.conninfo.with(database: scratchName)
+        async let keysAndCounts = Self.runChecks(conninfo: conninfo, timeout: configuration.drill.checkTimeoutSeconds, logger: logger) { connection in
+            [try await ReferentialCheck(connection: connection, expected: snapshot.foreignKeys).run(),
+             try await SnapshotComparisonChecks.rowCounts(connection, expected: snapshot.rowCounts)]
         }
-        checks.append(try await SnapshotComparisonChecks.rowCounts(connection, expected: snapshot.rowCounts))
-        checks.append(try await SnapshotComparisonChecks.objects(connection, expected: snapshot.objects))
-        for check in configuration.checks.sql where check.database == nil || check.database == snapshot.name {
-            checks.append(try await UserSQLCheck(connection: connection, check: check).run())
+        let rules = configuration.checks
+        async let contentAndObjects = Self.runChecks(conninfo: conninfo, timeout: configuration.drill.checkTimeoutSeconds, logger: logger) { connection in
+            var results: [CheckResult] = []
+            if let contentSize = try await ContentSizeCheck(connection: connection, rules: rules.contentSize).run(database: snapshot.name) {
+                results.append(contentSize)
+            }
+            results.append(try await SnapshotComparisonChecks.objects(connection, expected: snapshot.objects))
+            for check in rules.sql where check.database == nil || check.database == snapshot.name {
+                results.append(try await UserSQLCheck(connection: connection, check: check).run())
+            }
+            return results
         }
+        let (first, second) = try await (keysAndCounts, contentAndObjects)
+        checks += first + second
         return DrillReport.DatabaseDrill(name: snapshot.name, scratchDatabase: scratchName, kept: keep, restoreSeconds: restoreSeconds,
                                          checkSeconds: Date().timeIntervalSince(checkStarted), checks: checks)
     }
