@@ -1,0 +1,113 @@
+import Compression
+import Testing
+
+@Suite struct GzipDecoderTests {
+    /// A three-block parallel stream: corruption has somewhere in the middle to land.
+    static func sample() async throws -> (data: [UInt8], compressed: [UInt8]) {
+        (sampleData, try await encodeParallel(sampleData, level: 6).bytes)
+    }
+    static let sampleData = TestData.text(count: 3 << 20)
+
+    func decodeError(_ compressed: [UInt8], chunkSizes: [Int] = [64 * 1024]) -> CompressionError? {
+        do {
+            _ = try decodeStreaming(compressed, chunkSizes: chunkSizes)
+            return nil
+        } catch let error as CompressionError {
+            return error
+        } catch {
+            Issue.record("unexpected error type: \(error)")
+            return nil
+        }
+    }
+
+    @Test("compressed input fed in odd chunk sizes", arguments: [[1], [2, 3, 1000], [7919], [1 << 20]])
+    func oddChunks(chunkSizes: [Int]) async throws {
+        let data = TestData.text(count: 700_000)
+        let compressed = try await encodeParallel(data, level: 6, blockSize: 100_000).bytes
+        let (decoded, decoder) = try decodeStreaming(compressed, chunkSizes: chunkSizes)
+        #expect(decoded == data)
+        #expect(decoder.rawByteCount == data.count)
+        #expect(decoder.compressedByteCount == compressed.count)
+    }
+
+    @Test("concatenated members decode as one stream, like gunzip")
+    func concatenatedMembers() async throws {
+        let parts = [TestData.text(count: 100_000, seed: 1), [], TestData.text(count: 2_500_000, seed: 2), [1, 2, 3]]
+        var compressed = Gzip.compress(parts[0], level: 1)
+        compressed += Gzip.compress(parts[1], level: 9)
+        compressed += try await encodeParallel(parts[2], level: 6, blockSize: 1 << 20).bytes
+        compressed += try await encodeParallel(parts[3], level: 0).bytes
+        let whole = parts.flatMap { $0 }
+        for chunkSizes in [[compressed.count], [1, 4099], [65_536]] {
+            let (decoded, decoder) = try decodeStreaming(compressed, chunkSizes: chunkSizes)
+            #expect(decoded == whole)
+            #expect(decoder.memberCount == 4)
+        }
+        #expect(try gunzip(compressed) == whole)
+    }
+
+    @Test("a flipped byte in the middle is detected, wherever it lands")
+    func flippedByte() async throws {
+        let (_, compressed) = try await Self.sample()
+        for position in stride(from: compressed.count / 10, to: compressed.count - 8, by: compressed.count / 7) {
+            var damaged = compressed
+            damaged[position] ^= 0x10
+            let error = decodeError(damaged)
+            #expect(error?.code == .corrupt || error?.code == .checksumMismatch, "byte \(position): \(String(describing: error))")
+        }
+    }
+
+    @Test("a wrong CRC or length in the trailer is a checksum mismatch")
+    func wrongTrailer() async throws {
+        let (_, compressed) = try await Self.sample()
+        for offsetFromEnd in [8, 5, 4, 1] {  // CRC-32 bytes, then ISIZE bytes
+            var damaged = compressed
+            damaged[damaged.count - offsetFromEnd] ^= 0x01
+            #expect(decodeError(damaged)?.code == .checksumMismatch, "trailer byte -\(offsetFromEnd)")
+        }
+    }
+
+    @Test("a stream cut short is truncated at finish", arguments: [1, 4, 8, 9, 1000, 500_000])
+    func truncated(dropped: Int) async throws {
+        let (_, compressed) = try await Self.sample()
+        let error = decodeError(Array(compressed.dropLast(dropped)))
+        #expect(error?.code == .truncated)
+        #expect(error?.context.contains("member 1") == true)
+    }
+
+    @Test("empty input, a bare header, a cut second member are truncated")
+    func truncatedShapes() throws {
+        let member = Gzip.compress(TestData.text(count: 10_000))
+        #expect(decodeError([])?.code == .truncated)
+        #expect(decodeError(Array(member.prefix(5)))?.code == .truncated)
+        let error = decodeError(member + Array(member.prefix(member.count / 2)))
+        #expect(error?.code == .truncated)
+        #expect(error?.context.contains("member 2") == true)
+    }
+
+    @Test("not gzip, or garbage after a member, is corrupt")
+    func notGzip() {
+        let member = Gzip.compress(Array("hello".utf8))
+        #expect(decodeError(Array("plain text, not gzip".utf8))?.code == .corrupt)
+        #expect(decodeError(member + Array("trailing garbage".utf8))?.code == .corrupt)
+        var badMethod = member
+        badMethod[2] = 7
+        #expect(decodeError(badMethod)?.code == .corrupt)
+    }
+
+    @Test("a copied decoder continues independently (copy on write)")
+    func copyOnWrite() throws {
+        let data = TestData.text(count: 400_000)
+        let compressed = Gzip.compress(data)
+        let half = compressed.count / 2
+        var first = GzipDecoder()
+        let head = try first.decompress(Array(compressed[..<half]))
+        var second = first
+        let tailFromSecond = try second.decompress(Array(compressed[half...]))
+        let tailFromFirst = try first.decompress(Array(compressed[half...]))
+        try first.finish()
+        try second.finish()
+        #expect(head + tailFromFirst == data)
+        #expect(head + tailFromSecond == data)
+    }
+}

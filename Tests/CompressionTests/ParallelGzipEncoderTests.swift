@@ -1,0 +1,105 @@
+import Compression
+import Testing
+
+@Suite struct ParallelGzipEncoderTests {
+    static let blockSize = 64 * 1024
+    /// Edge sizes around the block size, and a many-block stream with an odd tail.
+    static let sizes = [0, 1, 1000, blockSize - 1, blockSize, blockSize + 1, 2 * blockSize, 7 * blockSize + 12_345]
+
+    @Test("round trip through GzipDecoder and gunzip", arguments: [0, 1, 6, 9] as [Int32], sizes)
+    func roundTrip(level: Int32, size: Int) async throws {
+        let data = TestData.text(count: size, seed: UInt64(size))
+        let (compressed, encoder) = try await encodeParallel(data, level: level, blockSize: Self.blockSize)
+
+        #expect(Array(compressed.prefix(3)) == [0x1F, 0x8B, 8])
+        #expect(encoder.rawByteCount == size)
+        #expect(encoder.compressedByteCount == compressed.count)
+        #expect(encoder.crc32 == zlibCRC32(data))
+
+        let (decoded, decoder) = try decodeStreaming(compressed, chunkSizes: [compressed.count])
+        #expect(decoded == data)
+        #expect(decoder.memberCount == 1, "one gzip member, however many blocks")
+        #expect(try Gzip.decompress(compressed) == data)
+        #expect(try gunzip(compressed) == data)
+    }
+
+    @Test("input fed in odd chunk sizes gives the same stream", arguments: [[1, 7, 4093], [100_003], [65_536, 1], [1 << 20]])
+    func oddChunks(chunkSizes: [Int]) async throws {
+        let data = TestData.text(count: 5 * Self.blockSize + 777)
+        let reference = try await encodeParallel(data, level: 6, blockSize: Self.blockSize, chunkSizes: [data.count]).bytes
+        let (compressed, _) = try await encodeParallel(data, level: 6, blockSize: Self.blockSize, chunkSizes: chunkSizes)
+        #expect(compressed == reference, "block cuts depend on the byte count only, not on how it arrived")
+        #expect(try Gzip.decompress(compressed) == data)
+    }
+
+    @Test("default 1 MiB blocks, several workers, incompressible data", arguments: [1, 2, 4])
+    func workersAndRandomData(workers: Int) async throws {
+        let data = TestData.random(count: 3 << 20 + 5)
+        let (compressed, encoder) = try await encodeParallel(data, level: 6, workers: workers, chunkSizes: [300_000])
+        #expect(encoder.crc32 == zlibCRC32(data))
+        #expect(try gunzip(compressed) == data)
+    }
+
+    @Test("tiny blocks, smaller than the 32 KiB window, still chain correctly")
+    func tinyBlocks() async throws {
+        let data = TestData.text(count: 200_000)
+        for blockSize in [100, 4096] {
+            let (compressed, _) = try await encodeParallel(data, level: 6, blockSize: blockSize, chunkSizes: [9_999])
+            #expect(try Gzip.decompress(compressed) == data)
+        }
+        let (oneByteBlocks, _) = try await encodeParallel(Array(data.prefix(3000)), level: 1, blockSize: 1)
+        #expect(try gunzip(oneByteBlocks) == Array(data.prefix(3000)))
+    }
+
+    @Test("one big compress call stays within the in-flight bound and returns output as it goes")
+    func boundedInFlight() async throws {
+        let data = TestData.text(count: 40 * Self.blockSize)
+        var encoder = ParallelGzipEncoder(level: 1, workers: 2, blockSize: Self.blockSize)
+        let first = try await encoder.compress(data)
+        #expect(encoder.blocksInFlight <= encoder.maxBlocksInFlight)
+        // Everything beyond the bound had to be awaited, so it comes back from this very call.
+        #expect(first.count >= 1 + 40 - encoder.maxBlocksInFlight, "header plus the blocks that were awaited")
+        var compressed = first.flatMap { $0 }
+        compressed += try await encoder.finish().flatMap { $0 }
+        #expect(encoder.blocksInFlight == 0)
+        #expect(try Gzip.decompress(compressed) == data)
+    }
+
+    static let ratioData = TestData.text(count: 8 << 20, seed: 3)
+
+    @Test("ratio within 1% of single-stream zlib at the same level", arguments: [0, 1, 6, 9] as [Int32])
+    func ratio(level: Int32) async throws {
+        let data = Self.ratioData
+        let parallel = try await encodeParallel(data, level: level, chunkSizes: [256 * 1024]).bytes
+        let single = Gzip.compress(data, level: level)
+        let excess = Double(parallel.count) / Double(single.count) - 1
+        #expect(excess < 0.01, "parallel \(parallel.count) vs single \(single.count) bytes: \(excess * 100)%")
+        #expect(try Gzip.decompress(parallel) == data)
+    }
+
+    @Test("level -1 means zlib's default, 6")
+    func defaultLevel() async throws {
+        let data = TestData.text(count: 300_000)
+        let defaultLevel = try await encodeParallel(data, level: -1, blockSize: Self.blockSize).bytes
+        let six = try await encodeParallel(data, level: 6, blockSize: Self.blockSize).bytes
+        #expect(defaultLevel == six)
+    }
+}
+
+@Suite struct GzipTests {
+    @Test("one-shot round trip; gunzip reads it", arguments: [0, 1, 6, 9] as [Int32])
+    func roundTrip(level: Int32) throws {
+        for data in [[], [42], TestData.text(count: 100_000)] as [[UInt8]] {
+            let compressed = Gzip.compress(data, level: level)
+            #expect(try Gzip.decompress(compressed) == data)
+            #expect(try gunzip(compressed) == data)
+        }
+    }
+
+    @Test("reads what system gzip writes")
+    func readsSystemGzip() throws {
+        let data = TestData.text(count: 500_000)
+        let compressed = try runTool("/bin/gzip", ["-c", "-6"], input: data)
+        #expect(try Gzip.decompress(compressed) == data)
+    }
+}
