@@ -41,10 +41,12 @@ let package = Package(
             dependencies: ["CShims", "CZlib", "OffloadedWork"],
             swiftSettings: strict
         ),
+        // libcurl's owners: easy handles, their pool, one transfer; shared by S3 and webhooks.
+        .target(name: "CurlHTTP", dependencies: ["CShims", "CCurl", "OffloadedWork"], swiftSettings: strict),
         .target(
             name: "ObjectStorage",
             dependencies: [
-                "CShims", "CCurl", "OffloadedWork",
+                "CShims", "CCurl", "CurlHTTP", "OffloadedWork",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -53,7 +55,7 @@ let package = Package(
         .target(
             name: "PGBackupCore",
             dependencies: [
-                "PostgresClient", "Compression", "ObjectStorage",
+                "PostgresClient", "Compression", "ObjectStorage", "CurlHTTP",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Subprocess", package: "swift-subprocess"),
@@ -73,8 +75,12 @@ let package = Package(
         ),
 
         .testTarget(name: "CompressionTests", dependencies: ["Compression"], swiftSettings: strict),
-        .testTarget(name: "ObjectStorageTests", dependencies: ["ObjectStorage"], swiftSettings: strict),
-        .testTarget(name: "PGBackupCoreTests", dependencies: ["PGBackupCore"], swiftSettings: strict),
+        .testTarget(name: "ObjectStorageTests", dependencies: ["ObjectStorage", "CurlHTTP"], swiftSettings: strict),
+        .testTarget(
+            name: "PGBackupCoreTests",
+            dependencies: ["PGBackupCore", "CurlHTTP", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "IntegrationTests",
             dependencies: [

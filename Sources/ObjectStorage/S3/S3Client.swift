@@ -1,5 +1,6 @@
 import CCurl
 import CShims
+import CurlHTTP
 import Dispatch
 import Foundation
 import Logging

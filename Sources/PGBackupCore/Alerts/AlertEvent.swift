@@ -144,7 +144,7 @@ public struct AlertEvent: Codable, Sendable, Equatable {
         if report.passed {
             summary = "drill \(report.drillId) of backup \(report.backupId) passed: all \(total) checks passed"
         } else {
-            let names = failed.prefix(5).map { $0.database.map { db in "\($0.check) on \(db)" } ?? $0.check }
+            let names = failed.prefix(5).map { check in check.database.map { "\(check.check) on \($0)" } ?? check.check }
             let more = failed.count > 5 ? ", …" : ""
             summary = "drill \(report.drillId) of backup \(report.backupId) FAILED: \(failed.count) of \(total) checks failed (\(names.joined(separator: ", "))\(more))"
         }

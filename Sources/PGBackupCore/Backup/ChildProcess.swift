@@ -129,6 +129,7 @@ func runProgram(
     var options = PlatformOptions()
     options.processGroupID = 0
     options.teardownSequence = [.gracefulShutDown(toProcessGroup: true, allowedDurationToNextStep: killGrace)]
+    let platformOptions = options
     let variables = Dictionary(uniqueKeysWithValues: environment.map { (Environment.Key(rawValue: $0.key)!, $0.value) })
     let childEnvironment: Environment = inheritEnvironment ? .inherit.updating(variables.mapValues { Optional($0) }) : .custom(variables)
     let name = (program as NSString).lastPathComponent
@@ -142,12 +143,12 @@ func runProgram(
             let result = if let stdin {
                 try await run(
                     .path(FilePath(program)), arguments: Arguments(arguments), environment: childEnvironment,
-                    platformOptions: options, input: .fileDescriptor(stdin, closeAfterSpawningProcess: false),
+                    platformOptions: platformOptions, input: .fileDescriptor(stdin, closeAfterSpawningProcess: false),
                     output: .string(limit: outputLimit), error: .string(limit: outputLimit))
             } else {
                 try await run(
                     .path(FilePath(program)), arguments: Arguments(arguments), environment: childEnvironment,
-                    platformOptions: options, output: .string(limit: outputLimit), error: .string(limit: outputLimit))
+                    platformOptions: platformOptions, output: .string(limit: outputLimit), error: .string(limit: outputLimit))
             }
             return ProgramOutcome(status: result.terminationStatus, stdout: result.standardOutput, stderr: result.standardError)
         } catch let error as SubprocessError {

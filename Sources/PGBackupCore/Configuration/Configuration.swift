@@ -10,6 +10,7 @@ public struct Configuration: Sendable {
     public var compression: CompressionConfiguration
     public var drill: DrillConfiguration
     public var checks: ChecksConfiguration
+    public var alerts: AlertsConfiguration
 
     /// `--config`, else `$PGBACKD_CONFIG`, else this.
     public static let defaultPath = "/etc/pgbackd/pgbackd.toml"
@@ -42,8 +43,9 @@ public struct Configuration: Sendable {
         let compression = try CompressionConfiguration(root.table("compression"))
         let drill = try DrillConfiguration(root.table("drill"))
         let checks = try ChecksConfiguration(root.table("checks"))
+        let alerts = try AlertsConfiguration(root.table("alerts"))
         try root.rejectUnknownKeys()
-        return Configuration(file: file, repository: repository, postgres: postgres, compression: compression, drill: drill, checks: checks)
+        return Configuration(file: file, repository: repository, postgres: postgres, compression: compression, drill: drill, checks: checks, alerts: alerts)
     }
 }
 

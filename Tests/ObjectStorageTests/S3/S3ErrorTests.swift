@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 
+import CurlHTTP
 @testable import ObjectStorage
 
 @Suite struct S3ErrorTests {

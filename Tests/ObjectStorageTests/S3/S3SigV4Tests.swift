@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 
+import CurlHTTP
 @testable import ObjectStorage
 
 /// The signer against AWS's published examples: the SigV4 test suite (service "service") and

@@ -11,12 +11,12 @@ enum CurlGlobal {
 
 /// Owns one CURL easy handle; frees it in deinit. A handle is used by one thread at a time:
 /// whoever took it from a ``CurlHandlePool`` until it gives it back.
-final class CurlEasy: @unchecked Sendable {
+public final class CurlEasy: @unchecked Sendable {
     let raw: UnsafeMutableRawPointer
 
-    init() throws {
+    public init() throws {
         guard CurlGlobal.initialized, let handle = curl_easy_init() else {
-            throw StorageError(.io, message: "libcurl could not be initialised (curl_global_init or curl_easy_init failed)")
+            throw CurlError(.unavailable, message: "libcurl could not be initialised (curl_global_init or curl_easy_init failed)")
         }
         raw = handle
     }
@@ -32,15 +32,15 @@ final class CurlEasy: @unchecked Sendable {
 }
 
 /// Idle easy handles, reused so their keep-alive connections are too.
-final class CurlHandlePool: Sendable {
+public final class CurlHandlePool: Sendable {
     private let idle = Mutex<[CurlEasy]>([])
     private let capacity: Int
 
-    init(capacity: Int) {
+    public init(capacity: Int) {
         self.capacity = max(1, capacity)
     }
 
-    func withHandle<T>(_ body: (CurlEasy) throws -> T) throws -> T {
+    public func withHandle<T>(_ body: (CurlEasy) throws -> T) throws -> T {
         let handle = try idle.withLock { $0.popLast() } ?? CurlEasy()
         defer {
             handle.reset()
@@ -54,48 +54,69 @@ final class CurlHandlePool: Sendable {
 
 /// Set once to stop transfers: the running one aborts at its next progress call (about once a
 /// second or sooner), and no retry starts.
-final class CancellationFlag: Sendable {
+public final class CancellationFlag: Sendable {
     private let flag = Atomic<Bool>(false)
-    init() {}
-    var isCancelled: Bool { flag.load(ordering: .acquiring) }
-    func cancel() { flag.store(true, ordering: .releasing) }
+    public init() {}
+    public var isCancelled: Bool { flag.load(ordering: .acquiring) }
+    public func cancel() { flag.store(true, ordering: .releasing) }
 }
 
 /// What one transfer is told to do.
-struct CurlTransferOptions {
-    var method: String
-    var url: String
+public struct CurlTransferOptions: Sendable {
+    public var method: String
+    public var url: String
     /// Complete header lines, `Name: value`.
-    var headers: [String]
-    var body: [UInt8]
-    var connectTimeoutMilliseconds: Int
-    var lowSpeedLimit: Int
-    var lowSpeedTimeSeconds: Int
-    var verifyTLS: Bool
-    var caFile: String?
+    public var headers: [String]
+    public var body: [UInt8]
+    public var connectTimeoutMilliseconds: Int
+    public var lowSpeedLimit: Int
+    public var lowSpeedTimeSeconds: Int
+    public var verifyTLS: Bool
+    public var caFile: String?
+    /// The whole transfer's limit (`CURLOPT_TIMEOUT_MS`); 0, the default, means none: a long
+    /// upload or download is bounded by the low-speed limit instead.
+    public var timeoutMilliseconds: Int
+
+    public init(
+        method: String, url: String, headers: [String], body: [UInt8],
+        connectTimeoutMilliseconds: Int, lowSpeedLimit: Int, lowSpeedTimeSeconds: Int,
+        verifyTLS: Bool, caFile: String?, timeoutMilliseconds: Int = 0
+    ) {
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.body = body
+        self.connectTimeoutMilliseconds = connectTimeoutMilliseconds
+        self.lowSpeedLimit = lowSpeedLimit
+        self.lowSpeedTimeSeconds = lowSpeedTimeSeconds
+        self.verifyTLS = verifyTLS
+        self.caFile = caFile
+        self.timeoutMilliseconds = timeoutMilliseconds
+    }
 }
 
 /// State shared with libcurl's callbacks during one transfer; touched only by the thread that
 /// runs `curl_easy_perform`.
-final class CurlTransfer {
+public final class CurlTransfer {
     /// The final response's status (1xx interim responses are skipped).
-    private(set) var status = 0
+    public private(set) var status = 0
     /// The final response's headers, names lower-cased (a repeated header keeps its last value).
-    private(set) var headers: [String: String] = [:]
-    private(set) var headersComplete = false
+    public private(set) var headers: [String: String] = [:]
+    public private(set) var headersComplete = false
     /// The body of a response that is not streamed (every non-2xx one, or all without a
     /// streaming handler), capped at `maxCollected` bytes.
-    private(set) var body: [UInt8] = []
-    var maxCollected = 64 << 20
+    public private(set) var body: [UInt8] = []
+    public var maxCollected = 64 << 20
     /// Called once the final response's headers are in.
-    var onHeaders: ((Int, [String: String]) -> Void)?
+    public var onHeaders: ((Int, [String: String]) -> Void)?
     /// Receives the body of a 2xx response instead of ``body``; false aborts the transfer.
-    var onBody: ((UnsafeRawBufferPointer) -> Bool)?
-    let cancel: CancellationFlag?
+    public var onBody: ((UnsafeRawBufferPointer) -> Bool)?
+    public let cancel: CancellationFlag?
     private var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
-    private(set) var detail = ""
+    /// libcurl's explanation of a failed transfer.
+    public private(set) var detail = ""
 
-    init(cancel: CancellationFlag?) {
+    public init(cancel: CancellationFlag?) {
         self.cancel = cancel
     }
 
@@ -132,7 +153,7 @@ final class CurlTransfer {
     }
 
     /// Runs the transfer on `handle`, blocking; returns libcurl's result code.
-    func perform(on handle: CurlEasy, _ options: CurlTransferOptions) -> CURLcode {
+    public func perform(on handle: CurlEasy, _ options: CurlTransferOptions) -> CURLcode {
         let curl = handle.raw
         var list: UnsafeMutablePointer<curl_slist>? = nil
         for header in options.headers { list = curl_slist_append(list, header) }
@@ -169,6 +190,9 @@ final class CurlTransfer {
                 _ = pgbackd_curl_setopt_long(curl, CURLOPT_CONNECTTIMEOUT_MS, options.connectTimeoutMilliseconds)
                 _ = pgbackd_curl_setopt_long(curl, CURLOPT_LOW_SPEED_LIMIT, options.lowSpeedLimit)
                 _ = pgbackd_curl_setopt_long(curl, CURLOPT_LOW_SPEED_TIME, options.lowSpeedTimeSeconds)
+                if options.timeoutMilliseconds > 0 {
+                    _ = pgbackd_curl_setopt_long(curl, CURLOPT_TIMEOUT_MS, options.timeoutMilliseconds)
+                }
                 _ = pgbackd_curl_setopt_long(curl, CURLOPT_SSL_VERIFYPEER, options.verifyTLS ? 1 : 0)
                 _ = pgbackd_curl_setopt_long(curl, CURLOPT_SSL_VERIFYHOST, options.verifyTLS ? 2 : 0)
                 if let caFile = options.caFile {
