@@ -25,8 +25,17 @@ struct BackupCommand: AsyncParsableCommand {
             if let progress { report = { progress.update($0) } }
             let backup = LogicalBackup(configuration: configuration, repository: repository, logger: logger, progress: report)
             let databases = self.databases
-            let manifest = try await withSignalCancellation { try await backup.run(databases: databases) }
+            let alerts = AlertDispatcher(configuration: configuration.alerts, logger: logger)
+            let manifest: Manifest
+            do {
+                manifest = try await withSignalCancellation { try await backup.run(databases: databases) }
+            } catch {
+                progress?.clear()
+                await alerts.send(.backupFailed(stanza: configuration.repository.stanza, backupId: nil, error: error))
+                throw error
+            }
             progress?.clear()
+            await alerts.send(.backup(manifest))
             if json {
                 try printJSON(BackupSummary(manifest))
             } else {

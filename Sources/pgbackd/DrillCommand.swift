@@ -28,7 +28,15 @@ struct DrillCommand: AsyncParsableCommand {
             let repository = try await RepositoryFactory.open(configuration, logger: logger)
             let drill = Drill(configuration: configuration, repository: repository, logger: logger)
             let request = Drill.Request(backup: backup, databases: databases, keep: keep)
-            let report = try await withSignalCancellation { try await drill.run(request) }
+            let alerts = AlertDispatcher(configuration: configuration.alerts, logger: logger)
+            let report: DrillReport
+            do {
+                report = try await withSignalCancellation { try await drill.run(request) }
+            } catch {
+                await alerts.send(.drillFailed(stanza: configuration.repository.stanza, backupId: backup == "latest" ? nil : backup, error: error))
+                throw error
+            }
+            await alerts.send(.drill(report, reportKey: repository.drillReportKey(backupId: report.backupId, drillId: report.drillId)))
             if json {
                 print(String(decoding: try report.encoded(), as: UTF8.self))
             } else {

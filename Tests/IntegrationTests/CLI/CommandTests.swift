@@ -100,4 +100,43 @@ struct CommandTests {
             #expect(children.stdout.isEmpty, "pg_dump must not outlive pgbackd")
         }
     }
+
+    @Test func jobOutcomesReachTheAlertHooks() async throws {
+        let postgres = try TestServices.requirePostgres()
+        try await withCleanup(postgres) { cleanup in
+            let fixture = try await DaylogFixture.create(postgres, entries: 300)
+            cleanup.dropDatabase(fixture.name)
+            let directory = try temporaryDirectory("alerts")
+            cleanup.remove(directory)
+            let hook = "\(directory)/hook.sh"
+            try "#!/bin/bash\ncat > \"\(directory)/$PGBACKD_EVENT.json\"\n".write(toFile: hook, atomically: true, encoding: .utf8)
+            chmod(hook, 0o755)
+            let config = "\(directory)/pgbackd.toml"
+            try (fileConfig(postgres, repository: "\(directory)/repo", databases: [fixture.name]) + """
+
+                [drill]
+                staging_dir = "\(directory)"
+
+                [[alerts.command]]
+                events = ["backup.succeeded", "drill.failed"]
+                run = ["\(hook)"]
+                timeout_seconds = 10
+                """).write(toFile: config, atomically: true, encoding: .utf8)
+
+            let backup = try shell(pgbackdExecutable, ["backup", "--config", config])
+            #expect(backup.status == 0, "\(backup.stderr)")
+            let succeeded = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(directory)/backup.succeeded.json"))) as? [String: Any]
+            #expect(succeeded?["backup_id"] as? String == backup.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+
+            try await fixture.execute("set session_replication_role = replica; insert into journal_journalentry_tags (journalentry_id, tag_id) values (md5('entry1')::uuid, '00000000-0000-0000-0000-000000000bad')")
+            #expect(try shell(pgbackdExecutable, ["backup", "--config", config]).status == 0)
+            let drill = try shell(pgbackdExecutable, ["drill", "--config", config])
+            #expect(drill.status == 1, "a failed check exits 1: \(drill.stdout) \(drill.stderr)")
+            let failed = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(directory)/drill.failed.json"))) as? [String: Any]
+            #expect(failed?["event"] as? String == "drill.failed")
+            let checks = (failed?["failed_checks"] as? [[String: Any]])?.compactMap { $0["check"] as? String } ?? []
+            #expect(checks.contains("referential"))
+            #expect((failed?["report_key"] as? String)?.hasPrefix("cli/drills/") == true)
+        }
+    }
 }
