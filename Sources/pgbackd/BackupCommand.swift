@@ -17,9 +17,7 @@ struct BackupCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await runReportingErrors {
-            let configuration = try common.loadConfiguration()
-            let logger = common.makeLogger()
-            let repository = try await RepositoryFactory.open(configuration, logger: logger)
+            let (configuration, logger, repository) = try await common.openRepository()
             let progress: ProgressLine? = isatty(STDERR_FILENO) == 1 ? ProgressLine() : nil
             var report: (@Sendable (BackupProgress) -> Void)?
             if let progress { report = { progress.update($0) } }

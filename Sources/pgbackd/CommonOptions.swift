@@ -15,6 +15,14 @@ struct CommonOptions: ParsableArguments {
         try Configuration.load(path: Configuration.path(explicit: config))
     }
 
+    /// What nearly every command starts with: the validated configuration, a logger and the
+    /// repository it names.
+    func openRepository() async throws -> (Configuration, Logger, Repository) {
+        let configuration = try loadConfiguration()
+        let logger = makeLogger()
+        return (configuration, logger, try await RepositoryFactory.open(configuration, logger: logger))
+    }
+
     func makeLogger() -> Logger {
         let level = logLevel
         LoggingSystem.bootstrap { label in

@@ -23,9 +23,7 @@ struct DrillCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await runReportingErrors {
-            let configuration = try common.loadConfiguration()
-            let logger = common.makeLogger()
-            let repository = try await RepositoryFactory.open(configuration, logger: logger)
+            let (configuration, logger, repository) = try await common.openRepository()
             let drill = Drill(configuration: configuration, repository: repository, logger: logger)
             let request = Drill.Request(backup: backup, databases: databases, keep: keep)
             let alerts = AlertDispatcher(configuration: configuration.alerts, logger: logger)

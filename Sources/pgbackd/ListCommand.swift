@@ -14,8 +14,7 @@ struct ListCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await runReportingErrors {
-            let configuration = try common.loadConfiguration()
-            let repository = try await RepositoryFactory.open(configuration, logger: common.makeLogger())
+            let (_, _, repository) = try await common.openRepository()
             let backups = try await repository.backups()
             if json {
                 try printJSON(backups.map(BackupSummary.init))

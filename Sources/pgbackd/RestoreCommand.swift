@@ -35,9 +35,7 @@ struct RestoreCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await runReportingErrors {
-            let configuration = try common.loadConfiguration()
-            let logger = common.makeLogger()
-            let repository = try await RepositoryFactory.open(configuration, logger: logger)
+            let (configuration, logger, repository) = try await common.openRepository()
             let request = LogicalRestore.Request(backup: backup, database: database, target: targetDatabase, jobs: jobs,
                                                  force: force, globals: globals, noOwner: noOwner)
             let restore = LogicalRestore(configuration: configuration, repository: repository, logger: logger)

@@ -17,8 +17,7 @@ struct ShowCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await runReportingErrors {
-            let configuration = try common.loadConfiguration()
-            let repository = try await RepositoryFactory.open(configuration, logger: common.makeLogger())
+            let (_, _, repository) = try await common.openRepository()
             let manifest = try await repository.manifest(id)
             if json {
                 print(String(decoding: try manifest.encoded(), as: UTF8.self))

@@ -1,39 +1,14 @@
 import CCurl
+import CurlHTTP
 import CShims
 import Foundation
 
-/// A failed transfer, as far as retrying and reporting care.
-enum S3TransportFailure: Sendable, Equatable {
-    /// Connection refused or no route: nothing listens at the endpoint (yet).
-    case connect
-    /// The endpoint's host name does not resolve.
-    case resolve
-    /// Connect timeout, or slower than the low-speed limit for too long.
-    case timeout
-    /// The connection broke mid-request (reset, empty reply, short body).
-    case reset
-    /// The TLS handshake failed or the certificate was rejected.
-    case tls
-    /// Our own cancellation (abort, reader gone).
-    case cancelled
-    case other
+/// A failed transfer, as far as retrying and reporting care: libcurl's own classification.
+typealias S3TransportFailure = CurlError.Code
 
+extension CurlError.Code {
     init(curlCode: UInt32) {
-        switch curlCode {
-        case CURLE_COULDNT_CONNECT.rawValue: self = .connect
-        case CURLE_COULDNT_RESOLVE_HOST.rawValue, CURLE_COULDNT_RESOLVE_PROXY.rawValue: self = .resolve
-        case CURLE_OPERATION_TIMEDOUT.rawValue: self = .timeout
-        case CURLE_SEND_ERROR.rawValue, CURLE_RECV_ERROR.rawValue, CURLE_GOT_NOTHING.rawValue,
-            CURLE_PARTIAL_FILE.rawValue, CURLE_HTTP2.rawValue, CURLE_HTTP2_STREAM.rawValue,
-            CURLE_SEND_FAIL_REWIND.rawValue:
-            self = .reset
-        case CURLE_SSL_CONNECT_ERROR.rawValue, CURLE_PEER_FAILED_VERIFICATION.rawValue,
-            CURLE_SSL_CACERT_BADFILE.rawValue, CURLE_SSL_CERTPROBLEM.rawValue, CURLE_SSL_CIPHER.rawValue,
-            CURLE_SSL_ISSUER_ERROR.rawValue, CURLE_SSL_CRL_BADFILE.rawValue:
-            self = .tls
-        case CURLE_ABORTED_BY_CALLBACK.rawValue, CURLE_WRITE_ERROR.rawValue: self = .cancelled
-        default: self = .other
-        }
+        self = CurlError(curlCode: curlCode, detail: "").code
     }
 }
 
@@ -51,10 +26,7 @@ enum S3RetryPolicy {
     /// Timeouts and broken or refused connections (a server restarting refuses for a moment);
     /// not TLS failures, which do not heal by themselves.
     static func isRetryable(_ failure: S3TransportFailure) -> Bool {
-        switch failure {
-        case .connect, .resolve, .timeout, .reset: return true
-        case .tls, .cancelled, .other: return false
-        }
+        CurlError(failure, message: "").isTransient
     }
 
     /// Full jitter: uniformly random in `0 ... min(maxDelay, baseDelay × 2^(retry-1))`.
@@ -138,7 +110,7 @@ struct S3ErrorMapper: Sendable {
             return StorageError(.unreachable, key: key, message: "TLS with S3 endpoint \(endpoint) failed (\(detail)): set repository.s3.ca_file to the CA that signed its certificate, or fix the certificate")
         case .cancelled:
             return StorageError(.cancelled, key: key, message: "S3 \(operation)\(object) was cancelled")
-        case .other:
+        default:
             return StorageError(.protocolError, key: key, message: "S3 \(operation)\(object) at \(endpoint) failed (\(detail))")
         }
     }
