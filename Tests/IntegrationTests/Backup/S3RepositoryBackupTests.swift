@@ -117,16 +117,9 @@ struct S3RepositoryBackupTests {
             let stalled = "\(directory)/stalled.toml"
             try BackupHarness.s3TOML(postgres, s3, prefix: prefix, databases: [fixture.name], level: 0, binDirectory: bin).write(toFile: stalled, atomically: true, encoding: .utf8)
 
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: pgbackdExecutable)
-            process.arguments = ["backup", "--config", stalled]
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            var sawUpload = false
-            for _ in 0..<120 where !sawUpload {
-                try await Task.sleep(for: .milliseconds(250))
-                sawUpload = !(try Self.incompleteUploads(s3, prefix: prefix).isEmpty)
+            let process = try launchPgbackd(["backup", "--config", stalled])
+            let sawUpload = try await eventually(attempts: 120, interval: .milliseconds(250)) {
+                !(try Self.incompleteUploads(s3, prefix: prefix).isEmpty)
             }
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()

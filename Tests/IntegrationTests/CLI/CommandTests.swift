@@ -74,17 +74,10 @@ struct CommandTests {
             let config = "\(directory)/pgbackd.toml"
             try fileConfig(postgres, repository: "\(directory)/repo", databases: [fixture.name], binDirectory: bin).write(toFile: config, atomically: true, encoding: .utf8)
 
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: pgbackdExecutable)
-            process.arguments = ["backup", "--config", config]
             let stderr = Pipe()
-            process.standardError = stderr
-            process.standardOutput = FileHandle.nullDevice
-            try process.run()
-            var uploading = false
-            for _ in 0..<100 where !uploading {
-                try await Task.sleep(for: .milliseconds(100))
-                uploading = !(try shell("find", ["\(directory)/repo", "-name", ".pgbackd-tmp-*dump.gz"]).stdout.isEmpty)
+            let process = try launchPgbackd(["backup", "--config", config], stderr: stderr)
+            let uploading = try await eventually {
+                !(try shell("find", ["\(directory)/repo", "-name", ".pgbackd-tmp-*dump.gz"]).stdout.isEmpty)
             }
             #expect(uploading, "the dump upload should have started")
             let signalled = Date()

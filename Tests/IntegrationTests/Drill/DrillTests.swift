@@ -225,17 +225,8 @@ struct DrillTests {
             let config = try temporaryDirectory("cfg") + "/pgbackd.toml"
             cleanup.remove((config as NSString).deletingLastPathComponent)
             try BackupHarness.fileTOML(postgres, repository: setup.repositoryPath, databases: [setup.fixture.name], binDirectory: bin).write(toFile: config, atomically: true, encoding: .utf8)
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: pgbackdExecutable)
-            process.arguments = ["drill", "--config", config]
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            var restoring = false
-            for _ in 0..<100 where !restoring {
-                try await Task.sleep(for: .milliseconds(100))
-                restoring = !(try shell("pgrep", ["-f", "\(bin)/pg_restore"]).stdout.isEmpty)
-            }
+            let process = try launchPgbackd(["drill", "--config", config])
+            let restoring = try await eventually { !(try shell("pgrep", ["-f", "\(bin)/pg_restore"]).stdout.isEmpty) }
             #expect(restoring)
             kill(process.processIdentifier, signal)
             process.waitUntilExit()

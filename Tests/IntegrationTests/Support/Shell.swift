@@ -47,3 +47,23 @@ func temporaryDirectory(_ name: String) throws -> String {
     chmod(path, 0o755)
     return path
 }
+
+/// Starts pgbackd in the background, for tests that signal or kill it mid-job.
+func launchPgbackd(_ arguments: [String], stderr: Pipe? = nil) throws -> Process {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: pgbackdExecutable)
+    process.arguments = arguments
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = stderr ?? FileHandle.nullDevice
+    try process.run()
+    return process
+}
+
+/// Polls `condition` every `interval` until it holds or `attempts` run out.
+func eventually(attempts: Int = 100, interval: Duration = .milliseconds(100), _ condition: () async throws -> Bool) async throws -> Bool {
+    for _ in 0..<attempts {
+        if try await condition() { return true }
+        try await Task.sleep(for: interval)
+    }
+    return false
+}
