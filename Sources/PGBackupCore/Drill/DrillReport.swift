@@ -29,12 +29,9 @@ public struct DrillReport: Codable, Sendable {
         checks.filter { !$0.passed }.map { (nil, $0) } + databases.flatMap { database in database.checks.filter { !$0.passed }.map { (database.name, $0) } }
     }
 
-    public func encoded() throws -> [UInt8] { Array(try Manifest.jsonEncoder().encode(self)) }
+    public func encoded() throws -> [UInt8] { Array(try RepositoryJSON.encoder().encode(self)) }
 
     public static func decode(_ bytes: [UInt8]) throws -> DrillReport {
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
-        return try decoder.decode(DrillReport.self, from: Data(bytes))
+        try RepositoryJSON.decoder().decode(DrillReport.self, from: Data(bytes))
     }
 }

@@ -109,10 +109,7 @@ public struct ObjectCensus: Codable, Sendable, Equatable {
 
 extension Manifest {
     public static func decode(_ bytes: [UInt8]) throws -> Manifest {
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
-        let manifest = try decoder.decode(Manifest.self, from: Data(bytes))
+        let manifest = try RepositoryJSON.decoder().decode(Manifest.self, from: Data(bytes))
         guard manifest.formatVersion <= currentFormatVersion else {
             throw RepositoryError(.unsupportedFormat, message: "manifest of \(manifest.backupId) has format version \(manifest.formatVersion); this pgbackd reads up to \(currentFormatVersion): upgrade pgbackd")
         }
@@ -120,14 +117,6 @@ extension Manifest {
     }
 
     public func encoded() throws -> [UInt8] {
-        Array(try Self.jsonEncoder().encode(self))
-    }
-
-    static func jsonEncoder() -> JSONEncoder {
-        let encoder = JSONEncoder()
-        encoder.dateEncodingStrategy = .iso8601
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return encoder
+        Array(try RepositoryJSON.encoder().encode(self))
     }
 }

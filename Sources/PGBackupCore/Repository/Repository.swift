@@ -45,21 +45,16 @@ public struct Repository: Sendable {
     public func ensureMarker(systemIdentifier: String) async throws {
         if try await verifyMarker(systemIdentifier: systemIdentifier) { return }
         let marker = RepositoryMarker(formatVersion: Manifest.currentFormatVersion, stanza: stanza, systemIdentifier: systemIdentifier, createdAt: Date())
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        encoder.dateEncodingStrategy = .iso8601
-        try await storage.put(key: markerKey, bytes: Array(try encoder.encode(marker)))
+        try await storage.put(key: markerKey, bytes: Array(try RepositoryJSON.encoder().encode(marker)))
     }
 
     /// - Returns: whether the marker exists (and matches; a mismatch throws).
     @discardableResult
     public func verifyMarker(systemIdentifier: String) async throws -> Bool {
         guard let bytes = try await optionalObject(markerKey) else { return false }
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
         let marker: RepositoryMarker
         do {
-            marker = try decoder.decode(RepositoryMarker.self, from: Data(bytes))
+            marker = try RepositoryJSON.decoder().decode(RepositoryMarker.self, from: Data(bytes))
         } catch {
             throw RepositoryError(.corruptManifest, message: "\(markerKey) is not valid JSON: \(error)", underlying: error)
         }

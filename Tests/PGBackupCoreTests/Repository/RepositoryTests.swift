@@ -24,6 +24,20 @@ import Testing
         #expect(text.contains("\"raw_sha256\""))
     }
 
+    @Test func timesKeepTheirMilliseconds() throws {
+        var manifest = Self.manifest(id: "x")
+        manifest.finishedAt = manifest.startedAt.addingTimeInterval(0.25)
+        let decoded = try Manifest.decode(try manifest.encoded())
+        #expect(abs(decoded.finishedAt.timeIntervalSince(decoded.startedAt) - 0.25) < 0.001)
+        #expect(String(decoding: try manifest.encoded(), as: UTF8.self).contains("\"finished_at\" : \"2023-11-14T22:13:20.250Z\""))
+    }
+
+    @Test func timesWithoutFractionStillRead() throws {
+        let text = String(decoding: try Self.manifest(id: "x").encoded(), as: UTF8.self)
+            .replacingOccurrences(of: "2023-11-14T22:13:20.000Z", with: "2023-11-14T22:13:20Z")
+        #expect(try Manifest.decode(Array(text.utf8)).startedAt == Date(timeIntervalSince1970: 1_700_000_000))
+    }
+
     @Test func newerManifestFormatIsRefused() throws {
         var manifest = Self.manifest(id: "x")
         manifest.formatVersion = 99
