@@ -18,6 +18,8 @@ enum ExitCodes {
     static let repositoryMissing: Int32 = 76 // the bucket does not exist
     static let permission: Int32 = 77       // EX_NOPERM: credentials or privileges refused
     static let configuration: Int32 = 78    // EX_CONFIG
+    /// wal-fetch only: above 125, so PostgreSQL aborts recovery instead of ending it early.
+    static let fatalForRecovery: Int32 = 126
 
     static func code(for error: any Error) -> Int32 {
         switch error {
@@ -52,6 +54,12 @@ enum ExitCodes {
             return error.code == .pgRestoreFailed ? operational : dataError
         case is StagingError:
             return storageIO
+        case let error as WALError:
+            switch error.code {
+            case .notFound: return failure // wal-fetch: exactly 1, "no such file" to PostgreSQL
+            case .corrupt, .conflict, .invalidName: return dataError
+            default: return storageIO
+            }
         default:
             return failure
         }

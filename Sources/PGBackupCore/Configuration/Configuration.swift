@@ -11,6 +11,7 @@ public struct Configuration: Sendable {
     public var drill: DrillConfiguration
     public var checks: ChecksConfiguration
     public var alerts: AlertsConfiguration
+    public var wal: WALConfiguration
 
     /// `--config`, else `$PGBACKD_CONFIG`, else this.
     public static let defaultPath = "/etc/pgbackd/pgbackd.toml"
@@ -44,8 +45,9 @@ public struct Configuration: Sendable {
         let drill = try DrillConfiguration(root.table("drill"))
         let checks = try ChecksConfiguration(root.table("checks"))
         let alerts = try AlertsConfiguration(root.table("alerts"))
+        let wal = try WALConfiguration(root.table("wal"))
         try root.rejectUnknownKeys()
-        return Configuration(file: file, repository: repository, postgres: postgres, compression: compression, drill: drill, checks: checks, alerts: alerts)
+        return Configuration(file: file, repository: repository, postgres: postgres, compression: compression, drill: drill, checks: checks, alerts: alerts, wal: wal)
     }
 }
 

@@ -23,6 +23,9 @@ public struct Repository: Sendable {
     public func key(relative: String) -> String { "\(stanza)/\(relative)" }
     public func drillReportKey(backupId: String, drillId: String) -> String { "\(stanza)/drills/\(backupId)/\(drillId).json" }
     public static func dumpName(database: String) -> String { "\(escape(database)).dump.gz" }
+    public var walPrefix: String { "\(stanza)/wal/" }
+    /// `<stanza>/wal/<timeline>/<name>.gz`; a history file sits in its own timeline's directory.
+    public func walKey(_ file: WALFileName) -> String { "\(walPrefix)\(file.timelineHex)/\(file.name).gz" }
 
     /// Database names may hold any character; object names get the safe ones and %XX for the rest.
     static func escape(_ name: String) -> String {

@@ -1,0 +1,133 @@
+import Foundation
+import Logging
+import ObjectStorage
+
+/// The WAL watcher's work: ships spooled files to the repository, oldest first, several at a
+/// time, and deletes each spooled file only once its upload is confirmed (HEAD shows the stored
+/// size). A crash at any point leaves the file in the spool; the next pass finds it archived with
+/// the same bytes and just deletes it.
+///
+/// For now the watcher rescans the spool every second; inotify (with the rescan as a safety
+/// net), `wal.lag` and `storage.unreachable` come later.
+public struct WALShipper: Sendable {
+    public let spool: WALSpool
+    public let archive: WALArchive
+    public let parallelUploads: Int
+    let alerts: AlertDispatcher
+    let logger: Logger
+
+    public init(spool: WALSpool, archive: WALArchive, parallelUploads: Int, alerts: AlertDispatcher, logger: Logger) {
+        self.spool = spool
+        self.archive = archive
+        self.parallelUploads = max(1, parallelUploads)
+        self.alerts = alerts
+        self.logger = logger
+    }
+
+    /// What one pass did, each list in shipping order.
+    public struct PassResult: Sendable {
+        /// Uploaded, verified and removed from the spool.
+        public var shipped: [WALFileName] = []
+        /// Archived before with the same bytes; removed from the spool.
+        public var alreadyArchived: [WALFileName] = []
+        /// Archived with other bytes: left in the spool, `wal.conflict` raised.
+        public var conflicts: [(file: WALFileName, error: WALError)] = []
+        /// Could not be shipped this time (storage down…); left in the spool for the next pass.
+        public var failures: [(file: WALFileName, error: any Error)] = []
+
+        public var isClean: Bool { conflicts.isEmpty && failures.isEmpty }
+    }
+
+    private enum Outcome: Sendable {
+        case shipped(ObjectInfo)
+        case alreadyArchived
+        case conflict(WALError)
+        case failed(any Error)
+    }
+
+    /// Ships everything in the spool now. Cancellation starts no new upload; an upload in flight
+    /// is aborted by its driver and its file stays spooled.
+    public func pass() async throws -> PassResult {
+        let files = try await spool.pending()
+        var result = PassResult()
+        guard !files.isEmpty else { return result }
+        var outcomes: [Int: Outcome] = [:]
+        await withTaskGroup(of: (Int, Outcome).self) { group in
+            var next = 0
+            var inFlight = 0
+            while next < files.count || inFlight > 0 {
+                while next < files.count, inFlight < parallelUploads, !Task.isCancelled {
+                    let index = next, file = files[index].file
+                    group.addTask { (index, await self.ship(file)) }
+                    next += 1
+                    inFlight += 1
+                }
+                if Task.isCancelled { next = files.count }
+                guard let (index, outcome) = await group.next() else { break }
+                inFlight -= 1
+                outcomes[index] = outcome
+            }
+        }
+        for (index, spooled) in files.enumerated() {
+            switch outcomes[index] {
+            case .shipped: result.shipped.append(spooled.file)
+            case .alreadyArchived: result.alreadyArchived.append(spooled.file)
+            case .conflict(let error): result.conflicts.append((spooled.file, error))
+            case .failed(let error): result.failures.append((spooled.file, error))
+            case nil: break // not started: cancelled
+            }
+        }
+        return result
+    }
+
+    private func ship(_ file: WALFileName) async -> Outcome {
+        do {
+            let bytes = try await spool.read(file)
+            let pushed = try await archive.push(file, bytes: bytes)
+            try Task.checkCancellation()
+            try await spool.remove(file)
+            switch pushed {
+            case .uploaded(let info):
+                logger.info("WAL file shipped", metadata: ["wal.file": "\(file.name)", "wal.key": "\(info.key)", "wal.stored_bytes": "\(info.size)"])
+                return .shipped(info)
+            case .alreadyArchived:
+                logger.info("WAL file was archived already with the same content; removed from the spool", metadata: ["wal.file": "\(file.name)"])
+                return .alreadyArchived
+            }
+        } catch let error as WALError where error.code == .conflict {
+            logger.error("WAL file conflicts with the archive; left in the spool", metadata: ["wal.file": "\(file.name)", "wal.error": "\(error)"])
+            return .conflict(error)
+        } catch {
+            logger.warning("WAL file not shipped; will retry", metadata: ["wal.file": "\(file.name)", "wal.error": "\(error)"])
+            return .failed(error)
+        }
+    }
+
+    /// `wal-watch`: passes until cancelled, one second apart (`once`: a single pass). Each
+    /// conflicting file raises `wal.conflict` once per run, not once per pass.
+    /// - Returns: the last pass's result.
+    @discardableResult
+    public func run(once: Bool, stanza: String, rescanInterval: Duration = .seconds(1)) async throws -> PassResult {
+        var alerted: Set<WALFileName> = []
+        while true {
+            let result: PassResult
+            do {
+                result = try await pass()
+            } catch {
+                if once || Task.isCancelled { throw error }
+                logger.error("WAL spool scan failed; retrying", metadata: ["wal.spool": "\(spool.directory)", "wal.error": "\(error)"])
+                try await Task.sleep(for: rescanInterval)
+                continue
+            }
+            for (file, error) in result.conflicts where !alerted.contains(file) {
+                alerted.insert(file)
+                await alerts.send(AlertEvent(
+                    event: .walConflict, stanza: stanza,
+                    summary: "WAL file \(file.name) conflicts with the archive: left in the spool \(spool.directory), not shipped",
+                    error: "\(error)"))
+            }
+            if once || Task.isCancelled { return result }
+            try await Task.sleep(for: rescanInterval)
+        }
+    }
+}

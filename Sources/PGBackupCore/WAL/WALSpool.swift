@@ -1,0 +1,154 @@
+import Dispatch
+import Foundation
+import OffloadedWork
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The spool directory: where `wal-push` leaves WAL files durably, without touching the network,
+/// and where the watcher picks them up. A spooled file is `<spool>/<name>`; files being written
+/// have a hidden temp name (`.<name>.<pid>.tmp`) and are never shipped.
+public struct WALSpool: Sendable {
+    public let directory: String
+    /// wal-push refuses when the spool holds this many bytes (or would, with the new file).
+    public let maxBytes: Int64
+    private let queue = DispatchQueue(label: "pgbackd.wal.spool")
+
+    public init(directory: String, maxBytes: Int64) {
+        self.directory = directory
+        self.maxBytes = maxBytes
+    }
+
+    public init(_ configuration: WALConfiguration) {
+        self.init(directory: configuration.spoolDirectory, maxBytes: configuration.maxSpoolBytes)
+    }
+
+    public enum PushOutcome: Sendable, Equatable {
+        /// Copied into the spool and fsynced.
+        case spooled
+        /// The same name with the same bytes was spooled already.
+        case alreadySpooled
+    }
+
+    public struct SpooledFile: Sendable, Hashable {
+        public var file: WALFileName
+        public var size: Int64
+        public var modified: Date
+    }
+
+    /// Copies the WAL file at `source` into the spool: temp name, fsync, link into place (which
+    /// never replaces an existing file), fsync the directory.
+    /// - Throws: ``WALError`` `.conflict` when the name is spooled with other bytes, `.spoolFull`
+    ///   when the spool is at its limit.
+    public func push(source: String) async throws -> PushOutcome {
+        let baseName = (source as NSString).lastPathComponent
+        guard let file = WALFileName(baseName) else {
+            throw WALError(.invalidName, message: "\(source) is not a WAL file name (segment, .history, .backup or .partial); archive_command must pass %p")
+        }
+        let directory = self.directory, maxBytes = self.maxBytes
+        return try await offload(on: queue) {
+            let bytes = try WALFiles.read(source)
+            try Self.makeDirectory(directory)
+            let target = "\(directory)/\(file.name)"
+            if let outcome = try Self.compareExisting(target, with: bytes, name: file.name) { return outcome }
+            let used = try Self.usedBytes(directory)
+            guard used + Int64(bytes.count) <= maxBytes else {
+                throw WALError(.spoolFull, message: "the WAL spool \(directory) holds \(used >> 20) MiB, its limit (wal.max_spool_mib) is \(maxBytes >> 20) MiB: \(file.name) stays in pg_wal until the watcher ships the backlog (is 'pgbackd wal-watch' or the daemon running, is the repository reachable?)")
+            }
+            let temp = "\(directory)/.\(file.name).\(getpid()).tmp"
+            unlink(temp)
+            try WALFiles.writeNew(temp, bytes)
+            defer { unlink(temp) }
+            // link(2), unlike rename(2), fails when the target exists: a concurrent push of the
+            // same name can never overwrite a spooled file.
+            if link(temp, target) != 0 {
+                guard errno == EEXIST else { throw WALFiles.ioError("cannot link \(temp) to \(target)") }
+                if let outcome = try Self.compareExisting(target, with: bytes, name: file.name) { return outcome }
+                throw WALError(.io, message: "\(target) appeared and vanished while spooling it; retry")
+            }
+            unlink(temp)
+            try WALFiles.fsyncDirectory(directory)
+            return .spooled
+        }
+    }
+
+    /// Spooled files ready to ship, oldest first (``WALFileName`` order). Temp files and foreign
+    /// names are left alone.
+    public func pending() async throws -> [SpooledFile] {
+        let directory = self.directory
+        return try await offload(on: queue) {
+            guard let dir = opendir(directory) else {
+                if errno == ENOENT { return [] }
+                throw WALFiles.ioError("cannot list the WAL spool \(directory)")
+            }
+            defer { closedir(dir) }
+            var files: [SpooledFile] = []
+            while let entry = readdir(dir) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+                guard !name.hasPrefix("."), let file = WALFileName(name) else { continue }
+                var status = stat()
+                guard stat("\(directory)/\(name)", &status) == 0, (status.st_mode & S_IFMT) == S_IFREG else { continue }
+                files.append(SpooledFile(file: file, size: Int64(status.st_size),
+                                         modified: Date(timeIntervalSince1970: TimeInterval(status.st_mtim.tv_sec))))
+            }
+            return files.sorted { $0.file < $1.file }
+        }
+    }
+
+    public func read(_ file: WALFileName) async throws -> [UInt8] {
+        let path = "\(directory)/\(file.name)"
+        return try await offload(on: queue) { try WALFiles.read(path) }
+    }
+
+    /// Deletes a shipped file and fsyncs the spool, so it does not come back after a crash.
+    public func remove(_ file: WALFileName) async throws {
+        let directory = self.directory
+        try await offload(on: queue) {
+            let path = "\(directory)/\(file.name)"
+            guard unlink(path) == 0 || errno == ENOENT else { throw WALFiles.ioError("cannot delete the shipped file \(path)") }
+            try WALFiles.fsyncDirectory(directory)
+        }
+    }
+
+    /// Bytes in the spool, temp files included.
+    public func usedBytes() async throws -> Int64 {
+        let directory = self.directory
+        return try await offload(on: queue) { try Self.usedBytes(directory) }
+    }
+
+    // MARK: blocking helpers, on the queue
+
+    private static func compareExisting(_ target: String, with bytes: [UInt8], name: String) throws -> PushOutcome? {
+        guard access(target, F_OK) == 0 else { return nil }
+        let existing = try WALFiles.read(target)
+        guard existing == bytes else {
+            throw WALError(.conflict, message: "\(name) is already in the WAL spool (\(target)) with different content (\(existing.count) bytes there, \(bytes.count) pushed); nothing was overwritten. Two clusters may be archiving into one spool or stanza: check archive_command and repository.stanza")
+        }
+        return .alreadySpooled
+    }
+
+    private static func usedBytes(_ directory: String) throws -> Int64 {
+        guard let dir = opendir(directory) else { throw WALFiles.ioError("cannot list the WAL spool \(directory)") }
+        defer { closedir(dir) }
+        var total: Int64 = 0
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+            guard name != ".", name != ".." else { continue }
+            var status = stat()
+            if stat("\(directory)/\(name)", &status) == 0, (status.st_mode & S_IFMT) == S_IFREG { total += Int64(status.st_size) }
+        }
+        return total
+    }
+
+    private static func makeDirectory(_ directory: String) throws {
+        var status = stat()
+        if stat(directory, &status) == 0 { return }
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw WALError(.io, message: "cannot create the WAL spool \(directory) (wal.spool_dir): create it, owned by the PostgreSQL server's user", underlying: error)
+        }
+        try WALFiles.fsyncDirectory(WALFiles.directory(of: directory))
+    }
+}

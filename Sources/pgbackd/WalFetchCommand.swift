@@ -1,0 +1,45 @@
+import ArgumentParser
+import Foundation
+import PGBackupCore
+
+struct WalFetchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "wal-fetch",
+        abstract: "Restore one archived WAL file: restore_command = 'pgbackd wal-fetch %f %p'.",
+        discussion: """
+            Exits 1, and only then, when the archive has no such file: recovery takes that as \
+            the end of the archived WAL. Any other failure (a corrupt object, storage down) exits \
+            126, which PostgreSQL treats as fatal: recovery stops instead of ending early at a \
+            point the operator did not ask for. Nothing is written to %p then.
+            """)
+
+    @OptionGroup var common: CommonOptions
+
+    @Argument(help: "The WAL file name (PostgreSQL's %f).")
+    var name: String
+
+    @Argument(help: "Where to write it (PostgreSQL's %p).")
+    var path: String
+
+    func run() async throws {
+        do {
+            let configuration = try common.loadConfiguration()
+            let logger = common.makeLogger()
+            guard let file = WALFileName(name) else {
+                throw WALError(.invalidName, message: "\(name) is not a WAL file name (segment, .history, .backup or .partial); restore_command must pass %f")
+            }
+            let repository = try await RepositoryFactory.open(configuration, logger: logger)
+            let archive = WALArchive(repository: repository, level: configuration.compression.level, logger: logger)
+            let path = self.path
+            try await withSignalCancellation { try await archive.fetch(file, to: path) }
+        } catch let error as ExitCode {
+            throw error
+        } catch {
+            FileHandle.standardError.write(Data("pgbackd: error: \(describe(error))\n".utf8))
+            // Exit 1 tells PostgreSQL "no such file": it must never stand for another failure.
+            // Every other failure must stop recovery, and PostgreSQL aborts only on a signal or
+            // an exit status above 125 (restore_command in its documentation).
+            throw ExitCode((error as? WALError)?.code == .notFound ? 1 : ExitCodes.fatalForRecovery)
+        }
+    }
+}

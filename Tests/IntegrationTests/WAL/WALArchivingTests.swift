@@ -1,0 +1,118 @@
+import Foundation
+import Testing
+
+/// WAL archiving end to end: a real cluster whose archive_command is `pgbackd wal-push`, the
+/// watcher shipping the spool to a file repository, and `wal-fetch` bringing segments back.
+@Suite(.serialized) struct WALArchivingTests {
+    @Test(.enabled(if: TestServices.postgresEnabled))
+    func archiveShipAndFetch() async throws {
+        let postgres = try TestServices.requirePostgres()
+        try await withCleanup { cleanup in
+            let repository = try temporaryDirectory("wal-repo")
+            cleanup.remove(repository)
+            try await withThrowawayCluster(binDirectory: postgres.binDirectory, settings: { cluster in
+                """
+                archive_mode = on
+                archive_command = '\(pgbackdExecutable) wal-push --config \(cluster.base)/pgbackd.toml %p'
+                """
+            }, prepare: { cluster in
+                // Written before the server starts: the archiver runs wal-push as `postgres`,
+                // which must read the config and write the spool.
+                try """
+                    [repository]
+                    type = "file"
+                    path = "\(repository)"
+                    stanza = "test"
+                    [wal]
+                    spool_dir = "\(cluster.base)/spool"
+                    parallel_uploads = 2
+                    """.write(toFile: "\(cluster.base)/pgbackd.toml", atomically: true, encoding: .utf8)
+                chmod("\(cluster.base)/pgbackd.toml", 0o644)
+                try FileManager.default.createDirectory(atPath: "\(cluster.base)/spool", withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
+            }) { cluster in
+                let config = "\(cluster.base)/pgbackd.toml"
+                let spool = "\(cluster.base)/spool"
+                try cluster.sql("create table t (i int, pad text)")
+                for round in 0..<3 {
+                    try cluster.sql("insert into t select g, repeat('x', 200) from generate_series(\(round * 10_000), \(round * 10_000 + 9_999)) g")
+                    try cluster.sql("select pg_switch_wal()")
+                }
+                let archived = try await eventually(attempts: 300) {
+                    let row = try cluster.sql("select archived_count, failed_count from pg_stat_archiver").split(separator: "|")
+                    #expect(row.count == 2 && row[1] == "0", "archive_command failed: see \(cluster.base)/postgres.log")
+                    return (Int(row.first ?? "") ?? 0) >= 3
+                }
+                #expect(archived, "PostgreSQL did not archive 3 segments through wal-push")
+
+                let spooled = try FileManager.default.contentsOfDirectory(atPath: spool).filter { !$0.hasPrefix(".") }.sorted()
+                #expect(spooled.count >= 3, "\(spooled)")
+                let segment = try #require(spooled.first)
+                let kept = try Data(contentsOf: URL(fileURLWithPath: "\(spool)/\(segment)"))
+                #expect(kept.count == 16 << 20)
+
+                let watch = try shell(pgbackdExecutable, ["wal-watch", "--once", "--config", config])
+                #expect(watch.status == 0, "wal-watch: \(watch.stderr)")
+                for name in spooled {
+                    #expect(FileManager.default.fileExists(atPath: "\(repository)/test/wal/00000001/\(name).gz"), "\(name) was not archived")
+                    #expect(!FileManager.default.fileExists(atPath: "\(spool)/\(name)"), "\(name) is still spooled")
+                }
+
+                let target = "\(cluster.base)/RECOVERYXLOG"
+                let fetch = try shell(pgbackdExecutable, ["wal-fetch", segment, target, "--config", config])
+                #expect(fetch.status == 0, "wal-fetch: \(fetch.stderr)")
+                #expect(try Data(contentsOf: URL(fileURLWithPath: target)) == kept, "wal-fetch did not restore the archived bytes")
+                try FileManager.default.removeItem(atPath: target)
+
+                let missing = try shell(pgbackdExecutable, ["wal-fetch", "0000000100000000000000FF", target, "--config", config])
+                #expect(missing.status == 1, "a missing segment must exit exactly 1: \(missing.stderr)")
+                #expect(!FileManager.default.fileExists(atPath: target))
+
+                let object = "\(repository)/test/wal/00000001/\(segment).gz"
+                var stored = try Data(contentsOf: URL(fileURLWithPath: object))
+                stored[stored.count / 2] ^= 0x01
+                try stored.write(to: URL(fileURLWithPath: object))
+                let corrupt = try shell(pgbackdExecutable, ["wal-fetch", segment, target, "--config", config])
+                #expect(corrupt.status == 126, "a corrupt object must stop recovery (exit > 125): \(corrupt.status) \(corrupt.stderr)")
+                #expect(corrupt.stderr.contains("test/wal/00000001/\(segment).gz"), "\(corrupt.stderr)")
+                #expect(!FileManager.default.fileExists(atPath: target))
+                #expect(!FileManager.default.fileExists(atPath: target + ".pgbackd-tmp"))
+            }
+        }
+    }
+
+    /// wal-push in spool mode through the real executable: identical retry, conflict, full spool.
+    @Test func walPushExitCodes() async throws {
+        try await withCleanup { cleanup in
+            let directory = try temporaryDirectory("wal-push")
+            cleanup.remove(directory)
+            let config = "\(directory)/pgbackd.toml"
+            try """
+                [repository]
+                type = "s3"
+                [repository.s3]
+                endpoint = "http://127.0.0.1:9"
+                bucket = "never-contacted"
+                access_key_id = "AKIA"
+                secret_access_key = "unused"
+                [wal]
+                spool_dir = "\(directory)/spool"
+                max_spool_mib = 1
+                """.write(toFile: config, atomically: true, encoding: .utf8)
+            let segment = "\(directory)/000000010000000000000001"
+            try Data(repeating: 7, count: 600 << 10).write(to: URL(fileURLWithPath: segment))
+            // An unreachable S3 repository: spool mode must not notice.
+            #expect(try shell(pgbackdExecutable, ["wal-push", segment, "--config", config]).status == 0)
+            #expect(try shell(pgbackdExecutable, ["wal-push", segment, "--config", config]).status == 0)
+            try Data(repeating: 8, count: 600 << 10).write(to: URL(fileURLWithPath: segment))
+            let conflict = try shell(pgbackdExecutable, ["wal-push", segment, "--config", config])
+            #expect(conflict.status != 0)
+            #expect(conflict.stderr.contains("different content"), "\(conflict.stderr)")
+            let next = "\(directory)/000000010000000000000002"
+            try Data(repeating: 9, count: 600 << 10).write(to: URL(fileURLWithPath: next))
+            let full = try shell(pgbackdExecutable, ["wal-push", next, "--config", config])
+            #expect(full.status != 0)
+            #expect(full.stderr.contains("max_spool_mib"), "\(full.stderr)")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: "\(directory)/spool") == ["000000010000000000000001"])
+        }
+    }
+}
