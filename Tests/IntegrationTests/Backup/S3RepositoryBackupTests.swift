@@ -45,7 +45,9 @@ struct S3RepositoryBackupTests {
 
             let dump = try #require(manifest.artifacts.first { $0.content == .databaseDump })
             #expect(dump.storedSize > 2 * 5 * 1024 * 1024, "the dump must span several parts")
-            let local = try temporaryDirectory("fetch") + "/dump.gz"
+            let fetched = try temporaryDirectory("fetch")
+            cleanup.remove(fetched)
+            let local = fetched + "/dump.gz"
             let fetch = try Self.aws(s3, ["s3", "cp", "s3://\(s3.bucket)/\(prefix)/test/\(dump.key)", local])
             #expect(fetch.status == 0, "aws s3 cp failed: \(fetch.stderr)")
             let head = try Self.aws(s3, ["s3api", "head-object", "--bucket", s3.bucket, "--key", "\(prefix)/test/\(dump.key)", "--query", "ETag", "--output", "text"])
@@ -114,6 +116,7 @@ struct S3RepositoryBackupTests {
             let bin = try BackupHarness.wrappedPgDump(postgres, script: "\"$REAL\" \"$@\" | { head -c 12582912; sleep 60; cat; }")
             cleanup.remove(bin)
             let directory = try temporaryDirectory("cfg")
+            cleanup.remove(directory)
             let stalled = "\(directory)/stalled.toml"
             try BackupHarness.s3TOML(postgres, s3, prefix: prefix, databases: [fixture.name], level: 0, binDirectory: bin).write(toFile: stalled, atomically: true, encoding: .utf8)
 
