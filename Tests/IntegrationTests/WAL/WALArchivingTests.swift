@@ -13,11 +13,15 @@ import Testing
             try await withThrowawayCluster(binDirectory: postgres.binDirectory, settings: { cluster in
                 """
                 archive_mode = on
-                archive_command = '\(pgbackdExecutable) wal-push --config \(cluster.base)/pgbackd.toml %p'
+                archive_command = '\(cluster.base)/pgbackd wal-push --config \(cluster.base)/pgbackd.toml %p'
                 """
             }, prepare: { cluster in
                 // Written before the server starts: the archiver runs wal-push as `postgres`,
-                // which must read the config and write the spool.
+                // which must run the binary, read the config and write the spool. The build
+                // directory may sit below a directory postgres cannot enter (a mktemp -d clone),
+                // so the binary is copied next to the cluster.
+                try FileManager.default.copyItem(atPath: pgbackdExecutable, toPath: "\(cluster.base)/pgbackd")
+                chmod("\(cluster.base)/pgbackd", 0o755)
                 try """
                     [repository]
                     type = "file"
