@@ -5,10 +5,10 @@ set -euo pipefail
 
 # postgresql = the major Debian 12 ships (15): server binaries for throw-away test clusters.
 # postgresql-contrib: extensions the integrity checks and benchmarks may use.
-# libpq-dev, zlib1g-dev, libcurl4-openssl-dev: the C libraries the Swift package links.
+# libpq-dev, zlib1g-dev, libcurl4-openssl-dev, libdeflate-dev: the C libraries the Swift package links.
 # pigz: the parallel-gzip baseline in benchmarks; time: GNU time for wall time and peak RSS there.
 # procps (pgrep/pkill) and openssl (a TLS test server's certificate): used by the tests.
-DEB_PACKAGES=(postgresql postgresql-contrib libpq-dev zlib1g-dev libcurl4-openssl-dev pigz time procps openssl)
+DEB_PACKAGES=(postgresql postgresql-contrib libpq-dev zlib1g-dev libcurl4-openssl-dev libdeflate-dev pigz time procps openssl)
 # The moto version whose behaviour docs/DESIGN §8 measured (INITIAL_NO_AUTH_ACTION_COUNT, SigV4).
 MOTO_SPEC='moto[server]==5.2.1'
 

@@ -1,9 +1,6 @@
 import CShims
 import CZlib
 
-/// The size of deflate's history window, and so of the dictionary that primes each parallel block.
-let deflateWindowSize = 32 * 1024
-
 /// Owns one zlib deflate stream.
 ///
 /// The `z_stream` lives at a fixed heap address because zlib keeps a back pointer to it
@@ -24,14 +21,6 @@ final class Deflater {
         deflateEnd(stream)
         stream.deinitialize(count: 1)
         stream.deallocate()
-    }
-
-    /// Primes the history window so a block cut from the middle of a stream compresses as well as
-    /// if it had not been cut (raw deflate only).
-    func setDictionary(_ dictionary: UnsafeBufferPointer<UInt8>) {
-        guard let base = dictionary.baseAddress, !dictionary.isEmpty else { return }
-        let status = deflateSetDictionary(stream, base, UInt32(dictionary.count))
-        precondition(status == Z_OK, "deflateSetDictionary failed with \(status)")
     }
 
     /// Compresses all of `input` and returns what deflate emits for `flush`: with `Z_SYNC_FLUSH`
