@@ -5,15 +5,34 @@ import PGBackupCore
 struct BackupCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "backup",
-        abstract: "Take a logical backup now: pg_dump of each database in one snapshot, plus globals.")
+        abstract: "Take a backup now: logical (pg_dump per database, plus globals) or base (pg_basebackup).",
+        discussion: """
+            --type logical (the default) dumps each database in one exported snapshot and records \
+            its exact row counts. --type base copies the whole cluster with pg_basebackup for \
+            point-in-time recovery; it needs WAL archiving to this repository (archive_command = \
+            'pgbackd wal-push %p') and commits only once its last WAL segment is archived.
+            """)
+
+    enum BackupType: String, ExpressibleByArgument, CaseIterable {
+        case logical, base
+    }
 
     @OptionGroup var common: CommonOptions
 
-    @Option(name: .customLong("database"), help: "Back up only this database (repeatable). Default: postgres.databases, else all.")
+    @Option(help: "What to back up: logical or base.")
+    var type: BackupType = .logical
+
+    @Option(name: .customLong("database"), help: "Back up only this database (repeatable; logical only). Default: postgres.databases, else all.")
     var databases: [String] = []
 
     @Flag(help: "Print a JSON summary instead of the backup id.")
     var json = false
+
+    func validate() throws {
+        if type == .base && !databases.isEmpty {
+            throw ValidationError("--database applies to logical backups only: a base backup copies the whole cluster")
+        }
+    }
 
     func run() async throws {
         try await runReportingErrors {
@@ -21,12 +40,19 @@ struct BackupCommand: AsyncParsableCommand {
             let progress: ProgressLine? = isatty(STDERR_FILENO) == 1 ? ProgressLine() : nil
             var report: (@Sendable (BackupProgress) -> Void)?
             if let progress { report = { progress.update($0) } }
-            let backup = LogicalBackup(configuration: configuration, repository: repository, logger: logger, progress: report)
-            let databases = self.databases
+            let progressReport = report
+            let databases = self.databases, type = self.type
             let alerts = AlertDispatcher(configuration: configuration.alerts, logger: logger)
             let manifest: Manifest
             do {
-                manifest = try await withSignalCancellation { try await backup.run(databases: databases) }
+                manifest = try await withSignalCancellation {
+                    switch type {
+                    case .logical:
+                        try await LogicalBackup(configuration: configuration, repository: repository, logger: logger, progress: progressReport).run(databases: databases)
+                    case .base:
+                        try await BaseBackup(configuration: configuration, repository: repository, logger: logger, progress: progressReport).run()
+                    }
+                }
             } catch {
                 progress?.clear()
                 await alerts.send(.backupFailed(stanza: configuration.repository.stanza, backupId: nil, error: error))
@@ -39,7 +65,8 @@ struct BackupCommand: AsyncParsableCommand {
             } else {
                 print(manifest.backupId)
                 let seconds = manifest.finishedAt.timeIntervalSince(manifest.startedAt)
-                FileHandle.standardError.write(Data("committed \(manifest.backupId): \(manifest.databases.count) database(s), \(formatBytes(manifest.rawSize)) dumped, \(formatBytes(manifest.storedSize)) stored, in \(String(format: "%.1f", seconds)) s\n".utf8))
+                let what = manifest.kind == .base ? "base backup of the cluster" : "\(manifest.databases.count) database(s)"
+                FileHandle.standardError.write(Data("committed \(manifest.backupId): \(what), \(formatBytes(manifest.rawSize)) read, \(formatBytes(manifest.storedSize)) stored, in \(String(format: "%.1f", seconds)) s\n".utf8))
             }
         }
     }
@@ -56,6 +83,8 @@ struct BackupSummary: Encodable {
     var rawBytes: Int64
     var storedBytes: Int64
     var serverVersion: Int
+    /// Base backups: the WAL range they need.
+    var wal: WALRange?
 
     init(_ manifest: Manifest) {
         backupId = manifest.backupId
@@ -67,6 +96,7 @@ struct BackupSummary: Encodable {
         rawBytes = manifest.rawSize
         storedBytes = manifest.storedSize
         serverVersion = manifest.server.versionNumber
+        wal = manifest.wal
     }
 }
 

@@ -30,6 +30,8 @@ enum ExitCodes {
             case .databaseUnreachable, .databaseNotFound: return databaseUnavailable
             case .toolMissing: return toolMissing
             case .insufficientPrivilege: return permission
+            case .serverNotReady: return configuration
+            case .walNotArchived: return storageIO
             case .failed: return failure
             default: return failure
             }

@@ -10,6 +10,11 @@ public struct BackupError: Error, Sendable, CustomStringConvertible {
         public static let toolMissing = Code(name: "toolMissing")
         /// The role lacks a privilege the backup needs.
         public static let insufficientPrivilege = Code(name: "insufficientPrivilege")
+        /// The server is not set up for the backup asked for (base backups need WAL archiving
+        /// and, for now, the default tablespace only).
+        public static let serverNotReady = Code(name: "serverNotReady")
+        /// A base backup's last WAL segment did not reach the repository in time.
+        public static let walNotArchived = Code(name: "walNotArchived")
         /// A step failed while dumping or storing.
         public static let failed = Code(name: "failed")
         public var description: String { name }

@@ -34,13 +34,15 @@ public struct ChildProcessError: Error, Sendable, CustomStringConvertible {
 ///
 /// When `consume` throws or the task is cancelled, the child's process group gets SIGTERM, then
 /// SIGKILL after five seconds, and nothing is left running.
+/// - Returns: what the program wrote to stderr (up to 256 KiB), e.g. pg_basebackup's WAL positions.
+@discardableResult
 func streamChildOutput(
     program: String,
     arguments: [String],
     environment: [String: String],
     logger: Logger,
     consume: (_ chunk: [UInt8]) async throws -> Void
-) async throws {
+) async throws -> String {
     var options = PlatformOptions()
     // Its own process group, so teardown reaches whatever the program started too.
     options.processGroupID = 0
@@ -74,6 +76,7 @@ func streamChildOutput(
     switch result.terminationStatus {
     case .exited(0):
         if !stderr.isEmpty { logger.debug("child process stderr", metadata: ["child.program": "\(name)", "child.stderr": "\(stderr)"]) }
+        return stderr
     case .exited(let code):
         throw ChildProcessError(code: .failed, program: name, status: "exit code \(code)", stderr: stderr)
     case .signaled(let signal):

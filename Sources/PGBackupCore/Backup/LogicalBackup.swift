@@ -41,7 +41,7 @@ public struct LogicalBackup: Sendable {
         if aborted > 0 {
             logger.notice("removed incomplete uploads left by an interrupted run", metadata: ["backup.aborted_uploads": "\(aborted)"])
         }
-        let id = try await newBackupID(startedAt)
+        let id = try await repository.newBackupID(startedAt, kind: .logical)
         var logger = logger
         logger[metadataKey: "backup.id"] = "\(id)"
         logger.info("backup started", metadata: ["backup.databases": "\(databases.joined(separator: ","))"])
@@ -71,23 +71,6 @@ public struct LogicalBackup: Sendable {
             }
             throw error
         }
-    }
-
-    /// `20261125T020000Z-logical`: sorts by time; a second run in the same second waits its turn.
-    func newBackupID(_ date: Date) async throws -> String {
-        var candidate = date
-        while true {
-            let id = Self.formatID(candidate, kind: .logical)
-            if try await repository.storage.list(prefix: repository.backupPrefix(id)).isEmpty { return id }
-            candidate += 1
-        }
-    }
-
-    static func formatID(_ date: Date, kind: BackupKind) -> String {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
-        let c = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
-        return String(format: "%04d%02d%02dT%02d%02d%02dZ-%@", c.year!, c.month!, c.day!, c.hour!, c.minute!, c.second!, kind.rawValue)
     }
 
     private func dumpGlobals(id: String, pgDumpall: String, server: PostgresServer, logger: Logger) async throws -> Artifact {

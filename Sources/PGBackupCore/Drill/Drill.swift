@@ -80,7 +80,7 @@ public struct Drill: Sendable {
     }
 
     static func drillID(_ date: Date) -> String {
-        let id = LogicalBackup.formatID(date, kind: .logical).replacingOccurrences(of: "-logical", with: "")
+        let id = Repository.formatBackupID(date, kind: .logical).replacingOccurrences(of: "-logical", with: "")
         return id + "-" + String(UInt16.random(in: 0...UInt16.max), radix: 16).leftPadded(to: 4)
     }
 

@@ -16,7 +16,10 @@ public struct Manifest: Codable, Sendable, Equatable {
     public var server: ServerInfo
     public var compression: CompressionInfo
     public var artifacts: [Artifact]
+    /// Logical backups: what each database held at the snapshot. Empty for base backups.
     public var databases: [DatabaseSnapshot]
+    /// Base backups: the WAL a restore needs. Nil for logical backups.
+    public var wal: WALRange? = nil
 
     /// Totals over every artifact.
     public var rawSize: Int64 { artifacts.reduce(0) { $0 + $1.rawSize } }
@@ -42,6 +45,27 @@ public struct CompressionInfo: Codable, Sendable, Equatable {
     /// Always `gzip` for now: `gunzip | pg_restore` works without pgbackd.
     public var algorithm: String
     public var level: Int
+}
+
+/// The WAL a base backup needs to become consistent: from the start segment to the stop segment
+/// on `timeline`; recovery to any later point also needs what was archived after it.
+public struct WALRange: Codable, Sendable, Equatable {
+    public var timeline: UInt32
+    /// As PostgreSQL prints LSNs: `0/2000028`.
+    public var startLSN: String
+    public var stopLSN: String
+    /// `wal_segment_size` of the cluster, in bytes.
+    public var segmentSize: Int
+    /// The first and the last segment the backup needs, e.g. `000000010000000000000002`.
+    public var startSegment: String
+    public var stopSegment: String
+
+    // RepositoryJSON's snake_case turns `start_lsn` back into `startLsn`, not `startLSN`.
+    enum CodingKeys: String, CodingKey {
+        case timeline, segmentSize, startSegment, stopSegment
+        case startLSN = "startLsn"
+        case stopLSN = "stopLsn"
+    }
 }
 
 /// One stored object of the backup.

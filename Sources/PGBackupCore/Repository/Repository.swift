@@ -41,6 +41,25 @@ public struct Repository: Sendable {
         return result
     }
 
+    // MARK: Backup ids
+
+    /// `20261125T020000Z-logical`: sorts by time; a second run in the same second waits its turn.
+    func newBackupID(_ date: Date, kind: BackupKind) async throws -> String {
+        var candidate = date
+        while true {
+            let id = Self.formatBackupID(candidate, kind: kind)
+            if try await storage.list(prefix: backupPrefix(id)).isEmpty { return id }
+            candidate += 1
+        }
+    }
+
+    static func formatBackupID(_ date: Date, kind: BackupKind) -> String {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        let c = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
+        return String(format: "%04d%02d%02dT%02d%02d%02dZ-%@", c.year!, c.month!, c.day!, c.hour!, c.minute!, c.second!, kind.rawValue)
+    }
+
     // MARK: Marker
 
     /// Creates `repository.json` on first use, and refuses a repository that was made for

@@ -9,6 +9,12 @@ public struct RestoreError: Error, Sendable, CustomStringConvertible {
         public static let targetNotEmpty = Code(name: "targetNotEmpty")
         public static let databaseNotInBackup = Code(name: "databaseNotInBackup")
         public static let pgRestoreFailed = Code(name: "pgRestoreFailed")
+        /// Point-in-time restore was asked of a logical backup.
+        public static let notABaseBackup = Code(name: "notABaseBackup")
+        /// The recovery target cannot be used (unparseable, or before every base backup).
+        public static let invalidTarget = Code(name: "invalidTarget")
+        /// The base backup's files could not be laid out (tar, ownership).
+        public static let extractFailed = Code(name: "extractFailed")
         public var description: String { name }
     }
     public var code: Code

@@ -94,8 +94,8 @@ import Testing
     }
 
     @Test func backupIdsSortByTime() {
-        let early = LogicalBackup.formatID(Date(timeIntervalSince1970: 1_764_036_000), kind: .logical)
-        let late = LogicalBackup.formatID(Date(timeIntervalSince1970: 1_764_036_001), kind: .logical)
+        let early = Repository.formatBackupID(Date(timeIntervalSince1970: 1_764_036_000), kind: .logical)
+        let late = Repository.formatBackupID(Date(timeIntervalSince1970: 1_764_036_001), kind: .logical)
         #expect(early == "20251125T020000Z-logical")
         #expect(early < late)
     }

@@ -1,0 +1,165 @@
+import Foundation
+import Testing
+
+/// Issue #4 acceptance 1: a real cluster archiving through `pgbackd wal-push`, a pgbench load, a
+/// base backup, more load, a recorded time T with its row counts, more load; point-in-time
+/// restore to T gives exactly those counts.
+@Suite(.serialized) struct PointInTimeRecoveryTests {
+    @Test(.enabled(if: TestServices.postgresEnabled))
+    func restoresExactlyTheCountsAtT() async throws {
+        let postgres = try TestServices.requirePostgres()
+        try await withCleanup { cleanup in
+            let repository = try temporaryDirectory("pitr-repo")
+            cleanup.remove(repository)
+            try await withArchivingCluster(binDirectory: postgres.binDirectory, repository: """
+                type = "file"
+                path = "\(repository)"
+                stanza = "pitr"
+                """) { cluster, pitr in
+                try pitr.pgbench(["-i", "-s", "4", "--quiet"])
+                try pitr.pgbench(["-c", "2", "-t", "300"])
+
+                let backup = try shell(pitr.pgbackd, ["backup", "--type", "base", "--json", "--config", pitr.config])
+                #expect(backup.status == 0, "base backup: \(backup.stderr)")
+                let summary = try JSONSerialization.jsonObject(with: Data(backup.stdout.utf8)) as? [String: Any]
+                let backupId = try #require(summary?["backup_id"] as? String, "\(backup.stdout)")
+                #expect(backupId.hasSuffix("-base"))
+                let wal = try #require(summary?["wal"] as? [String: Any], "the manifest records the WAL range")
+                #expect(wal["start_lsn"] != nil && wal["stop_segment"] != nil)
+
+                try pitr.pgbench(["-c", "2", "-t", "300"])
+                // T, then the counts at T: nothing commits in between (pgbench has finished).
+                let targetTime = try cluster.sql("select now()")
+                let countsAtT = try pitr.counts(cluster.sql)
+                try pitr.pgbench(["-c", "2", "-t", "300"])
+                let countsAfter = try pitr.counts(cluster.sql)
+                #expect(countsAfter != countsAtT, "the load after T changed nothing: the test would prove nothing")
+                try await pitr.archiveEverything(cluster)
+
+                // The repository is read by restore_command, which runs as the server's user.
+                try cluster.giveToOwner(repository)
+                let restored = try pitr.restoreAndStart(["--time", targetTime])
+                defer { restored.stop() }
+                #expect(try pitr.counts(restored.sql) == countsAtT, "PITR to \(targetTime) did not give the counts recorded at T")
+                #expect(try restored.sql("select pg_is_in_recovery()") == "t", "without --promote recovery pauses at the target")
+            }
+        }
+    }
+}
+
+/// What the PITR tests share: a cluster whose archive_command is `pgbackd wal-push` into a spool,
+/// pgbackd configured for it, pgbench, and a restored second cluster.
+struct PITRHarness {
+    let cluster: ThrowawayCluster
+    let binDirectory: String
+    var pgbackd: String { "\(cluster.base)/pgbackd" }
+    var config: String { "\(cluster.base)/pgbackd.toml" }
+
+    func pgbench(_ arguments: [String]) throws {
+        let result = try shell("\(binDirectory)/pgbench", ["-h", cluster.socket, "-p", "\(cluster.port)", "-U", "postgres"] + arguments + ["postgres"])
+        guard result.status == 0 else { throw ThrowawayCluster.ClusterError(message: "pgbench \(arguments): \(result.stderr)") }
+    }
+
+    /// Rows in pgbench's growing table and the sum its updates move.
+    func counts(_ sql: (String) throws -> String) throws -> String {
+        try sql("select (select count(*) from pgbench_history) || ' ' || (select sum(abalance) from pgbench_accounts)")
+    }
+
+    /// Switches to a new segment, waits until PostgreSQL archived it, and ships the spool.
+    func archiveEverything(_ cluster: ThrowawayCluster) async throws {
+        let before = Int(try cluster.sql("select archived_count from pg_stat_archiver")) ?? 0
+        _ = try cluster.sql("select pg_switch_wal()")
+        let archived = try await eventually(attempts: 300) {
+            (Int(try cluster.sql("select archived_count from pg_stat_archiver")) ?? 0) > before
+        }
+        #expect(archived, "PostgreSQL did not archive the switched segment: see \(cluster.base)/postgres.log")
+        let watch = try shell(pgbackd, ["wal-watch", "--once", "--config", config])
+        #expect(watch.status == 0, "wal-watch: \(watch.stderr)")
+    }
+
+    /// `pgbackd restore --pgdata` into a new directory, then starts that cluster on its own socket
+    /// with archiving off, and waits until recovery has stopped (paused or promoted).
+    func restoreAndStart(_ arguments: [String]) throws -> RestoredCluster {
+        let restored = RestoredCluster(base: "\(cluster.base)/restored", binDirectory: binDirectory)
+        let result = try shell(pgbackd, ["restore", "--pgdata", restored.data, "--config", config] + arguments)
+        guard result.status == 0 else {
+            throw ThrowawayCluster.ClusterError(message: "pgbackd restore \(arguments) failed (\(result.status)): \(result.stderr)")
+        }
+        try restored.start()
+        return restored
+    }
+}
+
+/// A cluster started from a restored data directory; only the test's own settings are added.
+struct RestoredCluster {
+    let base: String
+    let binDirectory: String
+    var data: String { "\(base)/data" }
+    var socket: String { "\(base)/socket" }
+
+    func start() throws {
+        try FileManager.default.createDirectory(atPath: socket, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        let owner = ThrowawayCluster(base: base, binDirectory: binDirectory)
+        try owner.giveToOwner(socket)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: "\(data)/postgresql.auto.conf"))
+        try handle.seekToEnd()
+        // Its own socket (the original still runs), and it must not archive into the test's stanza.
+        try handle.write(contentsOf: Data("unix_socket_directories = '\(socket)'\narchive_mode = off\n".utf8))
+        try handle.close()
+        guard try owner.pgCtl(["-D", data, "-l", "\(base)/postgres.log", "-w", "-t", "120", "start"], output: "\(base)/pg_ctl.log") == 0 else {
+            let log = (try? String(contentsOfFile: "\(base)/postgres.log", encoding: .utf8)) ?? ""
+            throw ThrowawayCluster.ClusterError(message: "the restored cluster did not start: \(log.suffix(3000))")
+        }
+        // Accepting connections can come before recovery reaches its target: wait for pause or promotion.
+        for _ in 0..<600 {
+            let state = try? sql("select pg_is_in_recovery()::text || ' ' || case when pg_is_in_recovery() then pg_get_wal_replay_pause_state() else 'promoted' end")
+            if let state, state.hasSuffix("paused") || state.hasSuffix("promoted") { return }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        throw ThrowawayCluster.ClusterError(message: "recovery did not reach its target within 60 s: see \(base)/postgres.log")
+    }
+
+    func sql(_ statement: String) throws -> String {
+        let result = try shell("\(binDirectory)/psql", ["-h", socket, "-p", "5432", "-U", "postgres", "-d", "postgres", "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", statement])
+        guard result.status == 0 else { throw ThrowawayCluster.ClusterError(message: "psql \(statement): \(result.stderr)") }
+        return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    func stop() {
+        let owner = ThrowawayCluster(base: base, binDirectory: binDirectory)
+        _ = try? owner.pgCtl(["-D", data, "-m", "immediate", "-w", "-t", "60", "stop"], output: "\(base)/pg_ctl.log")
+    }
+}
+
+/// A throw-away cluster archiving through a copy of pgbackd (the postgres user must be able to
+/// run it and read its configuration) into `repository` (the `[repository]` table's body).
+func withArchivingCluster<T>(
+    binDirectory: String, repository: String, extraConfiguration: String = "",
+    _ body: (ThrowawayCluster, PITRHarness) async throws -> T
+) async throws -> T {
+    try await withThrowawayCluster(binDirectory: binDirectory, settings: { cluster in
+        """
+        archive_mode = on
+        archive_command = '\(cluster.base)/pgbackd wal-push --config \(cluster.base)/pgbackd.toml %p'
+        """
+    }, prepare: { cluster in
+        try FileManager.default.copyItem(atPath: pgbackdExecutable, toPath: "\(cluster.base)/pgbackd")
+        chmod("\(cluster.base)/pgbackd", 0o755)
+        try """
+            [repository]
+            \(repository)
+            [postgres]
+            conninfo = "host=\(cluster.socket) port=\(cluster.port) user=postgres dbname=postgres"
+            bin_dir = "\(binDirectory)"
+            [wal]
+            spool_dir = "\(cluster.base)/spool"
+            parallel_uploads = 2
+            max_lag_seconds = 60
+            \(extraConfiguration)
+            """.write(toFile: "\(cluster.base)/pgbackd.toml", atomically: true, encoding: .utf8)
+        chmod("\(cluster.base)/pgbackd.toml", 0o644)
+        try FileManager.default.createDirectory(atPath: "\(cluster.base)/spool", withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
+    }) { cluster in
+        try await body(cluster, PITRHarness(cluster: cluster, binDirectory: binDirectory))
+    }
+}
