@@ -11,6 +11,11 @@ struct WalFetchCommand: AsyncParsableCommand {
             the end of the archived WAL. Any other failure (a corrupt object, storage down) exits \
             126, which PostgreSQL treats as fatal: recovery stops instead of ending early at a \
             point the operator did not ask for. Nothing is written to %p then.
+
+            With wal.prefetch > 0, a call that finds the next segment not yet prefetched also \
+            downloads the next wal.prefetch segments, at the same time as the requested one, into \
+            .pgbackd-prefetch/ next to %p (waiting at most 10 s for them after %p is written); \
+            the following calls are served from there after checking each file's SHA-256.
             """)
 
     @OptionGroup var common: CommonOptions
@@ -30,8 +35,9 @@ struct WalFetchCommand: AsyncParsableCommand {
             }
             let repository = try await RepositoryFactory.open(configuration, logger: logger)
             let archive = WALArchive(repository: repository, level: configuration.compression.level, logger: logger)
+            let prefetcher = WALPrefetcher(archive: archive, depth: configuration.wal.prefetch, logger: logger)
             let path = self.path
-            try await withSignalCancellation { try await archive.fetch(file, to: path) }
+            _ = try await withSignalCancellation { try await prefetcher.fetch(file, to: path) }
         } catch let error as ExitCode {
             throw error
         } catch {

@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import Logging
 import PGBackupCore
+import ServiceLifecycle
+import UnixSignals
 
 struct WalWatchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -10,7 +12,10 @@ struct WalWatchCommand: AsyncParsableCommand {
         discussion: """
             Uploads every file in wal.spool_dir, oldest first, wal.parallel_uploads at a time, \
             verifies each with HEAD and only then deletes it from the spool. Without --once it \
-            rescans the spool every second until SIGINT or SIGTERM (inotify comes later).
+            runs until SIGINT or SIGTERM: inotify wakes it when wal-push spools a file, and it \
+            rescans the spool every wal.rescan_seconds. It raises wal.lag, storage.unreachable \
+            and their resolved events, and wal.conflict once per conflicting file. On a stop \
+            signal uploads in flight are aborted; their files stay spooled for the next run.
             """)
 
     @OptionGroup var common: CommonOptions
@@ -18,19 +23,25 @@ struct WalWatchCommand: AsyncParsableCommand {
     @Flag(help: "Ship what is spooled now, then exit (non-zero if anything was left behind).")
     var once = false
 
+    /// How long a stop signal waits for the watcher to abort its uploads before cancelling it.
+    static let shutdownGrace: Duration = .seconds(30)
+
     func run() async throws {
         try await runReportingErrors {
             let (configuration, logger, repository) = try await common.openRepository()
-            let shipper = WALShipper(
-                spool: WALSpool(configuration.wal),
-                archive: WALArchive(repository: repository, level: configuration.compression.level, logger: logger),
-                parallelUploads: configuration.wal.parallelUploads,
-                alerts: AlertDispatcher(configuration: configuration.alerts, logger: logger),
-                logger: logger)
-            let once = self.once, stanza = configuration.repository.stanza
+            let watcher = WALWatcher(
+                configuration: configuration, repository: repository,
+                alerts: AlertDispatcher(configuration: configuration.alerts, logger: logger), logger: logger)
+            guard once else {
+                var group = ServiceGroupConfiguration(
+                    services: [.init(service: watcher)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+                group.maximumGracefulShutdownDuration = Self.shutdownGrace
+                try await ServiceGroup(configuration: group).run()
+                return
+            }
             let result: WALShipper.PassResult
             do {
-                result = try await withSignalCancellation { try await shipper.run(once: once, stanza: stanza) }
+                result = try await withSignalCancellation { try await watcher.runOnce() }
             } catch is Interrupted {
                 // A stop request: uploads in flight were aborted, their files stay spooled.
                 logger.notice("WAL watcher stopped by a signal")

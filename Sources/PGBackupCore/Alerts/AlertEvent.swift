@@ -12,17 +12,21 @@ public struct AlertEventName: RawRepresentable, Hashable, Sendable, Codable, Cus
     public static let drillSucceeded = AlertEventName(rawValue: "drill.succeeded")
     public static let drillFailed = AlertEventName(rawValue: "drill.failed")
     public static let walLag = AlertEventName(rawValue: "wal.lag")
+    /// The end of a `wal.lag` episode: the oldest unshipped file is within the limit again.
+    public static let walLagResolved = AlertEventName(rawValue: "wal.lag.resolved")
     public static let walGap = AlertEventName(rawValue: "wal.gap")
     public static let walConflict = AlertEventName(rawValue: "wal.conflict")
     public static let storageUnreachable = AlertEventName(rawValue: "storage.unreachable")
+    /// The end of a `storage.unreachable` episode: shipping works again.
+    public static let storageReachable = AlertEventName(rawValue: "storage.reachable")
     public static let spoolFull = AlertEventName(rawValue: "spool.full")
     public static let daemonStarted = AlertEventName(rawValue: "daemon.started")
     public static let daemonStopping = AlertEventName(rawValue: "daemon.stopping")
 
     /// Every event pgbackd raises, in the order docs/alerts.md lists them.
     public static let known: [AlertEventName] = [
-        .backupSucceeded, .backupFailed, .drillSucceeded, .drillFailed, .walLag, .walGap, .walConflict,
-        .storageUnreachable, .spoolFull, .daemonStarted, .daemonStopping,
+        .backupSucceeded, .backupFailed, .drillSucceeded, .drillFailed, .walLag, .walLagResolved, .walGap, .walConflict,
+        .storageUnreachable, .storageReachable, .spoolFull, .daemonStarted, .daemonStopping,
     ]
 
     /// The severity an event has unless its sender says otherwise.

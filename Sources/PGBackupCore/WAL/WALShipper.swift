@@ -7,8 +7,8 @@ import ObjectStorage
 /// size). A crash at any point leaves the file in the spool; the next pass finds it archived with
 /// the same bytes and just deletes it.
 ///
-/// For now the watcher rescans the spool every second; inotify (with the rescan as a safety
-/// net), `wal.lag` and `storage.unreachable` come later.
+/// One pass is all it knows; ``WALWatcher`` decides when to run one (inotify, rescans) and
+/// raises the alerts.
 public struct WALShipper: Sendable {
     public let spool: WALSpool
     public let archive: WALArchive
@@ -46,7 +46,9 @@ public struct WALShipper: Sendable {
     }
 
     /// Ships everything in the spool now. Cancellation starts no new upload; an upload in flight
-    /// is aborted by its driver and its file stays spooled.
+    /// is aborted by its driver and its file stays spooled. Once an upload fails because the
+    /// storage cannot be reached, no further upload starts in this pass: the next pass retries,
+    /// instead of every spooled file waiting out its own retries against a dead endpoint.
     public func pass() async throws -> PassResult {
         let files = try await spool.pending()
         var result = PassResult()
@@ -55,8 +57,9 @@ public struct WALShipper: Sendable {
         await withTaskGroup(of: (Int, Outcome).self) { group in
             var next = 0
             var inFlight = 0
+            var storageDown = false
             while next < files.count || inFlight > 0 {
-                while next < files.count, inFlight < parallelUploads, !Task.isCancelled {
+                while next < files.count, inFlight < parallelUploads, !Task.isCancelled, !storageDown {
                     let index = next, file = files[index].file
                     group.addTask { (index, await self.ship(file)) }
                     next += 1
@@ -66,6 +69,7 @@ public struct WALShipper: Sendable {
                 guard let (index, outcome) = await group.next() else { break }
                 inFlight -= 1
                 outcomes[index] = outcome
+                if case .failed(let error) = outcome, WALShipper.isUnreachable(error) { storageDown = true }
             }
         }
         for (index, spooled) in files.enumerated() {
@@ -74,7 +78,7 @@ public struct WALShipper: Sendable {
             case .alreadyArchived: result.alreadyArchived.append(spooled.file)
             case .conflict(let error): result.conflicts.append((spooled.file, error))
             case .failed(let error): result.failures.append((spooled.file, error))
-            case nil: break // not started: cancelled
+            case nil: break // not started: cancelled, or the storage went away
             }
         }
         return result
@@ -103,31 +107,14 @@ public struct WALShipper: Sendable {
         }
     }
 
-    /// `wal-watch`: passes until cancelled, one second apart (`once`: a single pass). Each
-    /// conflicting file raises `wal.conflict` once per run, not once per pass.
-    /// - Returns: the last pass's result.
-    @discardableResult
-    public func run(once: Bool, stanza: String, rescanInterval: Duration = .seconds(1)) async throws -> PassResult {
-        var alerted: Set<WALFileName> = []
-        while true {
-            let result: PassResult
-            do {
-                result = try await pass()
-            } catch {
-                if once || Task.isCancelled { throw error }
-                logger.error("WAL spool scan failed; retrying", metadata: ["wal.spool": "\(spool.directory)", "wal.error": "\(error)"])
-                try await Task.sleep(for: rescanInterval)
-                continue
-            }
-            for (file, error) in result.conflicts where !alerted.contains(file) {
-                alerted.insert(file)
-                await alerts.send(AlertEvent(
-                    event: .walConflict, stanza: stanza,
-                    summary: "WAL file \(file.name) conflicts with the archive: left in the spool \(spool.directory), not shipped",
-                    error: "\(error)"))
-            }
-            if once || Task.isCancelled { return result }
-            try await Task.sleep(for: rescanInterval)
+    /// Whether `error` means the storage could not be reached (connection refused or reset,
+    /// DNS, TLS, timeouts, 5xx after the driver's retries), as opposed to a refusal (credentials,
+    /// permissions), a conflict or a local failure.
+    public static func isUnreachable(_ error: any Error) -> Bool {
+        if let error = error as? StorageError {
+            return error.code == .unreachable || error.code == .timeout || error.code == .serverError
         }
+        if let error = error as? WALError, let underlying = error.underlying { return isUnreachable(underlying) }
+        return false
     }
 }

@@ -1,0 +1,330 @@
+#!/usr/bin/env bash
+# Benchmark: `pgbackd backup --type base` against `pgbackrest backup --type=full
+# --compress-type=gz --compress-level=6 --process-max=2`, both to the same S3 server (moto behind
+# an nginx TLS proxy) and both to local storage as a reference, on the same throw-away cluster.
+#
+#   scripts/services.sh start pg && source .services/env    # PostgreSQL binaries, the source DB
+#   bench/daylog/generate.sh 1000000 daylog_bench
+#   bench/base/run.sh daylog_bench                           # PGBACKD_BENCH_BASE_RUNS=2 repeats
+#
+# Sets up everything itself in a mktemp directory below /tmp, and tears it down at the end:
+# - installs pgbackrest and nginx (Debian packages) if they are missing;
+# - its own moto (scripts/services.sh with its own state directory and PGBACKD_MOTO_AWS_SIGV4=1:
+#   pgBackRest lists by prefix, which plain moto rejects with 403, see services.sh), so the
+#   objects of the run are gone with it;
+# - nginx on a free port with a self-signed certificate for `localhost` in front of moto, because
+#   pgBackRest 2.45 talks to S3 over HTTPS only (nginx.conf.template);
+# - its own cluster (initdb -k, the settings of services.sh's cluster, archive_mode = on) with
+#   DATABASE copied in from the services' server (pg_dump | pg_restore, then VACUUM ANALYZE), so
+#   the cluster holds that one database;
+# - archive_command = bench/base/archive.sh: pgBackRest's archive-push and pgbackd's wal-push
+#   (spool mode, two spools: S3 and file configuration), with a `pgbackd wal-watch` per spool;
+# - pgBackRest stanza `bench` with repo1 = S3, repo2 = a directory (pgbackrest.conf.template),
+#   run as the cluster owner (`postgres`).
+# pgbackd reaches S3 through the same nginx endpoint (https://localhost:PORT, ca_file).
+# Each timed backup is preceded by CHECKPOINT. Columns: wall seconds (GNU time), ratio =
+# pgbackd's wall / pgBackRest's on the same kind of repository, stored MB (pgBackRest's
+# `info --output=json`, pgbackd's `--json` summary), raw/stored, CPU seconds of the tool's own
+# processes (not the server's; pg_basebackup's reading is done by a walsender), peak RSS of the
+# largest process (GNU time) and of all the tool's processes together (sampled 10×/s), and
+# the CPU seconds of moto and nginx during S3 runs (they share the cores).
+#
+# PGBACKD_BENCH_BIN: use this pgbackd binary instead of building one (release, .build-bench).
+# PGBACKD_BENCH_KEEP=1: keep the work directory (logs, repositories) after tearing down.
+# Until `pgbackd backup --type base` exists, the pgbackd rows say so and the script exits 2
+# after the pgBackRest rows; a pgbackd backup that fails gets a FAILED row and exit 1.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+REPO_ROOT=$PWD
+DB=${1:?usage: bench/base/run.sh DATABASE}
+RUNS=${PGBACKD_BENCH_BASE_RUNS:-1}
+: "${PGBACKD_TEST_PGHOST:?source .services/env first (the source database and PostgreSQL binaries)}"
+BIN=$PGBACKD_TEST_PGBIN
+SRC=(-h "$PGBACKD_TEST_PGHOST" -p "$PGBACKD_TEST_PGPORT" -U "$PGBACKD_TEST_PGUSER")
+"$BIN/psql" "${SRC[@]}" -d "$DB" -XAtqc 'select 1' >/dev/null || { echo "bench/base: no database $DB on the services' server" >&2; exit 66; }
+
+missing=()
+command -v /usr/bin/time >/dev/null || missing+=(time)
+command -v pgbackrest >/dev/null || missing+=(pgbackrest)
+command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || missing+=(nginx)
+command -v openssl >/dev/null || missing+=(openssl)
+if ((${#missing[@]})); then
+    echo "bench/base: installing ${missing[*]}" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+if [[ -n ${PGBACKD_BENCH_BIN:-} ]]; then
+    BUILT=$PGBACKD_BENCH_BIN
+else
+    swift build -c release --product pgbackd --scratch-path .build-bench >/dev/null
+    BUILT=$PWD/.build-bench/release/pgbackd
+fi
+
+WORK=$(mktemp -d /tmp/pgbackd-base-bench.XXXXXX)
+chmod 0755 "$WORK" # the cluster owner runs the archiver, pgbackrest and wal-push in here
+WATCHERS=() finished=0
+cleanup() {
+    local rc=$? pid
+    set +e
+    # PostgreSQL first: its archiver pushes to S3 and would hang the shutdown without it.
+    if [[ -f $WORK/data/postmaster.pid ]]; then
+        as_pg "$BIN/pg_ctl" -D "$WORK/data" -m fast -w -t 60 stop >/dev/null 2>&1 ||
+            as_pg "$BIN/pg_ctl" -D "$WORK/data" -m immediate -w -t 30 stop >/dev/null 2>&1
+    fi
+    for pid in "${WATCHERS[@]}"; do kill "$pid" 2>/dev/null; done
+    for pid in "${WATCHERS[@]}"; do wait "$pid" 2>/dev/null; done
+    if [[ -f $WORK/nginx/nginx.pid ]]; then
+        pid=$(cat "$WORK/nginx/nginx.pid")
+        kill -QUIT "$pid" 2>/dev/null
+        for _ in $(seq 50); do [[ -d /proc/$pid ]] || break; sleep 0.1; done
+    fi
+    [[ -d $WORK/s3svc ]] && PGBACKD_SERVICES_DIR=$WORK/s3svc scripts/services.sh stop >/dev/null
+    if ((rc != 0 && !finished)); then
+        echo "bench/base: failed (exit $rc); postgres log tail:" >&2
+        tail -n 15 "$WORK/postgres.log" >&2 2>/dev/null
+    fi
+    if [[ ${PGBACKD_BENCH_KEEP:-0} == 1 ]]; then echo "bench/base: kept $WORK" >&2; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+as_pg() { # initdb, pg_ctl and pgbackrest run as the cluster owner
+    if [[ $(id -u) -eq 0 ]]; then (cd "$WORK" && runuser -u postgres -- "$@"); else "$@"; fi
+}
+AS_PG=()
+[[ $(id -u) -ne 0 ]] || AS_PG=(runuser -u postgres --)
+owner() { [[ $(id -u) -ne 0 ]] || chown -R postgres:postgres "$@"; }
+sql() { "$BIN/psql" -h "$WORK/socket" -p 5432 -U postgres -XAtq -v ON_ERROR_STOP=1 "$@"; }
+calc() { awk "BEGIN { printf \"%.2f\", $1 }"; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+fill() { # template NAME... : prints the template with each @NAME@ replaced by $NAME
+    (
+        export "${@:2}" # values reach python through its environment, never its arguments
+        python3 -c 'import os, sys
+text = open(sys.argv[1]).read()
+for name in sys.argv[2:]:
+    text = text.replace(f"@{name}@", os.environ[name])
+sys.stdout.write(text)' "$@"
+    )
+}
+cpu_of() { # utime+stime in seconds, summed over the given PIDs
+    local pid
+    for pid in "$@"; do cat "/proc/$pid/stat"; done | awk -v hz="$(getconf CLK_TCK)" '
+        { sub(/.*\) /, ""); s += $12 + $13 } END { printf "%.1f", s / hz }'
+}
+s3_cpu() { # moto and nginx (master and workers)
+    local master
+    master=$(cat "$WORK/nginx/nginx.pid")
+    echo "$(cpu_of "$(head -n1 "$WORK/s3svc/moto.pid")") $(cpu_of "$master" $(pgrep -P "$master"))"
+}
+
+# ---------------------------------------------------------------- S3: moto + nginx (TLS)
+
+PGBACKD_SERVICES_DIR=$WORK/s3svc PGBACKD_MOTO_AWS_SIGV4=1 scripts/services.sh start s3 >"$WORK/s3svc.log" 2>&1 ||
+    { cat "$WORK/s3svc.log" >&2; exit 1; }
+S3_ENDPOINT=$(. "$WORK/s3svc/env"; echo "$PGBACKD_TEST_S3_ENDPOINT")
+BUCKET=$(. "$WORK/s3svc/env"; echo "$PGBACKD_TEST_S3_BUCKET")
+REGION=$(. "$WORK/s3svc/env"; echo "$PGBACKD_TEST_S3_REGION")
+KEY_ID=$(. "$WORK/s3svc/env"; echo "$PGBACKD_TEST_S3_ACCESS_KEY_ID")
+SIGNING=$(. "$WORK/s3svc/env"; echo "$PGBACKD_TEST_S3_SIGNING_FLAVOR")
+(umask 077; . "$WORK/s3svc/env"; printf '%s' "$PGBACKD_TEST_S3_SECRET_ACCESS_KEY" >"$WORK/secret")
+MOTO=${S3_ENDPOINT#http://}
+
+DIR=$WORK/nginx NGINX_USER='' PORT=$(free_port)
+mkdir -p "$DIR/tmp"
+[[ $(id -u) -ne 0 ]] || NGINX_USER='user www-data;'
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost -addext subjectAltName=DNS:localhost \
+    -keyout "$DIR/key.pem" -out "$DIR/cert.pem" >/dev/null 2>&1
+chmod 0644 "$DIR/cert.pem"
+fill bench/base/nginx.conf.template DIR NGINX_USER MOTO PORT >"$DIR/nginx.conf"
+"$NGINX" -p "$DIR" -c "$DIR/nginx.conf" -e "$DIR/error.log" || { cat "$DIR/error.log" >&2; exit 1; }
+NGINX_PORT=$PORT
+
+# ---------------------------------------------------------------- the cluster
+
+mkdir -m 0755 "$WORK/socket" "$WORK/bin" "$WORK/pgbackrest" "$WORK/pgbackrest/log"
+mkdir -m 0700 "$WORK/data" "$WORK/spool-s3" "$WORK/spool-file" "$WORK/pgbackd-repo"
+install -m 0755 "$BUILT" "$WORK/bin/pgbackd" # the build directory may sit below a 0700 directory
+install -m 0755 bench/base/archive.sh "$WORK/bin/archive.sh"
+PREFIX=bench-base-$(date +%s)-$$
+SECRET=$(cat "$WORK/secret") DIR=$WORK
+fill bench/base/pgbackrest.conf.template NGINX_PORT BUCKET REGION KEY_ID SECRET DIR PREFIX >"$WORK/pgbackrest/pgbackrest.conf"
+unset SECRET
+chmod 0600 "$WORK/pgbackrest/pgbackrest.conf" "$WORK/secret"
+pgbackd_config() { # kind (s3|file)
+    cat <<TOML
+# written by bench/base/run.sh
+[repository]
+$(if [[ $1 == s3 ]]; then cat <<S3
+type = "s3"
+stanza = "bench"
+[repository.s3]
+endpoint = "https://localhost:$NGINX_PORT"
+ca_file = "$WORK/nginx/cert.pem"
+bucket = "$BUCKET"
+region = "$REGION"
+prefix = "$PREFIX/pgbackd"
+access_key_id = "$KEY_ID"
+secret_access_key_file = "$WORK/secret"
+signing = "$SIGNING"
+S3
+else printf 'type = "file"\npath = "%s"\nstanza = "bench"\n' "$WORK/pgbackd-repo"; fi)
+[postgres]
+conninfo = "host=$WORK/socket port=5432 user=postgres dbname=postgres"
+bin_dir = "$BIN"
+[compression]
+level = 6
+[wal]
+mode = "spool"
+spool_dir = "$WORK/spool-$1"
+TOML
+}
+pgbackd_config s3 >"$WORK/pgbackd-s3.toml"
+pgbackd_config file >"$WORK/pgbackd-file.toml"
+owner "$WORK"
+
+as_pg "$BIN/initdb" -D "$WORK/data" -U postgres -E UTF8 --locale=C --auth=trust -k -N >"$WORK/initdb.log" 2>&1 ||
+    { cat "$WORK/initdb.log" >&2; exit 1; }
+cat >>"$WORK/data/postgresql.conf" <<EOF
+listen_addresses = ''
+port = 5432
+unix_socket_directories = '$WORK/socket'
+wal_level = replica
+max_wal_senders = 10
+synchronous_commit = off
+max_wal_size = 4GB
+shared_buffers = 256MB
+maintenance_work_mem = 512MB
+archive_mode = on
+archive_command = '$WORK/bin/archive.sh $WORK/pgbackrest/pgbackrest.conf $WORK/bin/pgbackd $WORK/pgbackd-s3.toml $WORK/pgbackd-file.toml -- %p'
+EOF
+as_pg "$BIN/pg_ctl" -D "$WORK/data" -l "$WORK/postgres.log" -w -t 60 start >/dev/null
+PGBR=(pgbackrest --config="$WORK/pgbackrest/pgbackrest.conf" --stanza=bench)
+as_pg "${PGBR[@]}" stanza-create >"$WORK/stanza.log" 2>&1 || { cat "$WORK/stanza.log" >&2; exit 1; }
+
+# The watchers ship pgbackd's spools for the whole run, like the daemon would.
+for kind in s3 file; do
+    "$WORK/bin/pgbackd" wal-watch --config "$WORK/pgbackd-$kind.toml" >"$WORK/watch-$kind.log" 2>&1 &
+    WATCHERS+=($!)
+done
+
+echo "bench/base: copying $DB into the benchmark cluster" >&2
+sql -d postgres -c "create database \"$DB\" template template0"
+"$BIN/pg_dump" "${SRC[@]}" -Fc -Z0 "$DB" | "$BIN/pg_restore" -h "$WORK/socket" -p 5432 -U postgres --no-owner -d "$DB"
+"$BIN/vacuumdb" -h "$WORK/socket" -p 5432 -U postgres -q -z "$DB"
+as_pg "${PGBR[@]}" check >"$WORK/check.log" 2>&1 || { cat "$WORK/check.log" >&2; exit 1; }
+for kind in file s3; do # pgbackd reaches the database and its repository (S3: through nginx)
+    "$WORK/bin/pgbackd" check --config "$WORK/pgbackd-$kind.toml" >"$WORK/check-$kind.log" 2>&1 ||
+        { cat "$WORK/check-$kind.log" >&2; exit 1; }
+done
+
+# ---------------------------------------------------------------- timed runs
+
+# Runs a command under GNU time with a 10 Hz sampler of the summed RSS of all its descendants.
+# Prints "wall maxrss_kib cpu_s tree_kib"; the command's stdout is in $WORK/out.
+measure() {
+    /usr/bin/time -f '%e %M %U %S' -o "$WORK/time" "$@" >"$WORK/out" 2>"$WORK/err" &
+    local pid=$! status=0
+    python3 - "$pid" >"$WORK/tree" <<'PY' &
+import os, sys, time
+root, peak, page = sys.argv[1], 0, os.sysconf("SC_PAGE_SIZE")
+def children():
+    kids = {}
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                with open(f"/proc/{p}/stat") as f:
+                    ppid = f.read().rsplit(")", 1)[1].split()[1]
+                kids.setdefault(ppid, []).append(p)
+            except OSError:
+                pass
+    return kids
+while os.path.exists(f"/proc/{root}"):
+    kids, todo, total = children(), list(children().get(root, [])), 0
+    while todo:
+        p = todo.pop()
+        todo += kids.get(p, [])
+        try:
+            with open(f"/proc/{p}/statm") as f:
+                total += int(f.read().split()[1]) * page
+        except OSError:
+            pass
+    peak = max(peak, total)
+    time.sleep(0.1)
+print(peak // 1024)
+PY
+    local sampler=$!
+    wait "$pid" || status=$?
+    wait "$sampler" || true
+    if ((status)); then cat "$WORK/err" >&2; return "$status"; fi
+    awk '{ printf "%s %s %.1f ", $1, $2, $3 + $4 }' "$WORK/time"
+    cat "$WORK/tree"
+}
+row() { # tool repo wall ratio stored raw cpu rss tree s3cpu
+    printf '| %s | %s | %s | %s | %.0f | %s | %s | %.0f | %.0f | %s |\n' "$1" "$2" "$3" "$4" "$(calc "$5 / 1000000")" \
+        "$(calc "$6 / $5")" "$7" "$(calc "$8 / 1024")" "$(calc "$9 / 1024")" "${10}"
+}
+s3_delta() { # "moto0 nginx0" "moto1 nginx1" → "moto / nginx"
+    local a b
+    read -r -a a <<<"$1"; read -r -a b <<<"$2"
+    echo "$(calc "${b[0]} - ${a[0]}") / $(calc "${b[1]} - ${a[1]}")"
+}
+pgbackrest_sizes() { # repo → "raw stored" of the newest backup
+    as_pg "${PGBR[@]}" --repo="$1" info --output=json |
+        python3 -c 'import json,sys; b=json.load(sys.stdin)[0]["backup"][-1]["info"]; print(b["size"], b["repository"]["size"])'
+}
+
+has_base=0
+"$WORK/bin/pgbackd" backup --help 2>&1 | grep -q -- '--type' && has_base=1
+pgbackd_failed=0
+
+echo "cluster: $(sql -d postgres -c "select pg_size_pretty(sum(pg_database_size(datname))) from pg_database") (database $DB: $(sql -d postgres -c "select pg_size_pretty(pg_database_size('$DB'))")), $(nproc) cores, pgBackRest $(pgbackrest version | awk '{ print $2 }')"
+echo
+echo "| tool | repository | wall s | ratio | stored MB | raw/stored | CPU s (tool) | peak RSS MiB (largest process) | peak RSS MiB (all processes) | moto / nginx CPU s |"
+echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+for ((run = 1; run <= RUNS; run++)); do
+    declare -A base_wall=()
+    for repo in 2 1; do
+        kind=$([[ $repo == 1 ]] && echo s3 || echo file)
+        sql -d postgres -c checkpoint
+        s3_before=$(s3_cpu)
+        measure "${AS_PG[@]}" "${PGBR[@]}" --repo="$repo" backup --type=full \
+            --compress-type=gz --compress-level=6 --process-max=2 >"$WORK/m"
+        s3=$(s3_delta "$s3_before" "$(s3_cpu)")
+        [[ $kind == s3 ]] || s3=
+        read -r wall rss cpu tree <"$WORK/m"
+        read -r raw stored < <(pgbackrest_sizes "$repo")
+        base_wall[$kind]=$wall
+        row "pgBackRest full, gz 6, process-max 2" "$([[ $kind == s3 ]] && echo S3 || echo directory)" \
+            "$wall" 1.00 "$stored" "$raw" "$cpu" "$rss" "$tree" "$s3"
+    done
+    for kind in file s3; do
+        repo_label=$([[ $kind == s3 ]] && echo S3 || echo file)
+        if ((!has_base)); then
+            echo "| pgbackd backup --type base | $repo_label | not run: this pgbackd has no \`backup --type\` (issue #4 base backups have not landed) | | | | | | | |"
+            pgbackd_failed=2
+            continue
+        fi
+        sql -d postgres -c checkpoint
+        s3_before=$(s3_cpu)
+        if ! measure "$WORK/bin/pgbackd" backup --type base --json --config "$WORK/pgbackd-$kind.toml" >"$WORK/m"; then
+            echo "| pgbackd backup --type base | $repo_label | FAILED: $(tail -n 1 "$WORK/err" | tr '|' '/') | | | | | | | |"
+            pgbackd_failed=1
+            continue
+        fi
+        s3=$(s3_delta "$s3_before" "$(s3_cpu)")
+        [[ $kind == s3 ]] || s3=
+        read -r wall rss cpu tree <"$WORK/m"
+        read -r raw stored < <(python3 -c 'import json,sys; j=json.load(open(sys.argv[1]))
+g=lambda *k: next(j[x] for x in k if x in j)
+print(g("raw_bytes","rawBytes"), g("stored_bytes","storedBytes"))' "$WORK/out")
+        row "pgbackd backup --type base, level 6" "$repo_label" "$wall" "$(calc "$wall / ${base_wall[$kind]}")" \
+            "$stored" "$raw" "$cpu" "$rss" "$tree" "$s3"
+    done
+done
+for pid in "${WATCHERS[@]}"; do
+    [[ -d /proc/$pid ]] || { echo "bench/base: a pgbackd wal-watch died:" >&2; tail -n 5 "$WORK"/watch-*.log >&2; exit 1; }
+done
+finished=1 # the table says what failed
+exit "$pgbackd_failed"
