@@ -41,11 +41,14 @@ struct WalFetchCommand: AsyncParsableCommand {
         } catch let error as ExitCode {
             throw error
         } catch {
-            FileHandle.standardError.write(Data("pgbackd: error: \(describe(error))\n".utf8))
+            // Recovery asks for files that do not exist as a matter of course (the next
+            // timeline's history, the segment after the last): that is news, not an error.
+            let notFound = (error as? WALError)?.code == .notFound
+            FileHandle.standardError.write(Data("pgbackd: \(notFound ? "wal-fetch" : "error"): \(describe(error))\n".utf8))
             // Exit 1 tells PostgreSQL "no such file": it must never stand for another failure.
             // Every other failure must stop recovery, and PostgreSQL aborts only on a signal or
             // an exit status above 125 (restore_command in its documentation).
-            throw ExitCode((error as? WALError)?.code == .notFound ? 1 : ExitCodes.fatalForRecovery)
+            throw ExitCode(notFound ? 1 : ExitCodes.fatalForRecovery)
         }
     }
 }

@@ -43,26 +43,25 @@ public struct BaseBackup: Sendable {
         var writer = try await ArtifactWriter(repository: repository, relativeKey: "backups/\(id)/base.tar.gz", content: .baseTar, database: nil, compression: configuration.compression)
         var stored: Artifact?
         do {
-            var environment = server.childEnvironment(database: nil)
-            // pg_basebackup's --verbose lines are parsed for the WAL positions: keep them in English.
-            environment["LC_ALL"] = "C"
-            environment["LC_MESSAGES"] = "C"
             let tarStartedAt = Date()
             var lastReport = Date.distantPast
             let progress = self.progress
-            let messages = try await streamChildOutput(
+            // The WAL positions are read from the tar itself: backup_label and backup_manifest.
+            var capture = TarMemberCapture(wanted: ["backup_label", "backup_manifest"])
+            try await streamChildOutput(
                 program: pgBasebackup,
                 arguments: ["--pgdata=-", "--format=tar", "--wal-method=none", "--checkpoint=fast",
-                            "--label=pgbackd \(id)", "--no-password", "--verbose"],
-                environment: environment, logger: logger
+                            "--label=pgbackd \(id)", "--no-password"],
+                environment: server.childEnvironment(database: nil), logger: logger
             ) { chunk in
+                capture.consume(chunk)
                 try await writer.write(chunk)
                 if let progress, Date().timeIntervalSince(lastReport) >= 0.5 {
                     lastReport = Date()
                     progress(BackupProgress(database: "base backup", rawBytes: writer.rawSize, startedAt: tarStartedAt))
                 }
             }
-            let positions = try Self.walPositions(fromVerboseOutput: messages)
+            let positions = try Self.walPositions(label: capture.captured["backup_label"], manifest: capture.captured["backup_manifest"])
             stored = try await writer.commit()
             let wal = WALRange(
                 timeline: positions.timeline, startLSN: positions.start.description, stopLSN: positions.stop.description,
@@ -133,22 +132,29 @@ public struct BaseBackup: Sendable {
         var timeline: UInt32
     }
 
-    /// Reads `write-ahead log start point: 0/2000028 on timeline 1` and `write-ahead log end
-    /// point: 0/2000100` from pg_basebackup's `--verbose` output (run with LC_MESSAGES=C).
-    static func walPositions(fromVerboseOutput output: String) throws -> WALPositions {
-        var start: WALPosition?, stop: WALPosition?, timeline: UInt32?
-        for line in output.split(whereSeparator: \.isNewline) {
-            let words = line.split(separator: " ")
-            if line.contains("write-ahead log start point:"), let index = words.firstIndex(of: "point:"), index + 1 < words.count {
-                start = WALPosition(words[index + 1])
-                if let on = words.firstIndex(of: "timeline"), on + 1 < words.count { timeline = UInt32(words[on + 1]) }
-            } else if line.contains("write-ahead log end point:"), let last = words.last {
-                stop = WALPosition(last)
+    /// The start LSN and timeline from `backup_label` (`START WAL LOCATION: 0/2000028 (file …)`,
+    /// `START TIMELINE: 1`) and the stop LSN from `backup_manifest`'s last `WAL-Ranges` entry.
+    static func walPositions(label: [UInt8]?, manifest: [UInt8]?) throws -> WALPositions {
+        guard let label else {
+            throw BackupError(.failed, message: "the tar from pg_basebackup has no backup_label: it is not a base backup this pgbackd understands")
+        }
+        var start: WALPosition?, timeline: UInt32?
+        for line in String(decoding: label, as: UTF8.self).split(whereSeparator: \.isNewline) {
+            if line.hasPrefix("START WAL LOCATION: ") {
+                start = line.dropFirst("START WAL LOCATION: ".count).split(separator: " ").first.flatMap { WALPosition($0) }
+            } else if line.hasPrefix("START TIMELINE: ") {
+                timeline = UInt32(line.dropFirst("START TIMELINE: ".count).trimmingCharacters(in: .whitespaces))
             }
         }
-        guard let start, let stop, let timeline else {
-            let tail = output.split(whereSeparator: \.isNewline).suffix(5).joined(separator: " / ")
-            throw BackupError(.failed, message: "pg_basebackup finished but its output did not give the WAL start and end points (\(tail))")
+        guard let manifest,
+              let document = try? JSONSerialization.jsonObject(with: Data(manifest)) as? [String: Any],
+              let ranges = document["WAL-Ranges"] as? [[String: Any]],
+              let stop = (ranges.last?["End-LSN"] as? String).flatMap({ WALPosition($0) })
+        else {
+            throw BackupError(.failed, message: "the tar from pg_basebackup has no readable backup_manifest with WAL-Ranges, so the backup's stop position is unknown; PostgreSQL 13 or later writes one")
+        }
+        guard let start, let timeline else {
+            throw BackupError(.failed, message: "backup_label from pg_basebackup has no START WAL LOCATION or START TIMELINE")
         }
         return WALPositions(start: start, stop: stop, timeline: timeline)
     }

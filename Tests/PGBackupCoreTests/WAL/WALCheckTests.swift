@@ -26,17 +26,45 @@ import Testing
         #expect(WALFileName.segment(timeline: 1, number: number + 1, segmentSize: 16 << 20).name == "000000010000000100000000")
     }
 
-    @Test func pgBasebackupVerboseOutput() throws {
-        let output = """
-            pg_basebackup: initiating base backup, waiting for checkpoint to complete
-            pg_basebackup: checkpoint completed
-            pg_basebackup: write-ahead log start point: 0/5000028 on timeline 2
-            pg_basebackup: write-ahead log end point: 0/5000100
-            pg_basebackup: base backup completed
-            """
-        let positions = try BaseBackup.walPositions(fromVerboseOutput: output)
+    @Test func positionsFromBackupLabelAndManifest() throws {
+        let label = Array("""
+            START WAL LOCATION: 0/5000028 (file 000000020000000000000005)
+            CHECKPOINT LOCATION: 0/5000060
+            BACKUP METHOD: streamed
+            START TIMELINE: 2
+            """.utf8)
+        let manifest = Array(#"{ "PostgreSQL-Backup-Manifest-Version": 1, "Files": [], "WAL-Ranges": [ { "Timeline": 2, "Start-LSN": "0/5000028", "End-LSN": "0/5000100" } ] }"#.utf8)
+        let positions = try BaseBackup.walPositions(label: label, manifest: manifest)
         #expect(positions == .init(start: WALPosition("0/5000028")!, stop: WALPosition("0/5000100")!, timeline: 2))
-        #expect(throws: BackupError.self) { try BaseBackup.walPositions(fromVerboseOutput: "pg_basebackup: base backup completed") }
+        #expect(throws: BackupError.self) { try BaseBackup.walPositions(label: label, manifest: nil) }
+        #expect(throws: BackupError.self) { try BaseBackup.walPositions(label: nil, manifest: manifest) }
+    }
+
+    /// A tar made by GNU tar in ustar format, fed in awkward chunk sizes: only the named members are kept.
+    @Test func tarCaptureKeepsOnlyTheNamedMembers() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tar-capture-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: "\(directory)/base/1", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let label = Array("START WAL LOCATION: 0/2000028 (file 000000010000000000000002)\n".utf8)
+        let big = (0..<70_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        try Data(label).write(to: URL(fileURLWithPath: "\(directory)/backup_label"))
+        try Data(big).write(to: URL(fileURLWithPath: "\(directory)/base/1/1259"))
+        try Data([1, 2, 3]).write(to: URL(fileURLWithPath: "\(directory)/backup_manifest"))
+        let tarFile = directory + ".tar"
+        defer { try? FileManager.default.removeItem(atPath: tarFile) }
+        let process = try Process.run(URL(fileURLWithPath: "/bin/tar"), arguments: ["--format=ustar", "-cf", tarFile, "-C", directory, "backup_label", "base", "backup_manifest"])
+        process.waitUntilExit()
+        let tar = Array(try Data(contentsOf: URL(fileURLWithPath: tarFile)))
+        for chunkSize in [1, 511, 512, 4096, tar.count] {
+            var capture = TarMemberCapture(wanted: ["backup_label", "backup_manifest"])
+            var offset = 0
+            while offset < tar.count {
+                capture.consume(Array(tar[offset..<min(tar.count, offset + chunkSize)]))
+                offset += chunkSize
+            }
+            #expect(!capture.malformed)
+            #expect(capture.captured == ["backup_label": label, "backup_manifest": [1, 2, 3]], "chunk size \(chunkSize)")
+        }
     }
 
     @Test func recoveryTargetTimesAsSelectNowPrintsThem() {
