@@ -93,6 +93,8 @@ let package = Package(
                 "PGBackupCore", "ObjectStorage", "PostgresClient", "Compression",
                 .product(name: "Logging", package: "swift-log"),
             ],
+            // Run by the tests from the source tree (found through #filePath), not compiled.
+            exclude: ["Support/outage-proxy.py"],
             swiftSettings: strict
         ),
     ]

@@ -49,6 +49,121 @@ import Testing
     }
 }
 
+extension PointInTimeRecoveryTests {
+    /// The same with S3 gone for 60 seconds in the middle of the load: archive_command keeps
+    /// succeeding (spool mode), wal.lag fires and resolves, wal-check finds no gap, PITR works.
+    @Test(.enabled(if: TestServices.s3Enabled))
+    func survivesSixtySecondsWithoutS3() async throws {
+        let postgres = try TestServices.requirePostgres()
+        let s3 = try TestServices.requireS3()
+        let endpoint = try #require(URL(string: s3.endpoint))
+        try await withCleanup { cleanup in
+            let proxy = try OutageProxy(targetHost: endpoint.host ?? "127.0.0.1", targetPort: endpoint.port ?? 80)
+            defer { proxy.stop() }
+            let events = try temporaryDirectory("pitr-alerts") + "/events.jsonl"
+            cleanup.remove((events as NSString).deletingLastPathComponent)
+            let prefix = "pitr-outage-\(UUID().uuidString.prefix(8))"
+            try await withArchivingCluster(binDirectory: postgres.binDirectory, repository: """
+                type = "s3"
+                stanza = "pitr"
+                [repository.s3]
+                endpoint = "http://127.0.0.1:\(proxy.port)"
+                bucket = "\(s3.bucket)"
+                region = "\(s3.region)"
+                prefix = "\(prefix)"
+                access_key_id = "\(s3.accessKeyID)"
+                secret_access_key = "\(s3.secretAccessKey)"
+                signing = "moto"
+                """, extraConfiguration: """
+                max_lag_seconds = 15
+                rescan_seconds = 1
+                [[alerts.command]]
+                events = ["wal.lag", "wal.lag.resolved", "storage.unreachable", "storage.reachable"]
+                run = ["/bin/sh", "-c", "cat >> \(events); echo >> \(events)"]
+                """) { cluster, pitr in
+                let watcher = try launchPgbackd(["wal-watch", "--config", pitr.config])
+                defer { watcher.terminate(); watcher.waitUntilExit() }
+                try pitr.pgbench(["-i", "-s", "4", "--quiet"])
+                let backup = try shell(pitr.pgbackd, ["backup", "--type", "base", "--config", pitr.config])
+                #expect(backup.status == 0, "base backup: \(backup.stderr)")
+                try pitr.pgbench(["-n", "-c", "2", "-t", "300"])
+
+                proxy.goDown()
+                let failedBefore = try cluster.sql("select failed_count from pg_stat_archiver")
+                var targetTime = "", countsAtT = ""
+                let outageStart = ContinuousClock.now
+                var round = 0
+                while ContinuousClock.now - outageStart < .seconds(60) {
+                    try pitr.pgbench(["-n", "-c", "2", "-t", "100"])
+                    _ = try cluster.sql("select pg_switch_wal()")
+                    if round == 2 {
+                        targetTime = try cluster.sql("select now()")
+                        countsAtT = try pitr.counts(cluster.sql)
+                    }
+                    round += 1
+                    try await Task.sleep(for: .seconds(2))
+                }
+                #expect(try cluster.sql("select failed_count from pg_stat_archiver") == failedBefore, "archive_command failed while S3 was down")
+                #expect(try String(contentsOfFile: events, encoding: .utf8).contains("\"wal.lag\""), "wal.lag did not fire during the outage")
+                let spooled = try FileManager.default.contentsOfDirectory(atPath: "\(cluster.base)/spool").filter { !$0.hasPrefix(".") }
+                #expect(spooled.count >= 10, "the spool should have buffered the outage: \(spooled.count) files")
+
+                proxy.comeUp()
+                let resolved = try await eventually(attempts: 600) {
+                    let text = (try? String(contentsOfFile: events, encoding: .utf8)) ?? ""
+                    return text.contains("\"wal.lag.resolved\"")
+                }
+                #expect(resolved, "wal.lag did not resolve after S3 came back: \((try? String(contentsOfFile: events, encoding: .utf8)) ?? "")")
+                try await pitr.archiveEverything(cluster, shipWithWatcher: true)
+
+                let check = try shell(pitr.pgbackd, ["wal-check", "--json", "--config", pitr.config])
+                #expect(check.status == 0, "wal-check: \(check.stdout) \(check.stderr)")
+                let report = try JSONSerialization.jsonObject(with: Data(check.stdout.utf8)) as? [String: Any]
+                #expect((report?["gaps"] as? [Any])?.isEmpty == true, "\(check.stdout)")
+
+                let restored = try pitr.restoreAndStart(["--time", targetTime])
+                defer { restored.stop() }
+                #expect(try pitr.counts(restored.sql) == countsAtT, "PITR to \(targetTime), inside the outage, did not give the counts at T")
+            }
+        }
+    }
+}
+
+/// A TCP proxy in front of the S3 server that can refuse connections for a while.
+final class OutageProxy: Sendable {
+    let process: Process
+    let port: Int
+
+    init(targetHost: String, targetPort: Int, filePath: String = #filePath) throws {
+        let script = URL(fileURLWithPath: filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Support/outage-proxy.py").path
+        let portFile = FileManager.default.temporaryDirectory.appendingPathComponent("outage-proxy-\(UUID().uuidString).port").path
+        defer { try? FileManager.default.removeItem(atPath: portFile) }
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", script, targetHost, "\(targetPort)", portFile]
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        var port: Int?
+        for _ in 0..<100 where port == nil {
+            port = (try? String(contentsOfFile: portFile, encoding: .utf8)).flatMap { Int($0) }
+            if port == nil { Thread.sleep(forTimeInterval: 0.1) }
+        }
+        guard let port else {
+            process.terminate()
+            throw ThrowawayCluster.ClusterError(message: "outage-proxy.py did not report its port within 10 s")
+        }
+        self.port = port
+    }
+
+    func goDown() { kill(process.processIdentifier, SIGUSR1) }
+    func comeUp() { kill(process.processIdentifier, SIGUSR2) }
+    func stop() {
+        process.terminate()
+        process.waitUntilExit()
+    }
+}
+
 /// What the PITR tests share: a cluster whose archive_command is `pgbackd wal-push` into a spool,
 /// pgbackd configured for it, pgbench, and a restored second cluster.
 struct PITRHarness {
@@ -67,14 +182,22 @@ struct PITRHarness {
         try sql("select (select count(*) from pgbench_history) || ' ' || (select sum(abalance) from pgbench_accounts)")
     }
 
-    /// Switches to a new segment, waits until PostgreSQL archived it, and ships the spool.
-    func archiveEverything(_ cluster: ThrowawayCluster) async throws {
+    /// Switches to a new segment, waits until PostgreSQL archived it, and ships the spool (itself,
+    /// or by waiting for a running watcher to empty it).
+    func archiveEverything(_ cluster: ThrowawayCluster, shipWithWatcher: Bool = false) async throws {
         let before = Int(try cluster.sql("select archived_count from pg_stat_archiver")) ?? 0
         _ = try cluster.sql("select pg_switch_wal()")
         let archived = try await eventually(attempts: 300) {
             (Int(try cluster.sql("select archived_count from pg_stat_archiver")) ?? 0) > before
         }
         #expect(archived, "PostgreSQL did not archive the switched segment: see \(cluster.base)/postgres.log")
+        if shipWithWatcher {
+            let emptied = try await eventually(attempts: 1200) {
+                try FileManager.default.contentsOfDirectory(atPath: "\(cluster.base)/spool").filter { !$0.hasPrefix(".") }.isEmpty
+            }
+            #expect(emptied, "the watcher did not empty the spool")
+            return
+        }
         let watch = try shell(pgbackd, ["wal-watch", "--once", "--config", config])
         #expect(watch.status == 0, "wal-watch: \(watch.stderr)")
     }
