@@ -30,7 +30,7 @@ struct ExpireCommand: AsyncParsableCommand {
                 try printJSON(result)
                 return
             }
-            let verb = dryRun ? "would remove" : "removed"
+            let verb = dryRun ? "would be removed" : "removed"
             printTable(header: ["BACKUP", "KIND", "ACTION", "WHY"], rows: result.backups.map { decision in
                 let skipped = result.skippedInUse.contains(decision.backupId)
                 let action = decision.keep || skipped ? "keep" : (dryRun ? "would expire" : "expired")
