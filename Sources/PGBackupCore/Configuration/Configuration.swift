@@ -12,6 +12,7 @@ public struct Configuration: Sendable {
     public var checks: ChecksConfiguration
     public var alerts: AlertsConfiguration
     public var wal: WALConfiguration
+    public var retention: RetentionConfiguration
 
     /// `--config`, else `$PGBACKD_CONFIG`, else this.
     public static let defaultPath = "/etc/pgbackd/pgbackd.toml"
@@ -46,8 +47,9 @@ public struct Configuration: Sendable {
         let checks = try ChecksConfiguration(root.table("checks"))
         let alerts = try AlertsConfiguration(root.table("alerts"))
         let wal = try WALConfiguration(root.table("wal"))
+        let retention = try RetentionConfiguration(root.table("retention"))
         try root.rejectUnknownKeys()
-        return Configuration(file: file, repository: repository, postgres: postgres, compression: compression, drill: drill, checks: checks, alerts: alerts, wal: wal)
+        return Configuration(file: file, repository: repository, postgres: postgres, compression: compression, drill: drill, checks: checks, alerts: alerts, wal: wal, retention: retention)
     }
 }
 

@@ -30,6 +30,12 @@ public struct Drill: Sendable {
     }
 
     public func run(_ request: Request) async throws -> DrillReport {
+        try await BackupLease(repository: repository, purpose: "drill", logger: logger).withLease(resolving: request.backup) { backupId in
+            try await runLeased(Request(backup: backupId, databases: request.databases, keep: request.keep))
+        }
+    }
+
+    private func runLeased(_ request: Request) async throws -> DrillReport {
         let startedAt = Date()
         let manifest = try await repository.manifest(request.backup)
         let databases = request.databases.isEmpty ? manifest.databases.map(\.name) : request.databases

@@ -65,6 +65,14 @@ public struct LogicalRestore: Sendable {
     }
 
     public func run(_ request: Request) async throws -> Result {
+        try await BackupLease(repository: repository, purpose: "restore", logger: logger).withLease(resolving: request.backup) { backupId in
+            var request = request
+            request.backup = backupId
+            return try await runLeased(request)
+        }
+    }
+
+    private func runLeased(_ request: Request) async throws -> Result {
         let manifest = try await repository.manifest(request.backup)
         let artifact = try Self.dump(of: request.database, in: manifest)
         let server = try await PostgresServer.connect(configuration.postgres, logger: logger)

@@ -60,6 +60,15 @@ public struct PointInTimeRestore: Sendable {
     }
 
     public func run(_ request: Request) async throws -> Result {
+        let backupId = try await chooseBackup(request).backupId
+        return try await BackupLease(repository: repository, purpose: "restore", logger: logger).withLease(backupId) {
+            var request = request
+            request.backup = backupId
+            return try await runLeased(request)
+        }
+    }
+
+    private func runLeased(_ request: Request) async throws -> Result {
         let started = ContinuousClock.now
         let manifest = try await chooseBackup(request)
         guard let artifact = manifest.artifacts.first(where: { $0.content == .baseTar }) else {
