@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
+# The systemd unit (verify, exposure at most 2.0) and tmpfiles entry: seconds, so first.
+scripts/check-systemd.sh
 
 export PGBACKD_SERVICES_DIR=${PGBACKD_SERVICES_DIR:-$PWD/.services/test}
 trap 'scripts/services.sh stop || true' EXIT

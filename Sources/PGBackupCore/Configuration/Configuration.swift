@@ -159,10 +159,12 @@ public struct S3RepositorySettings: Sendable, CustomStringConvertible {
         if secret != nil && secretFile != nil {
             throw reader.error(.invalidValue, "secret_access_key_file", "set either secret_access_key or secret_access_key_file, not both")
         }
-        if let secretFile {
+        if let configured = secretFile {
+            let secretFile = Self.secretFilePath(configured, configurationFile: reader.file, environment: environment)
             guard let data = FileManager.default.contents(atPath: secretFile) else {
                 let why = FileManager.default.fileExists(atPath: secretFile) ? "is not readable by this user" : "does not exist"
-                throw reader.error(.secret, "secret_access_key_file", "the secret file \(secretFile) \(why); create it (mode 0600) with the secret access key, or fix the path")
+                let relative = configured.hasPrefix("/") ? "" : " (\"\(configured)\" is relative: it is read from $CREDENTIALS_DIRECTORY, which systemd's LoadCredential= sets, else from the configuration file's directory)"
+                throw reader.error(.secret, "secret_access_key_file", "the secret file \(secretFile) \(why)\(relative); create it (mode 0600) with the secret access key, or fix the path")
             }
             secretAccessKey = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             guard !secretAccessKey.isEmpty else {
@@ -175,6 +177,22 @@ public struct S3RepositorySettings: Sendable, CustomStringConvertible {
         } else {
             throw reader.error(.missingKey, "secret_access_key_file", "no secret access key: set secret_access_key_file (preferred), secret_access_key, or AWS_SECRET_ACCESS_KEY")
         }
+    }
+}
+
+extension S3RepositorySettings {
+    /// Where a `secret_access_key_file` is read. An absolute path as written. A relative one names a
+    /// systemd credential: `LoadCredential=s3.secret:/etc/pgbackd/s3.secret` puts a copy in
+    /// `$CREDENTIALS_DIRECTORY`, readable by the service whatever the original's owner and mode.
+    /// Without that variable (wal-push and wal-fetch run by PostgreSQL, commands run by hand) it
+    /// is read next to the configuration file, so one file serves the service and the CLI.
+    static func secretFilePath(_ path: String, configurationFile: String, environment: [String: String]) -> String {
+        if path.hasPrefix("/") { return path }
+        if let credentials = environment["CREDENTIALS_DIRECTORY"], !credentials.isEmpty {
+            return credentials + "/" + path
+        }
+        let directory = (configurationFile as NSString).deletingLastPathComponent
+        return (directory.isEmpty ? "." : directory) + "/" + path
     }
 }
 

@@ -138,6 +138,48 @@ import Testing
         #expect(s3.secretAccessKey == "from-env")
     }
 
+    /// A relative secret_access_key_file is a systemd credential (LoadCredential=) in the service
+    /// and the file next to the configuration outside it; an absolute one is read as written.
+    @Test func relativeSecretFileIsACredentialOrNextToTheConfiguration() throws {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("pgbackd-credentials-\(UUID())").path
+        let credentials = base + "/credentials", etc = base + "/etc"
+        try FileManager.default.createDirectory(atPath: credentials, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: etc, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        try "from-credential\n".write(toFile: credentials + "/s3.secret", atomically: true, encoding: .utf8)
+        try "from-etc\n".write(toFile: etc + "/s3.secret", atomically: true, encoding: .utf8)
+        func secret(_ file: String, _ environment: [String: String]) throws -> String {
+            let configuration = try Configuration.parse("""
+                [repository]
+                type = "s3"
+                [repository.s3]
+                endpoint = "https://s3.example.com"
+                bucket = "backups"
+                access_key_id = "AKIA"
+                secret_access_key_file = "\(file)"
+                """, file: etc + "/pgbackd.toml", environment: environment)
+            guard case .s3(let s3) = configuration.repository.kind else { throw ConfigurationError(.invalidValue, file: file, key: nil, message: "not s3") }
+            return s3.secretAccessKey
+        }
+        #expect(try secret("s3.secret", ["CREDENTIALS_DIRECTORY": credentials]) == "from-credential")
+        #expect(try secret("s3.secret", [:]) == "from-etc")
+        #expect(try secret(etc + "/s3.secret", ["CREDENTIALS_DIRECTORY": credentials]) == "from-etc")
+        #expect(S3RepositorySettings.secretFilePath("s3.secret", configurationFile: "pgbackd.toml", environment: [:]) == "./s3.secret")
+
+        let missing = try #require(failure("""
+            [repository]
+            type = "s3"
+            [repository.s3]
+            endpoint = "https://s3.example.com"
+            bucket = "backups"
+            access_key_id = "AKIA"
+            secret_access_key_file = "s3-secret"
+            """, environment: ["CREDENTIALS_DIRECTORY": "/run/credentials/pgbackd.service"]))
+        #expect(missing.code == .secret)
+        #expect(missing.description.contains("/run/credentials/pgbackd.service/s3-secret does not exist"))
+        #expect(missing.description.contains("LoadCredential="))
+    }
+
     @Test func s3WithoutEndpointOrBucket() throws {
         let noTable = try #require(failure("[repository]\ntype = \"s3\"\n"))
         #expect(noTable.code == .missingKey)
