@@ -12,6 +12,9 @@ public struct Configuration: Sendable {
     public var checks: ChecksConfiguration
     public var alerts: AlertsConfiguration
     public var wal: WALConfiguration
+    public var schedule = ScheduleConfiguration()
+    public var daemon = DaemonConfiguration()
+    public var metrics = MetricsConfiguration()
 
     /// `--config`, else `$PGBACKD_CONFIG`, else this.
     public static let defaultPath = "/etc/pgbackd/pgbackd.toml"
@@ -46,8 +49,9 @@ public struct Configuration: Sendable {
         let checks = try ChecksConfiguration(root.table("checks"))
         let alerts = try AlertsConfiguration(root.table("alerts"))
         let wal = try WALConfiguration(root.table("wal"))
+        let schedule = try ScheduleConfiguration(root.table("schedule")), daemon = try DaemonConfiguration(root.table("daemon")), metrics = try MetricsConfiguration(root.table("metrics"))
         try root.rejectUnknownKeys()
-        return Configuration(file: file, repository: repository, postgres: postgres, compression: compression, drill: drill, checks: checks, alerts: alerts, wal: wal)
+        return Configuration(file: file, repository: repository, postgres: postgres, compression: compression, drill: drill, checks: checks, alerts: alerts, wal: wal, schedule: schedule, daemon: daemon, metrics: metrics)
     }
 }
 
