@@ -18,6 +18,8 @@ enum ExitCodes {
     static let repositoryMissing: Int32 = 76 // the bucket does not exist
     static let permission: Int32 = 77       // EX_NOPERM: credentials or privileges refused
     static let configuration: Int32 = 78    // EX_CONFIG
+    /// `run`: another daemon holds this repository's lock.
+    static let locked: Int32 = 75           // EX_TEMPFAIL
     /// wal-fetch only: above 125, so PostgreSQL aborts recovery instead of ending it early.
     static let fatalForRecovery: Int32 = 126
 
@@ -25,6 +27,8 @@ enum ExitCodes {
         switch error {
         case is ConfigurationError:
             return configuration
+        case let error as DaemonLockError:
+            return error.reason == nil ? locked : operational
         case let error as BackupError:
             switch error.code {
             case .databaseUnreachable, .databaseNotFound: return databaseUnavailable

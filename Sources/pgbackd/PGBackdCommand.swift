@@ -6,7 +6,7 @@ struct PGBackdCommand: AsyncParsableCommand {
         commandName: "pgbackd",
         abstract: "PostgreSQL backups that are restored and checked, not just stored.",
         version: "0.1.0",
-        subcommands: [BackupCommand.self, RestoreCommand.self, DrillCommand.self, ListCommand.self, ShowCommand.self, CheckCommand.self,
+        subcommands: [RunCommand.self, StatusCommand.self, BackupCommand.self, RestoreCommand.self, DrillCommand.self, ListCommand.self, ShowCommand.self, CheckCommand.self,
                       WalPushCommand.self, WalFetchCommand.self, WalWatchCommand.self, WalCheckCommand.self, ExpireCommand.self]
     )
 }

@@ -13,6 +13,9 @@ public struct Configuration: Sendable {
     public var alerts: AlertsConfiguration
     public var wal: WALConfiguration
     public var retention: RetentionConfiguration
+    public var schedule = ScheduleConfiguration()
+    public var daemon = DaemonConfiguration()
+    public var metrics = MetricsConfiguration()
 
     /// `--config`, else `$PGBACKD_CONFIG`, else this.
     public static let defaultPath = "/etc/pgbackd/pgbackd.toml"
@@ -48,8 +51,9 @@ public struct Configuration: Sendable {
         let alerts = try AlertsConfiguration(root.table("alerts"))
         let wal = try WALConfiguration(root.table("wal"))
         let retention = try RetentionConfiguration(root.table("retention"))
+        let schedule = try ScheduleConfiguration(root.table("schedule")), daemon = try DaemonConfiguration(root.table("daemon")), metrics = try MetricsConfiguration(root.table("metrics"))
         try root.rejectUnknownKeys()
-        return Configuration(file: file, repository: repository, postgres: postgres, compression: compression, drill: drill, checks: checks, alerts: alerts, wal: wal, retention: retention)
+        return Configuration(file: file, repository: repository, postgres: postgres, compression: compression, drill: drill, checks: checks, alerts: alerts, wal: wal, retention: retention, schedule: schedule, daemon: daemon, metrics: metrics)
     }
 }
 

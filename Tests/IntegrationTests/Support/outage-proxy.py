@@ -82,6 +82,8 @@ def up(*_):
             threading.Thread(target=serve, args=(state["listener"],), daemon=True).start()
 
 
+# A test runner's threads may block signals, and a child inherits the mask: unblock ours.
+signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM})
 state["listener"] = listen(0)
 state["port"] = state["listener"].getsockname()[1]
 threading.Thread(target=serve, args=(state["listener"],), daemon=True).start()

@@ -74,15 +74,16 @@ extension PointInTimeRecoveryTests {
                 access_key_id = "\(s3.accessKeyID)"
                 secret_access_key = "\(s3.secretAccessKey)"
                 signing = "moto"
-                """, extraConfiguration: """
+                """, walSettings: """
                 max_lag_seconds = 15
                 rescan_seconds = 1
+                """, extraConfiguration: """
                 [[alerts.command]]
                 events = ["wal.lag", "wal.lag.resolved", "storage.unreachable", "storage.reachable"]
                 run = ["/bin/sh", "-c", "cat >> \(events); echo >> \(events)"]
                 """) { cluster, pitr in
                 let watcher = try launchPgbackd(["wal-watch", "--config", pitr.config])
-                defer { watcher.terminate(); watcher.waitUntilExit() }
+                defer { stopGracefully(watcher) }
                 try pitr.pgbench(["-i", "-s", "4", "--quiet"])
                 let backup = try shell(pitr.pgbackd, ["backup", "--type", "base", "--config", pitr.config])
                 #expect(backup.status == 0, "base backup: \(backup.stderr)")
@@ -123,10 +124,19 @@ extension PointInTimeRecoveryTests {
 
                 let restored = try pitr.restoreAndStart(["--time", targetTime])
                 defer { restored.stop() }
-                #expect(try pitr.counts(restored.sql) == countsAtT, "PITR to \(targetTime), inside the outage, did not give the counts at T")
+                let restoredCounts = try pitr.counts(restored.sql)
+                let log = (try? String(contentsOfFile: "\(restored.base)/postgres.log", encoding: .utf8)) ?? ""
+                #expect(restoredCounts == countsAtT, "PITR to \(targetTime), inside the outage, gave \(restoredCounts), not the counts at T \(countsAtT): \(log.suffix(1500))")
             }
         }
     }
+}
+
+/// SIGTERM, up to 10 s to exit, then SIGKILL; never Foundation's waitUntilExit, which can hang here.
+func stopGracefully(_ process: Process) {
+    process.terminate()
+    for _ in 0..<100 where process.isRunning { Thread.sleep(forTimeInterval: 0.1) }
+    if process.isRunning { kill(process.processIdentifier, SIGKILL) }
 }
 
 /// A TCP proxy in front of the S3 server that can refuse connections for a while.
@@ -158,9 +168,10 @@ final class OutageProxy: Sendable {
 
     func goDown() { kill(process.processIdentifier, SIGUSR1) }
     func comeUp() { kill(process.processIdentifier, SIGUSR2) }
+    /// SIGKILL and a bounded wait: Foundation's waitUntilExit can hang on Linux.
     func stop() {
-        process.terminate()
-        process.waitUntilExit()
+        kill(process.processIdentifier, SIGKILL)
+        for _ in 0..<50 where process.isRunning { Thread.sleep(forTimeInterval: 0.1) }
     }
 }
 
@@ -186,6 +197,8 @@ struct PITRHarness {
     /// or by waiting for a running watcher to empty it).
     func archiveEverything(_ cluster: ThrowawayCluster, shipWithWatcher: Bool = false) async throws {
         let before = Int(try cluster.sql("select archived_count from pg_stat_archiver")) ?? 0
+        // A WAL record first, so the switch always closes a segment (it is a no-op on an empty one).
+        _ = try cluster.sql("select pg_logical_emit_message(false, 'pgbackd-test', 'switch')")
         _ = try cluster.sql("select pg_switch_wal()")
         let archived = try await eventually(attempts: 300) {
             (Int(try cluster.sql("select archived_count from pg_stat_archiver")) ?? 0) > before
@@ -240,7 +253,8 @@ struct RestoredCluster {
         // Accepting connections can come before recovery reaches its target: wait for pause or promotion.
         for _ in 0..<600 {
             let state = try? sql("select pg_is_in_recovery()::text || ' ' || case when pg_is_in_recovery() then pg_get_wal_replay_pause_state() else 'promoted' end")
-            if let state, state.hasSuffix("paused") || state.hasSuffix("promoted") { return }
+            // ("not paused" ends in "paused" too: compare whole words.)
+            if let state, state == "true paused" || state == "false promoted" { return }
             Thread.sleep(forTimeInterval: 0.1)
         }
         throw ThrowawayCluster.ClusterError(message: "recovery did not reach its target within 60 s: see \(base)/postgres.log")
@@ -262,7 +276,7 @@ struct RestoredCluster {
 /// A throw-away cluster archiving through a copy of pgbackd (the postgres user must be able to
 /// run it and read its configuration) into `repository` (the `[repository]` table's body).
 func withArchivingCluster<T>(
-    binDirectory: String, repository: String, extraConfiguration: String = "",
+    binDirectory: String, repository: String, walSettings: String = "max_lag_seconds = 60", extraConfiguration: String = "",
     _ body: (ThrowawayCluster, PITRHarness) async throws -> T
 ) async throws -> T {
     try await withThrowawayCluster(binDirectory: binDirectory, settings: { cluster in
@@ -282,7 +296,7 @@ func withArchivingCluster<T>(
             [wal]
             spool_dir = "\(cluster.base)/spool"
             parallel_uploads = 2
-            max_lag_seconds = 60
+            \(walSettings)
             \(extraConfiguration)
             """.write(toFile: "\(cluster.base)/pgbackd.toml", atomically: true, encoding: .utf8)
         chmod("\(cluster.base)/pgbackd.toml", 0o644)
