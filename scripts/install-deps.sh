@@ -8,7 +8,8 @@ set -euo pipefail
 # libpq-dev, zlib1g-dev, libcurl4-openssl-dev, libdeflate-dev: the C libraries the Swift package links.
 # pigz: the parallel-gzip baseline in benchmarks; time: GNU time for wall time and peak RSS there.
 # procps (pgrep/pkill) and openssl (a TLS test server's certificate): used by the tests.
-DEB_PACKAGES=(postgresql postgresql-contrib libpq-dev zlib1g-dev libcurl4-openssl-dev libdeflate-dev pigz time procps openssl)
+# systemd: systemd-analyze, which checks the unit files (scripts/check-systemd.sh).
+DEB_PACKAGES=(postgresql postgresql-contrib libpq-dev zlib1g-dev libcurl4-openssl-dev libdeflate-dev pigz time procps openssl systemd)
 # The moto version whose behaviour docs/DESIGN §8 measured (INITIAL_NO_AUTH_ACTION_COUNT, SigV4).
 MOTO_SPEC='moto[server]==5.2.1'
 
