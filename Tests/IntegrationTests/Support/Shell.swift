@@ -67,3 +67,12 @@ func eventually(attempts: Int = 100, interval: Duration = .milliseconds(100), _ 
     }
     return false
 }
+
+/// Runs blocking work (child processes, psql, waits) on a thread of its own. Swift Testing runs
+/// suites in parallel on the cooperative pool, which has one thread per core: a test that blocks
+/// one for a minute (pgbench, a server start) stalls every other test's continuations with it.
+func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try work() }) }.start()
+    }
+}

@@ -18,10 +18,10 @@ import Testing
                 """) { cluster, pitr in
                 // -n on the load runs: no TRUNCATE of pgbench_history, whose replayed lock would
                 // block readers of a cluster paused just before that commit.
-                try pitr.pgbench(["-i", "-s", "4", "--quiet"])
-                try pitr.pgbench(["-n", "-c", "2", "-t", "300"])
+                try await offPool { try pitr.pgbench(["-i", "-s", "4", "--quiet"]) }
+                try await offPool { try pitr.pgbench(["-n", "-c", "2", "-t", "300"]) }
 
-                let backup = try shell(pitr.pgbackd, ["backup", "--type", "base", "--json", "--config", pitr.config])
+                let backup = try await offPool { try shell(pitr.pgbackd, ["backup", "--type", "base", "--json", "--config", pitr.config]) }
                 #expect(backup.status == 0, "base backup: \(backup.stderr)")
                 let summary = try JSONSerialization.jsonObject(with: Data(backup.stdout.utf8)) as? [String: Any]
                 let backupId = try #require(summary?["backup_id"] as? String, "\(backup.stdout)")
@@ -29,18 +29,18 @@ import Testing
                 let wal = try #require(summary?["wal"] as? [String: Any], "the manifest records the WAL range")
                 #expect(wal["start_lsn"] != nil && wal["stop_segment"] != nil)
 
-                try pitr.pgbench(["-n", "-c", "2", "-t", "300"])
+                try await offPool { try pitr.pgbench(["-n", "-c", "2", "-t", "300"]) }
                 // T, then the counts at T: nothing commits in between (pgbench has finished).
                 let targetTime = try cluster.sql("select now()")
                 let countsAtT = try pitr.counts(cluster.sql)
-                try pitr.pgbench(["-n", "-c", "2", "-t", "300"])
+                try await offPool { try pitr.pgbench(["-n", "-c", "2", "-t", "300"]) }
                 let countsAfter = try pitr.counts(cluster.sql)
                 #expect(countsAfter != countsAtT, "the load after T changed nothing: the test would prove nothing")
                 try await pitr.archiveEverything(cluster)
 
                 // The repository is read by restore_command, which runs as the server's user.
                 try cluster.giveToOwner(repository)
-                let restored = try pitr.restoreAndStart(["--time", targetTime])
+                let restored = try await offPool { try pitr.restoreAndStart(["--time", targetTime]) }
                 defer { restored.stop() }
                 #expect(try pitr.counts(restored.sql) == countsAtT, "PITR to \(targetTime) did not give the counts recorded at T")
                 #expect(try restored.sql("select pg_is_in_recovery()") == "t", "without --promote recovery pauses at the target")
@@ -84,10 +84,10 @@ extension PointInTimeRecoveryTests {
                 """) { cluster, pitr in
                 let watcher = try launchPgbackd(["wal-watch", "--config", pitr.config])
                 defer { stopGracefully(watcher) }
-                try pitr.pgbench(["-i", "-s", "4", "--quiet"])
-                let backup = try shell(pitr.pgbackd, ["backup", "--type", "base", "--config", pitr.config])
+                try await offPool { try pitr.pgbench(["-i", "-s", "4", "--quiet"]) }
+                let backup = try await offPool { try shell(pitr.pgbackd, ["backup", "--type", "base", "--config", pitr.config]) }
                 #expect(backup.status == 0, "base backup: \(backup.stderr)")
-                try pitr.pgbench(["-n", "-c", "2", "-t", "300"])
+                try await offPool { try pitr.pgbench(["-n", "-c", "2", "-t", "300"]) }
 
                 proxy.goDown()
                 let failedBefore = try cluster.sql("select failed_count from pg_stat_archiver")
@@ -95,7 +95,7 @@ extension PointInTimeRecoveryTests {
                 let outageStart = ContinuousClock.now
                 var round = 0
                 while ContinuousClock.now - outageStart < .seconds(60) {
-                    try pitr.pgbench(["-n", "-c", "2", "-t", "100"])
+                    try await offPool { try pitr.pgbench(["-n", "-c", "2", "-t", "100"]) }
                     _ = try cluster.sql("select pg_switch_wal()")
                     if round == 2 {
                         targetTime = try cluster.sql("select now()")
@@ -117,12 +117,12 @@ extension PointInTimeRecoveryTests {
                 #expect(resolved, "wal.lag did not resolve after S3 came back: \((try? String(contentsOfFile: events, encoding: .utf8)) ?? "")")
                 try await pitr.archiveEverything(cluster, shipWithWatcher: true)
 
-                let check = try shell(pitr.pgbackd, ["wal-check", "--json", "--config", pitr.config])
+                let check = try await offPool { try shell(pitr.pgbackd, ["wal-check", "--json", "--config", pitr.config]) }
                 #expect(check.status == 0, "wal-check: \(check.stdout) \(check.stderr)")
                 let report = try JSONSerialization.jsonObject(with: Data(check.stdout.utf8)) as? [String: Any]
                 #expect((report?["gaps"] as? [Any])?.isEmpty == true, "\(check.stdout)")
 
-                let restored = try pitr.restoreAndStart(["--time", targetTime])
+                let restored = try await offPool { try pitr.restoreAndStart(["--time", targetTime]) }
                 defer { restored.stop() }
                 let restoredCounts = try pitr.counts(restored.sql)
                 let log = (try? String(contentsOfFile: "\(restored.base)/postgres.log", encoding: .utf8)) ?? ""
@@ -211,7 +211,7 @@ struct PITRHarness {
             #expect(emptied, "the watcher did not empty the spool")
             return
         }
-        let watch = try shell(pgbackd, ["wal-watch", "--once", "--config", config])
+        let watch = try await offPool { [pgbackd, config] in try shell(pgbackd, ["wal-watch", "--once", "--config", config]) }
         #expect(watch.status == 0, "wal-watch: \(watch.stderr)")
     }
 

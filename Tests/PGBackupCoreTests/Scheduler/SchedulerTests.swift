@@ -128,7 +128,7 @@ struct SchedulePlanTests {
         #expect(kinds.count >= 3)
         // Recorded in the state file, failures with their reason.
         let saved = try #require(try DaemonState.load(stateDirectory: config.daemon.stateDirectory))
-        #expect(saved.history(.retention).lastFailure?.error == "retention not available in this build")
+        #expect(saved.history(.retention).lastFailure?.error == "SimulatedJobFailure()")
         #expect(saved.history(.retention).lastSuccess == nil)
         #expect(kinds.filter(\.usesDatabase).allSatisfy { saved.history($0).lastSuccess?.backupId == "\($0.rawValue)-id" })
     }
