@@ -40,7 +40,7 @@ import Testing
 
                 // The repository is read by restore_command, which runs as the server's user.
                 try cluster.giveToOwner(repository)
-                let restored = try await offPool { try pitr.restoreAndStart(["--time", targetTime]) }
+                let restored = try await offPool { [targetTime] in try pitr.restoreAndStart(["--time", targetTime]) }
                 defer { restored.stop() }
                 #expect(try pitr.counts(restored.sql) == countsAtT, "PITR to \(targetTime) did not give the counts recorded at T")
                 #expect(try restored.sql("select pg_is_in_recovery()") == "t", "without --promote recovery pauses at the target")
@@ -122,7 +122,7 @@ extension PointInTimeRecoveryTests {
                 let report = try JSONSerialization.jsonObject(with: Data(check.stdout.utf8)) as? [String: Any]
                 #expect((report?["gaps"] as? [Any])?.isEmpty == true, "\(check.stdout)")
 
-                let restored = try await offPool { try pitr.restoreAndStart(["--time", targetTime]) }
+                let restored = try await offPool { [targetTime] in try pitr.restoreAndStart(["--time", targetTime]) }
                 defer { restored.stop() }
                 let restoredCounts = try pitr.counts(restored.sql)
                 let log = (try? String(contentsOfFile: "\(restored.base)/postgres.log", encoding: .utf8)) ?? ""
