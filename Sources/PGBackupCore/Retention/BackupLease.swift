@@ -68,29 +68,31 @@ public struct BackupLease: Sendable {
         logger[metadataKey: "retention.lease_id"] = "\(leaseId)"
         logger.debug("lease taken")
         let storage = repository.storage
-        let heartbeat = Task { [logger, record] in
-            var record = record
-            while !Task.isCancelled {
-                try? await Task.sleep(for: Self.heartbeatInterval)
-                if Task.isCancelled { break }
-                record.heartbeatAt = Date()
-                do {
-                    try await storage.put(key: key, bytes: try Self.encode(record))
-                } catch {
-                    logger.warning("lease heartbeat failed; retrying", metadata: ["retention.error": "\(error)"])
+        // The heartbeat is a child task: it ends with the lease, whichever way `body` ends.
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { [logger, record] in
+                var record = record
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: Self.heartbeatInterval)
+                    if Task.isCancelled { break }
+                    record.heartbeatAt = Date()
+                    do {
+                        try await storage.put(key: key, bytes: try Self.encode(record))
+                    } catch {
+                        logger.warning("lease heartbeat failed; retrying", metadata: ["retention.error": "\(error)"])
+                    }
                 }
             }
-        }
-        defer { heartbeat.cancel() }
-        do {
-            let result = try await body()
-            heartbeat.cancel()
-            await release(key: key, logger: logger)
-            return result
-        } catch {
-            heartbeat.cancel()
-            await release(key: key, logger: logger)
-            throw error
+            do {
+                let result = try await body()
+                group.cancelAll()
+                await release(key: key, logger: logger)
+                return result
+            } catch {
+                group.cancelAll()
+                await release(key: key, logger: logger)
+                throw error
+            }
         }
     }
 
