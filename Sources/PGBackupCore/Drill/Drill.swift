@@ -43,6 +43,14 @@ public struct Drill: Sendable {
         var logger = logger
         logger[metadataKey: "drill.id"] = "\(drillId)"
         logger[metadataKey: "backup.id"] = "\(manifest.backupId)"
+        if manifest.kind == .base {
+            var report = try await BaseDrill(configuration: configuration, repository: repository, logger: logger)
+                .run(manifest, drillId: drillId, startedAt: startedAt, keep: request.keep)
+            report.passed = report.failures.isEmpty
+            try await repository.storage.put(key: repository.drillReportKey(backupId: manifest.backupId, drillId: drillId), bytes: try report.encoded())
+            logger.info(report.passed ? "drill passed" : "drill failed", metadata: ["drill.failed_checks": "\(report.failures.count)"])
+            return report
+        }
         let dumps = try databases.map { try LogicalRestore.dump(of: $0, in: manifest) }
 
         let server = try await PostgresServer.connect(

@@ -18,7 +18,7 @@ import Testing
                 """) { cluster, pitr in
                 // -n on the load runs: no TRUNCATE of pgbench_history, whose replayed lock would
                 // block readers of a cluster paused just before that commit.
-                try await offPool { try pitr.pgbench(["-i", "-s", "4", "--quiet"]) }
+                try await offPool { try pitr.pgbench(["-i", "-s", "4", "--quiet", "--foreign-keys"]) }
                 try await offPool { try pitr.pgbench(["-n", "-c", "2", "-t", "300"]) }
 
                 let backup = try await offPool { try shell(pitr.pgbackd, ["backup", "--type", "base", "--json", "--config", pitr.config]) }
@@ -44,6 +44,19 @@ import Testing
                 defer { restored.stop() }
                 #expect(try pitr.counts(restored.sql) == countsAtT, "PITR to \(targetTime) did not give the counts recorded at T")
                 #expect(try restored.sql("select pg_is_in_recovery()") == "t", "without --promote recovery pauses at the target")
+
+                // A drill of the base backup: restored into a throw-away cluster, recovered, checked.
+                let drill = try await offPool { try shell(pitr.pgbackd, ["drill", backupId, "--json", "--config", pitr.config]) }
+                #expect(drill.status == 0, "base drill: \(drill.stdout.suffix(3000)) \(drill.stderr.suffix(2000))")
+                let report = try JSONSerialization.jsonObject(with: Data(drill.stdout.utf8)) as? [String: Any]
+                #expect(report?["passed"] as? Bool == true)
+                let backupChecks = (report?["checks"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
+                #expect(Set(backupChecks) == ["artifacts", "recovery", "wal"], "\(backupChecks)")
+                let databases = report?["databases"] as? [[String: Any]] ?? []
+                let postgresChecks = databases.first { $0["name"] as? String == "postgres" }?["checks"] as? [[String: Any]] ?? []
+                let referential = postgresChecks.first { $0["name"] as? String == "referential" }
+                #expect(referential?["passed"] as? Bool == true)
+                #expect((referential?["figures"] as? [String: Any])?["foreign_keys"] as? Int == 5, "pgbench --foreign-keys makes 5: \(String(describing: referential))")
             }
         }
     }

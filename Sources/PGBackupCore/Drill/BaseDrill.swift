@@ -1,0 +1,149 @@
+import Foundation
+import Logging
+import PostgresClient
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A drill of a base backup: a point-in-time restore into a throw-away cluster — the restored
+/// data directory itself, no initdb — recovered from the WAL archive to the end of the backup
+/// and promoted, then the same data checks as a logical drill in every database. A base backup
+/// has no snapshot row counts (the copy is consistent only at its stop LSN, where nothing was
+/// counted), so the foreign keys checked are the restored catalog's own, and `wal` says whether
+/// the archive can take this backup on to the newest WAL.
+struct BaseDrill {
+    let configuration: Configuration
+    let repository: Repository
+    let logger: Logger
+
+    func run(_ manifest: Manifest, drillId: String, startedAt: Date, keep: Bool) async throws -> DrillReport {
+        guard let wal = manifest.wal else {
+            throw RepositoryError(.corruptManifest, message: "base backup \(manifest.backupId) has no WAL range in its manifest")
+        }
+        let base = configuration.drill.stagingDirectory + "/pgbackd-drill-\(drillId)"
+        let data = base + "/data", socket = base + "/socket"
+        let owner = getuid() == 0 ? "postgres" : nil
+        try FileManager.default.createDirectory(atPath: socket, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        defer { if !keep { try? FileManager.default.removeItem(atPath: base) } }
+        try giveDirectories([base, socket], to: owner)
+        // Our own pg_hba.conf: the socket directory is private to the owner, so trust is safe,
+        // and the backed-up cluster's rules (or none, on Debian's /etc layout) do not apply.
+        try "local all all trust\n".write(toFile: base + "/pg_hba.conf", atomically: true, encoding: .utf8)
+        try giveDirectories([base + "/pg_hba.conf"], to: owner)
+
+        var checks: [CheckResult] = []
+        let restoreStarted = Date()
+        do {
+            _ = try await PointInTimeRestore(configuration: configuration, repository: repository, logger: logger).run(.init(
+                backup: manifest.backupId, dataDirectory: data, target: .immediate, promote: true, owner: owner,
+                executable: Self.currentExecutable, configFile: URL(fileURLWithPath: configuration.file).standardizedFileURL.path,
+                extraSettings: [
+                    ("port", "5432"), ("listen_addresses", ""), ("unix_socket_directories", socket), ("hba_file", base + "/pg_hba.conf"),
+                    // Never archive into the repository the backup came from; no JIT (the service
+                    // runs with MemoryDenyWriteExecute=).
+                    ("archive_mode", "off"), ("jit", "off"),
+                ]))
+            checks.append(CheckResult(name: "artifacts", passed: true, summary: "base.tar.gz: size, SHA-256 and gzip stream match the manifest"))
+        } catch let error as IntegrityError {
+            checks.append(CheckResult(name: "artifacts", passed: false, summary: error.message, evidence: [["object": error.key, "problem": error.code.description]]))
+            return report(manifest, drillId: drillId, startedAt: startedAt, checks: checks, databases: [])
+        }
+        // A postgresql.conf lives in /etc on Debian, not in the data directory: give it an empty one.
+        if !FileManager.default.fileExists(atPath: data + "/postgresql.conf") {
+            try "".write(toFile: data + "/postgresql.conf", atomically: true, encoding: .utf8)
+            try giveDirectories([data + "/postgresql.conf"], to: owner)
+        }
+
+        let pgCtl = (configuration.postgres.binDirectory ?? "/usr/lib/postgresql/\(manifest.server.versionNumber / 10_000)/bin") + "/pg_ctl"
+        let timeout = configuration.drill.checkTimeoutSeconds
+        let start = try await runAsOwner(owner, pgCtl, ["-D", data, "-l", base + "/postgres.log", "-w", "-t", "\(timeout)", "start"], timeout: .seconds(timeout + 30))
+        defer {
+            // Synchronous on purpose: the cluster must be gone whichever way the drill ends.
+            let stop = Process()
+            stop.executableURL = URL(fileURLWithPath: owner == nil ? pgCtl : "/usr/sbin/runuser")
+            stop.arguments = (owner.map { ["-u", $0, "--", pgCtl] } ?? []) + ["-D", data, "-m", "immediate", "-w", "stop"]
+            stop.standardOutput = FileHandle.nullDevice
+            stop.standardError = FileHandle.nullDevice
+            try? stop.run()
+            for _ in 0..<300 where stop.isRunning { usleep(100_000) }
+        }
+        let log = { (try? String(contentsOfFile: base + "/postgres.log", encoding: .utf8)).map { String($0.suffix(2000)) } ?? "" }
+        guard start.succeeded else {
+            checks.append(CheckResult(name: "recovery", passed: false, summary: "the restored cluster did not start (\(start.statusText))", evidence: [["postgres.log": log()]]))
+            return report(manifest, drillId: drillId, startedAt: startedAt, checks: checks, databases: [])
+        }
+        let user = (try? Conninfo(configuration.postgres.conninfo))?.settings["user"] ?? "postgres"
+        let conninfo = { (database: String) in "host=\(socket) port=5432 user=\(Conninfo.quote(user)) dbname=\(Conninfo.quote(database))" }
+        let connection = try await PostgresConnection.connect(conninfo: conninfo("postgres"), logger: logger)
+        var promoted = false
+        for _ in 0..<(timeout * 10) {
+            if try await connection.query("select pg_is_in_recovery()").scalar == "f" { promoted = true; break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let restoreSeconds = Date().timeIntervalSince(restoreStarted)
+        checks.append(CheckResult(
+            name: "recovery", passed: promoted,
+            summary: promoted ? "recovered from the WAL archive to the end of the backup (\(wal.stopLSN)) and promoted in \(String(format: "%.1f", restoreSeconds)) s"
+                : "recovery did not finish within drill.check_timeout_seconds (\(timeout) s)",
+            evidence: promoted ? [] : [["postgres.log": log()]]))
+        checks.append(await walCoverage(manifest))
+        guard promoted else { return report(manifest, drillId: drillId, startedAt: startedAt, checks: checks, databases: []) }
+
+        let names = try await connection.query("select datname from pg_database where datallowconn and not datistemplate order by 1").rows.compactMap { $0[0] }
+        var databases: [DrillReport.DatabaseDrill] = []
+        for name in names {
+            let checkStarted = Date()
+            let database = try await PostgresConnection.connect(conninfo: conninfo(name), logger: logger)
+            try await database.query("set statement_timeout = '\(timeout)s'")
+            var results = [try await ReferentialCheck(connection: database, expected: SnapshotCatalog.foreignKeys(database)).run()]
+            if let contentSize = try await ContentSizeCheck(connection: database, rules: configuration.checks.contentSize).run(database: name) {
+                results.append(contentSize)
+            }
+            for check in configuration.checks.sql where check.database == nil || check.database == name {
+                results.append(try await UserSQLCheck(connection: database, check: check).run())
+            }
+            databases.append(DrillReport.DatabaseDrill(name: name, scratchDatabase: data, kept: keep, restoreSeconds: restoreSeconds,
+                                                       checkSeconds: Date().timeIntervalSince(checkStarted), checks: results))
+        }
+        return report(manifest, drillId: drillId, startedAt: startedAt, checks: checks, databases: databases)
+    }
+
+    /// Whether the archive holds every segment from this backup's start to the newest one.
+    private func walCoverage(_ manifest: Manifest) async -> CheckResult {
+        do {
+            let check = try await WALCheck(repository: repository).run()
+            let coverage = check.backups.first { $0.backupId == manifest.backupId }
+            let passed = coverage?.recoverableToLatest == true
+            return CheckResult(name: "wal", passed: passed,
+                               summary: passed ? "the archive can recover this backup to the newest archived WAL" : "WAL after this backup has gaps: recovery would stop early",
+                               evidence: check.gaps.map { ["timeline": "\($0.timeline)", "gap": $0.description] })
+        } catch {
+            return CheckResult(name: "wal", passed: false, summary: "cannot list the WAL archive: \(error)")
+        }
+    }
+
+    private func report(_ manifest: Manifest, drillId: String, startedAt: Date, checks: [CheckResult], databases: [DrillReport.DatabaseDrill]) -> DrillReport {
+        DrillReport(drillId: drillId, backupId: manifest.backupId, stanza: repository.stanza, host: ProcessInfo.processInfo.hostName,
+                    startedAt: startedAt, finishedAt: Date(), passed: false, checks: checks, databases: databases)
+    }
+
+    private func runAsOwner(_ owner: String?, _ program: String, _ arguments: [String], timeout: Duration) async throws -> ProgramOutcome {
+        if let owner {
+            return try await runProgram(program: "/usr/sbin/runuser", arguments: ["-u", owner, "--", program] + arguments, environment: [:], logger: logger, timeout: timeout)
+        }
+        return try await runProgram(program: program, arguments: arguments, environment: [:], logger: logger, timeout: timeout)
+    }
+
+    private func giveDirectories(_ paths: [String], to owner: String?) throws {
+        guard let owner, let entry = getpwnam(owner) else { return }
+        for path in paths where chown(path, entry.pointee.pw_uid, entry.pointee.pw_gid) != 0 {
+            throw StagingError(message: "cannot give \(path) to \(owner): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// The running pgbackd, which the restored cluster's restore_command calls.
+    static var currentExecutable: String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    }
+}
