@@ -213,6 +213,14 @@ echo "bench/base: copying $DB into the benchmark cluster" >&2
 sql -d postgres -c "create database \"$DB\" template template0"
 "$BIN/pg_dump" "${SRC[@]}" -Fc -Z0 "$DB" | "$BIN/pg_restore" -h "$WORK/socket" -p 5432 -U postgres --no-owner -d "$DB"
 "$BIN/vacuumdb" -h "$WORK/socket" -p 5432 -U postgres -q -z "$DB"
+# The copy wrote hundreds of segments and the archiver pushes each through both tools one at a
+# time: wait until it has caught up, or pgBackRest's check (and backup) times out waiting for it.
+last=$(sql -d postgres -c "select pg_walfile_name(pg_current_wal_lsn())")
+sql -d postgres -c "select pg_switch_wal()" >/dev/null
+echo "bench/base: waiting for the archiver to reach $last" >&2
+until [[ $(sql -d postgres -c "select coalesce(last_archived_wal >= '$last', false) from pg_stat_archiver") == t ]]; do
+    sleep 2
+done
 as_pg "${PGBR[@]}" check >"$WORK/check.log" 2>&1 || { cat "$WORK/check.log" >&2; exit 1; }
 for kind in file s3; do # pgbackd reaches the database and its repository (S3: through nginx)
     "$WORK/bin/pgbackd" check --config "$WORK/pgbackd-$kind.toml" >"$WORK/check-$kind.log" 2>&1 ||
