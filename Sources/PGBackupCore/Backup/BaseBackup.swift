@@ -30,12 +30,7 @@ public struct BaseBackup: Sendable {
         try await Self.checkArchiving(server.connection)
         let segmentSize = try await Self.walSegmentSize(server.connection)
         let pgBasebackup = try await server.tool("pg_basebackup")
-        try await repository.ensureMarker(systemIdentifier: server.info.systemIdentifier)
-        let aborted = try await repository.storage.abortIncompleteUploads(prefix: repository.backupsPrefix, startedBefore: startedAt)
-        if aborted > 0 {
-            logger.notice("removed incomplete uploads left by an interrupted run", metadata: ["backup.aborted_uploads": "\(aborted)"])
-        }
-        let id = try await repository.newBackupID(startedAt, kind: .base)
+        let id = try await repository.beginBackup(kind: .base, systemIdentifier: server.info.systemIdentifier, startedAt: startedAt, logger: logger)
         var logger = logger
         logger[metadataKey: "backup.id"] = "\(id)"
         logger.info("base backup started")

@@ -36,12 +36,7 @@ public struct LogicalBackup: Sendable {
         let databases = try await server.databases(requested: requested)
         let pgDump = try await server.tool("pg_dump")
         let pgDumpall = try await server.tool("pg_dumpall")
-        try await repository.ensureMarker(systemIdentifier: server.info.systemIdentifier)
-        let aborted = try await repository.storage.abortIncompleteUploads(prefix: repository.backupsPrefix, startedBefore: startedAt)
-        if aborted > 0 {
-            logger.notice("removed incomplete uploads left by an interrupted run", metadata: ["backup.aborted_uploads": "\(aborted)"])
-        }
-        let id = try await repository.newBackupID(startedAt, kind: .logical)
+        let id = try await repository.beginBackup(kind: .logical, systemIdentifier: server.info.systemIdentifier, startedAt: startedAt, logger: logger)
         var logger = logger
         logger[metadataKey: "backup.id"] = "\(id)"
         logger.info("backup started", metadata: ["backup.databases": "\(databases.joined(separator: ","))"])

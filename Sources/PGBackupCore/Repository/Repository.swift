@@ -53,6 +53,17 @@ public struct Repository: Sendable {
         }
     }
 
+    /// What every backup does before storing anything: claims the stanza for this cluster,
+    /// aborts uploads an interrupted run left (started before `startedAt`), and picks the id.
+    func beginBackup(kind: BackupKind, systemIdentifier: String, startedAt: Date, logger: Logger) async throws -> String {
+        try await ensureMarker(systemIdentifier: systemIdentifier)
+        let aborted = try await storage.abortIncompleteUploads(prefix: backupsPrefix, startedBefore: startedAt)
+        if aborted > 0 {
+            logger.notice("removed incomplete uploads left by an interrupted run", metadata: ["backup.aborted_uploads": "\(aborted)"])
+        }
+        return try await newBackupID(startedAt, kind: kind)
+    }
+
     static func formatBackupID(_ date: Date, kind: BackupKind) -> String {
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = TimeZone(identifier: "UTC")!
