@@ -12,6 +12,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 
 target = (sys.argv[1], int(sys.argv[2]))
 lock = threading.Lock()
@@ -87,6 +88,17 @@ signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1, signal.SIGUSR2, sign
 state["listener"] = listen(0)
 state["port"] = state["listener"].getsockname()[1]
 threading.Thread(target=serve, args=(state["listener"],), daemon=True).start()
+parent = os.getppid()
+
+
+def orphaned():
+    """Ends the proxy when the test process is gone, however it ended (a killed runner)."""
+    while os.getppid() == parent:
+        time.sleep(1)
+    os._exit(0)
+
+
+threading.Thread(target=orphaned, daemon=True).start()
 signal.signal(signal.SIGUSR1, down)
 signal.signal(signal.SIGUSR2, up)
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
