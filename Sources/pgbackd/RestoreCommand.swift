@@ -119,7 +119,7 @@ struct RestoreCommand: AsyncParsableCommand {
         let absolute = URL(fileURLWithPath: pgdata).standardizedFileURL.path
         let request = PointInTimeRestore.Request(
             backup: backup, dataDirectory: absolute, target: recoveryTarget, promote: promote, owner: owner,
-            executable: currentExecutable(), configFile: URL(fileURLWithPath: configuration.file).standardizedFileURL.path)
+            executable: PGBackd.executablePath, configFile: URL(fileURLWithPath: configuration.file).standardizedFileURL.path)
         let restore = PointInTimeRestore(configuration: configuration, repository: repository, logger: logger)
         let result = try await withSignalCancellation { try await restore.run(request) }
         if json {
@@ -130,9 +130,4 @@ struct RestoreCommand: AsyncParsableCommand {
             print("start the server on it (e.g. pg_ctl -D \(result.dataDirectory) start, as its owner); it fetches WAL with pgbackd wal-fetch and \(promote || recoveryTarget == .latest ? "promotes" : "pauses") at the target")
         }
     }
-}
-
-/// This binary's absolute path, for commands that PostgreSQL runs later (restore_command).
-func currentExecutable() -> String {
-    (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
 }

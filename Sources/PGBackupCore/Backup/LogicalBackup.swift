@@ -125,4 +125,10 @@ public struct LogicalBackup: Sendable {
 
 public enum PGBackd {
     public static let version = "0.1.0"
+
+    /// This binary's absolute path, for commands PostgreSQL runs later on its behalf
+    /// (a restored cluster's restore_command).
+    public static var executablePath: String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    }
 }

@@ -37,7 +37,7 @@ struct BaseDrill {
         do {
             _ = try await PointInTimeRestore(configuration: configuration, repository: repository, logger: logger).run(.init(
                 backup: manifest.backupId, dataDirectory: data, target: .immediate, promote: true, owner: owner,
-                executable: Self.currentExecutable, configFile: URL(fileURLWithPath: configuration.file).standardizedFileURL.path,
+                executable: PGBackd.executablePath, configFile: URL(fileURLWithPath: configuration.file).standardizedFileURL.path,
                 extraSettings: [
                     ("port", "5432"), ("listen_addresses", ""), ("unix_socket_directories", socket), ("hba_file", base + "/pg_hba.conf"),
                     // Never archive into the repository the backup came from; no JIT (the service
@@ -140,10 +140,5 @@ struct BaseDrill {
         for path in paths where chown(path, entry.pointee.pw_uid, entry.pointee.pw_gid) != 0 {
             throw StagingError(message: "cannot give \(path) to \(owner): \(String(cString: strerror(errno)))")
         }
-    }
-
-    /// The running pgbackd, which the restored cluster's restore_command calls.
-    static var currentExecutable: String {
-        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
     }
 }
