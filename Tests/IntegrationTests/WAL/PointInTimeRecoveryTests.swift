@@ -285,36 +285,3 @@ struct RestoredCluster {
         _ = try? owner.pgCtl(["-D", data, "-m", "immediate", "-w", "-t", "60", "stop"], output: "\(base)/pg_ctl.log")
     }
 }
-
-/// A throw-away cluster archiving through a copy of pgbackd (the postgres user must be able to
-/// run it and read its configuration) into `repository` (the `[repository]` table's body).
-func withArchivingCluster<T>(
-    binDirectory: String, repository: String, walSettings: String = "max_lag_seconds = 60", extraConfiguration: String = "",
-    _ body: (ThrowawayCluster, PITRHarness) async throws -> T
-) async throws -> T {
-    try await withThrowawayCluster(binDirectory: binDirectory, settings: { cluster in
-        """
-        archive_mode = on
-        archive_command = '\(cluster.base)/pgbackd wal-push --config \(cluster.base)/pgbackd.toml %p'
-        """
-    }, prepare: { cluster in
-        try FileManager.default.copyItem(atPath: pgbackdExecutable, toPath: "\(cluster.base)/pgbackd")
-        chmod("\(cluster.base)/pgbackd", 0o755)
-        try """
-            [repository]
-            \(repository)
-            [postgres]
-            conninfo = "host=\(cluster.socket) port=\(cluster.port) user=postgres dbname=postgres"
-            bin_dir = "\(binDirectory)"
-            [wal]
-            spool_dir = "\(cluster.base)/spool"
-            parallel_uploads = 2
-            \(walSettings)
-            \(extraConfiguration)
-            """.write(toFile: "\(cluster.base)/pgbackd.toml", atomically: true, encoding: .utf8)
-        chmod("\(cluster.base)/pgbackd.toml", 0o644)
-        try FileManager.default.createDirectory(atPath: "\(cluster.base)/spool", withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
-    }) { cluster in
-        try await body(cluster, PITRHarness(cluster: cluster, binDirectory: binDirectory))
-    }
-}

@@ -10,30 +10,13 @@ import Testing
         try await withCleanup { cleanup in
             let repository = try temporaryDirectory("wal-repo")
             cleanup.remove(repository)
-            try await withThrowawayCluster(binDirectory: postgres.binDirectory, settings: { cluster in
-                """
-                archive_mode = on
-                archive_command = '\(cluster.base)/pgbackd wal-push --config \(cluster.base)/pgbackd.toml %p'
-                """
-            }, prepare: { cluster in
-                // Written before the server starts: the archiver runs wal-push as `postgres`,
-                // which must run the binary, read the config and write the spool. The build
-                // directory may sit below a directory postgres cannot enter (a mktemp -d clone),
-                // so the binary is copied next to the cluster.
-                try FileManager.default.copyItem(atPath: pgbackdExecutable, toPath: "\(cluster.base)/pgbackd")
-                chmod("\(cluster.base)/pgbackd", 0o755)
-                try """
-                    [repository]
-                    type = "file"
-                    path = "\(repository)"
-                    stanza = "test"
-                    [wal]
-                    spool_dir = "\(cluster.base)/spool"
-                    parallel_uploads = 2
-                    """.write(toFile: "\(cluster.base)/pgbackd.toml", atomically: true, encoding: .utf8)
-                chmod("\(cluster.base)/pgbackd.toml", 0o644)
-                try FileManager.default.createDirectory(atPath: "\(cluster.base)/spool", withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
-            }) { cluster in
+            // The archiver runs wal-push as `postgres`: withArchivingCluster copies the binary
+            // and writes a configuration that user can read, next to the cluster.
+            try await withArchivingCluster(binDirectory: postgres.binDirectory, repository: """
+                type = "file"
+                path = "\(repository)"
+                stanza = "test"
+                """) { cluster, _ in
                 let config = "\(cluster.base)/pgbackd.toml"
                 let spool = "\(cluster.base)/spool"
                 try cluster.sql("create table t (i int, pad text)")
