@@ -83,6 +83,14 @@ if ! pip_has moto flask flask-cors boto3; then
     pip_has moto flask flask-cors boto3 || die "moto[server] still incomplete after pip install"
 fi
 
+# prometheus_client: its parser checks the metrics endpoint's output in the integration tests.
+if ! pip_has prometheus_client; then
+    echo "install-deps: pip install prometheus_client"
+    python3 -m pip install -q --disable-pip-version-check prometheus_client >"$log" 2>&1 ||
+        python3 -m pip install -q --disable-pip-version-check --break-system-packages prometheus_client >"$log" 2>&1 ||
+        die "pip install prometheus_client failed"
+fi
+
 python3 -c 'import moto.server, boto3' 2>/dev/null || die "python3 cannot import moto.server and boto3"
 command -v aws >/dev/null || die "the aws command is not on PATH after pip install awscli"
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || die "no PostgreSQL server binaries in /usr/lib/postgresql/*/bin"

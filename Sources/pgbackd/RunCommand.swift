@@ -29,16 +29,24 @@ struct RunCommand: AsyncParsableCommand {
             // Reachable: a listing answers (an empty or new repository is fine).
             _ = try await repository.storage.list(prefix: repository.markerKey)
             let store = try await StateStore.open(configuration: configuration, repository: repository, logger: logger)
-            let scheduler = Scheduler(configuration: configuration, runner: DaemonJobs(repository: repository, logger: logger),
-                                      store: store, logger: logger)
+            let metrics = DaemonMetrics()
+            await metrics.prime(state: store.state, repository: repository, logger: logger)
+            let scheduler = Scheduler(configuration: configuration, runner: DaemonJobs(repository: repository, metrics: metrics, logger: logger),
+                                      store: store, metrics: metrics, logger: logger)
             let notifier = SystemdNotifier()
             var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
             if configuration.daemon.walWatcher && configuration.wal.mode == .spool {
-                let alerts = AlertDispatcher(configuration: configuration.alerts, logger: logger)
+                let alerts = AlertDispatcher(configuration: configuration.alerts, logger: logger, metrics: metrics)
                 services.append(.init(service: WALWatcher(configuration: configuration, repository: repository, alerts: alerts, logger: logger)))
             }
             services.append(.init(service: scheduler))
             services.append(.init(service: ReloadService(scheduler: scheduler, notifier: notifier, path: configuration.file, logger: logger)))
+            if let listen = configuration.metrics.listen {
+                let spool = configuration.wal.mode == .spool ? WALSpool(configuration.wal) : nil
+                services.append(.init(service: MetricsEndpoint(host: listen.host, port: listen.port, metrics: metrics, scheduler: scheduler,
+                                                               spool: spool, logger: logger)))
+            }
+            services.append(.init(service: HealthMonitor(scheduler: scheduler, store: store, repository: repository, metrics: metrics, logger: logger)))
             // Last: a graceful shutdown stops services in reverse order, so STOPPING=1 goes out first.
             services.append(.init(service: SystemdService(notifier: notifier, scheduler: scheduler, logger: logger)))
             var group = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)

@@ -22,19 +22,22 @@ public struct AlertDispatcher: Sendable {
     let pool: CurlHandlePool
     /// Pauses before the second and third webhook attempts.
     let retryDelays: [Duration]
+    /// The daemon's metrics (`pgbackd_alerts_total`, `pgbackd_alert_deliveries_total`); nil in one-shot commands.
+    let metrics: DaemonMetrics?
 
     /// A webhook is tried at most this often (on connection errors, timeouts, 429 and 5xx).
     public static let webhookAttempts = 3
 
-    public init(configuration: AlertsConfiguration, logger: Logger) {
-        self.init(configuration: configuration, logger: logger, retryDelays: [.milliseconds(500), .seconds(1)])
+    public init(configuration: AlertsConfiguration, logger: Logger, metrics: DaemonMetrics? = nil) {
+        self.init(configuration: configuration, logger: logger, retryDelays: [.milliseconds(500), .seconds(1)], metrics: metrics)
     }
 
-    init(configuration: AlertsConfiguration, logger: Logger, retryDelays: [Duration]) {
+    init(configuration: AlertsConfiguration, logger: Logger, retryDelays: [Duration], metrics: DaemonMetrics? = nil) {
         self.configuration = configuration
         self.logger = logger
         self.pool = CurlHandlePool(capacity: 4)
         self.retryDelays = retryDelays
+        self.metrics = metrics
     }
 
     /// Runs every hook that wants `event`, all at once, and returns when each has finished,
@@ -50,6 +53,7 @@ public struct AlertDispatcher: Sendable {
         let webhooks = configuration.webhooks.filter { $0.events.matches(event.event) }
         guard !commands.isEmpty || !webhooks.isEmpty else {
             logger.debug("no alert hook wants this event", metadata: ["alert.event": "\(event.event)"])
+            metrics?.alertSent(event.event, hooks: 0, failed: 0)
             return []
         }
         let json: [UInt8]
@@ -70,6 +74,7 @@ public struct AlertDispatcher: Sendable {
             for await delivery in group { deliveries.append(delivery) }
             return deliveries.sorted { $0.0 < $1.0 }.map(\.1)
         }
+        metrics?.alertSent(event.event, hooks: deliveries.count, failed: deliveries.filter { !$0.delivered }.count)
         for delivery in deliveries {
             var metadata: Logger.Metadata = [
                 "alert.hook": "\(delivery.hook)", "alert.event": "\(event.event)", "alert.attempts": "\(delivery.attempts)",

@@ -20,20 +20,24 @@ public struct AlertEventName: RawRepresentable, Hashable, Sendable, Codable, Cus
     /// The end of a `storage.unreachable` episode: shipping works again.
     public static let storageReachable = AlertEventName(rawValue: "storage.reachable")
     public static let spoolFull = AlertEventName(rawValue: "spool.full")
+    /// No backup (logical or base) succeeded within `daemon.max_backup_age`.
+    public static let backupStale = AlertEventName(rawValue: "backup.stale")
+    /// No drill passed within `daemon.max_unverified_age`: the backups are unproven.
+    public static let drillStale = AlertEventName(rawValue: "drill.stale")
     public static let daemonStarted = AlertEventName(rawValue: "daemon.started")
     public static let daemonStopping = AlertEventName(rawValue: "daemon.stopping")
 
     /// Every event pgbackd raises, in the order docs/alerts.md lists them.
     public static let known: [AlertEventName] = [
         .backupSucceeded, .backupFailed, .drillSucceeded, .drillFailed, .walLag, .walLagResolved, .walGap, .walConflict,
-        .storageUnreachable, .storageReachable, .spoolFull, .daemonStarted, .daemonStopping,
+        .storageUnreachable, .storageReachable, .spoolFull, .backupStale, .drillStale, .daemonStarted, .daemonStopping,
     ]
 
     /// The severity an event has unless its sender says otherwise.
     public var defaultSeverity: AlertSeverity {
         switch self {
-        case .backupFailed, .drillFailed, .walGap, .walConflict, .spoolFull: .critical
-        case .walLag, .storageUnreachable, .daemonStopping: .warning
+        case .backupFailed, .drillFailed, .walGap, .walConflict, .spoolFull, .backupStale: .critical
+        case .walLag, .storageUnreachable, .daemonStopping, .drillStale: .warning
         default: .info
         }
     }

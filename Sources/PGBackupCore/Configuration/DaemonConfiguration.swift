@@ -129,8 +129,16 @@ public struct MetricsConfiguration: Sendable, Equatable {
             guard !host.isEmpty else {
                 throw reader.error(.invalidValue, "listen", "expected host:port such as \"127.0.0.1:9187\" (a host is required), got \"\(text)\"")
             }
+            guard host == "localhost" || Self.isIPAddress(host) else {
+                throw reader.error(.invalidValue, "listen", "\"\(host)\" is not an IP address; use one such as \"127.0.0.1:9187\", \"[::1]:9187\" or \"0.0.0.0:9187\"")
+            }
             listen = (host, port)
         }
         try reader.rejectUnknownKeys()
+    }
+
+    static func isIPAddress(_ text: String) -> Bool {
+        var v4 = in_addr(), v6 = in6_addr()
+        return inet_pton(AF_INET, text, &v4) == 1 || inet_pton(AF_INET6, text, &v6) == 1
     }
 }

@@ -6,17 +6,19 @@ import Logging
 /// alerts as its command; a job cancelled by a stop raises none (it committed nothing).
 public struct DaemonJobs: ScheduledJobRunner {
     let repository: Repository
+    let metrics: DaemonMetrics?
     let logger: Logger
 
-    public init(repository: Repository, logger: Logger) {
+    public init(repository: Repository, metrics: DaemonMetrics? = nil, logger: Logger) {
         self.repository = repository
+        self.metrics = metrics
         self.logger = logger
     }
 
     public func run(_ kind: JobKind, configuration: Configuration) async throws -> JobResult {
         var logger = self.logger
         logger[metadataKey: "job"] = "\(kind.rawValue)"
-        let alerts = AlertDispatcher(configuration: configuration.alerts, logger: logger)
+        let alerts = AlertDispatcher(configuration: configuration.alerts, logger: logger, metrics: metrics)
         let stanza = configuration.repository.stanza
         switch kind {
         case .backup, .baseBackup:
@@ -24,6 +26,7 @@ public struct DaemonJobs: ScheduledJobRunner {
                 let manifest = kind == .backup
                     ? try await LogicalBackup(configuration: configuration, repository: repository, logger: logger).run()
                     : try await BaseBackup(configuration: configuration, repository: repository, logger: logger).run()
+                metrics?.backupCommitted(manifest)
                 await alerts.send(.backup(manifest))
                 return JobResult(backupId: manifest.backupId, summary: "committed \(manifest.backupId), \(manifest.storedSize) bytes stored")
             } catch {
@@ -45,6 +48,7 @@ public struct DaemonJobs: ScheduledJobRunner {
                 guard report.passed else {
                     throw DrillFailed(report: report)
                 }
+                metrics?.verified(backupFinishedAt: newest.finishedAt, drillFinishedAt: report.finishedAt)
                 return JobResult(backupId: report.backupId, drillId: report.drillId, summary: "drill \(report.drillId) of \(report.backupId) passed")
             } catch let error as DrillFailed {
                 throw error

@@ -105,15 +105,17 @@ public final class Scheduler: Service, Sendable {
 
     let runner: any ScheduledJobRunner
     let store: StateStore
+    let metrics: DaemonMetrics?
     let logger: Logger
     let now: @Sendable () -> Date
     private let shared: Mutex<Shared>
     private let gate = DatabaseGate()
 
-    public init(configuration: Configuration, runner: any ScheduledJobRunner, store: StateStore, logger: Logger,
-                now: @escaping @Sendable () -> Date = { Date() }) {
+    public init(configuration: Configuration, runner: any ScheduledJobRunner, store: StateStore, metrics: DaemonMetrics? = nil,
+                logger: Logger, now: @escaping @Sendable () -> Date = { Date() }) {
         self.runner = runner
         self.store = store
+        self.metrics = metrics
         self.logger = logger
         self.now = now
         shared = Mutex(Shared(configuration: configuration))
@@ -215,6 +217,7 @@ public final class Scheduler: Service, Sendable {
             }
         }
         run.end = now()
+        metrics?.jobFinished(kind, run)
         await store.record(kind, run, logger: logger)
     }
 
