@@ -31,12 +31,15 @@ struct RunCommand: AsyncParsableCommand {
             let store = try await StateStore.open(configuration: configuration, repository: repository, logger: logger)
             let metrics = DaemonMetrics()
             await metrics.prime(state: store.state, repository: repository, logger: logger)
-            let scheduler = Scheduler(configuration: configuration, runner: DaemonJobs(repository: repository, metrics: metrics, logger: logger),
-                                      store: store, metrics: metrics, logger: logger)
+            let outbox = AlertService(logger: logger)
+            let jobs = DaemonJobs(repository: repository, metrics: metrics, outbox: outbox, logger: logger)
+            let scheduler = Scheduler(configuration: configuration, runner: jobs, store: store, metrics: metrics, logger: logger)
             let notifier = SystemdNotifier()
-            var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+            // First: a graceful shutdown stops services in reverse order, so alerts raised while
+            // the others stop are still delivered.
+            var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: outbox)]
             if configuration.daemon.walWatcher && configuration.wal.mode == .spool {
-                let alerts = AlertDispatcher(configuration: configuration.alerts, logger: logger, metrics: metrics)
+                let alerts = AlertDispatcher(configuration: configuration.alerts, logger: logger, metrics: metrics, outbox: outbox)
                 services.append(.init(service: WALWatcher(configuration: configuration, repository: repository, alerts: alerts, logger: logger)))
             }
             services.append(.init(service: scheduler))
@@ -46,7 +49,7 @@ struct RunCommand: AsyncParsableCommand {
                 services.append(.init(service: MetricsEndpoint(host: listen.host, port: listen.port, metrics: metrics, scheduler: scheduler,
                                                                spool: spool, logger: logger)))
             }
-            services.append(.init(service: HealthMonitor(scheduler: scheduler, store: store, repository: repository, metrics: metrics, logger: logger)))
+            services.append(.init(service: HealthMonitor(scheduler: scheduler, store: store, repository: repository, metrics: metrics, outbox: outbox, logger: logger)))
             // Last: a graceful shutdown stops services in reverse order, so STOPPING=1 goes out first.
             services.append(.init(service: SystemdService(notifier: notifier, scheduler: scheduler, logger: logger)))
             var group = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)

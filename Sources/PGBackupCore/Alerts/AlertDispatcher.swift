@@ -24,31 +24,41 @@ public struct AlertDispatcher: Sendable {
     let retryDelays: [Duration]
     /// The daemon's metrics (`pgbackd_alerts_total`, `pgbackd_alert_deliveries_total`); nil in one-shot commands.
     let metrics: DaemonMetrics?
+    /// In the daemon: hand events to the ``AlertService`` instead of running hooks in the caller.
+    var outbox: AlertService?
 
     /// A webhook is tried at most this often (on connection errors, timeouts, 429 and 5xx).
     public static let webhookAttempts = 3
 
-    public init(configuration: AlertsConfiguration, logger: Logger, metrics: DaemonMetrics? = nil) {
-        self.init(configuration: configuration, logger: logger, retryDelays: [.milliseconds(500), .seconds(1)], metrics: metrics)
+    public init(configuration: AlertsConfiguration, logger: Logger, metrics: DaemonMetrics? = nil, outbox: AlertService? = nil) {
+        self.init(configuration: configuration, logger: logger, retryDelays: [.milliseconds(500), .seconds(1)], metrics: metrics, outbox: outbox)
     }
 
-    init(configuration: AlertsConfiguration, logger: Logger, retryDelays: [Duration], metrics: DaemonMetrics? = nil) {
+    init(configuration: AlertsConfiguration, logger: Logger, retryDelays: [Duration], metrics: DaemonMetrics? = nil, outbox: AlertService? = nil) {
         self.configuration = configuration
         self.logger = logger
         self.pool = CurlHandlePool(capacity: 4)
         self.retryDelays = retryDelays
         self.metrics = metrics
+        self.outbox = outbox
     }
 
     /// Runs every hook that wants `event`, all at once, and returns when each has finished,
     /// given up or been killed at its timeout. The result is for callers that want to show it;
-    /// failures are logged already.
+    /// failures are logged already. With an ``outbox`` it only queues the event there and
+    /// returns no deliveries: the daemon's ``AlertService`` runs the hooks.
     ///
     /// Hooks run in child tasks, so cancelling the caller stops them too (command hooks are torn
     /// down, webhooks aborted, no retry starts). To report a job that was itself cancelled,
     /// call this after leaving the cancelled scope (`withSignalCancellation`, say).
     @discardableResult
     public func send(_ event: AlertEvent) async -> [AlertDelivery] {
+        if let outbox {
+            var inPlace = self
+            inPlace.outbox = nil
+            if outbox.enqueue(event, for: inPlace) { return [] }
+            return await inPlace.send(event)
+        }
         let commands = configuration.commands.filter { $0.events.matches(event.event) }
         let webhooks = configuration.webhooks.filter { $0.events.matches(event.event) }
         guard !commands.isEmpty || !webhooks.isEmpty else {

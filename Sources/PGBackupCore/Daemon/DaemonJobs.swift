@@ -7,18 +7,20 @@ import Logging
 public struct DaemonJobs: ScheduledJobRunner {
     let repository: Repository
     let metrics: DaemonMetrics?
+    let outbox: AlertService?
     let logger: Logger
 
-    public init(repository: Repository, metrics: DaemonMetrics? = nil, logger: Logger) {
+    public init(repository: Repository, metrics: DaemonMetrics? = nil, outbox: AlertService? = nil, logger: Logger) {
         self.repository = repository
         self.metrics = metrics
+        self.outbox = outbox
         self.logger = logger
     }
 
     public func run(_ kind: JobKind, configuration: Configuration) async throws -> JobResult {
         var logger = self.logger
         logger[metadataKey: "job"] = "\(kind.rawValue)"
-        let alerts = AlertDispatcher(configuration: configuration.alerts, logger: logger, metrics: metrics)
+        let alerts = AlertDispatcher(configuration: configuration.alerts, logger: logger, metrics: metrics, outbox: outbox)
         let stanza = configuration.repository.stanza
         switch kind {
         case .backup, .baseBackup:

@@ -43,11 +43,13 @@ public struct HealthMonitor: Service {
     let store: StateStore
     let repository: Repository
     let metrics: DaemonMetrics?
+    let outbox: AlertService?
     let logger: Logger
     let now: @Sendable () -> Date
 
-    public init(scheduler: Scheduler, store: StateStore, repository: Repository, metrics: DaemonMetrics?, logger: Logger,
-                now: @escaping @Sendable () -> Date = { Date() }) {
+    public init(scheduler: Scheduler, store: StateStore, repository: Repository, metrics: DaemonMetrics?, outbox: AlertService?,
+                logger: Logger, now: @escaping @Sendable () -> Date = { Date() }) {
+        self.outbox = outbox
         self.scheduler = scheduler
         self.store = store
         self.repository = repository
@@ -92,7 +94,7 @@ public struct HealthMonitor: Service {
     }
 
     private func alerts() -> AlertDispatcher {
-        AlertDispatcher(configuration: scheduler.configuration.alerts, logger: logger, metrics: metrics)
+        AlertDispatcher(configuration: scheduler.configuration.alerts, logger: logger, metrics: metrics, outbox: outbox)
     }
 
     private func check(_ subject: StaleSubject, maxAge: Duration, since startedAt: Date, episode: inout StalenessEpisode,
