@@ -153,10 +153,14 @@ public struct WALPrefetcher: Sendable {
                 }
             }
             var pending = files.count
+            // Set once the batch is given up (listing failed, time is up): a listing that comes
+            // in after that starts no downloads, and the cancelled timer logs nothing.
+            var stopped = false
             while let event = await group.next() {
                 switch event {
                 case .listed(let listing):
-                    guard let listing else {
+                    guard let listing, !stopped else {
+                        stopped = true
                         group.cancelAll() // stops the timer
                         continue
                     }
@@ -171,7 +175,8 @@ public struct WALPrefetcher: Sendable {
                     pending -= 1
                     if pending == 0 { group.cancelAll() } // stops the timer
                 case .timedOut:
-                    guard pending > 0 else { continue }
+                    guard pending > 0, !stopped else { continue }
+                    stopped = true
                     logger.info("WAL prefetch not finished in time; the rest is fetched on demand", metadata: [
                         "wal.pending": "\(pending)", "wal.prefetch_dir": "\(directory)",
                     ])
