@@ -210,10 +210,16 @@ public struct WALPrefetcher: Sendable {
             return try await offload(on: queue) {
                 if mkdir(directory, 0o700) != 0 && errno != EEXIST { throw WALFiles.ioError("cannot create the prefetch directory \(directory)") }
                 let wanted = Set(window)
+                // This process's own temp files belong to prefetches still running (a second
+                // prepare runs once the real segment size is known): removing one would make its
+                // rename fail. Those of other processes are leftovers of killed calls.
+                let ownTemp = ".\(getpid()).tmp"
                 var present: Set<WALFileName> = []
                 for name in try FileManager.default.contentsOfDirectory(atPath: directory) {
                     if let entry = Self.parseEntry(name), wanted.contains(entry.file), !present.contains(entry.file) {
                         present.insert(entry.file)
+                    } else if name.hasPrefix("."), name.hasSuffix(ownTemp) {
+                        continue
                     } else {
                         unlink("\(directory)/\(name)")
                     }
