@@ -8,9 +8,10 @@ struct WalFetchCommand: AsyncParsableCommand {
         abstract: "Restore one archived WAL file: restore_command = 'pgbackd wal-fetch %f %p'.",
         discussion: """
             Exits 1, and only then, when the archive has no such file: recovery takes that as \
-            the end of the archived WAL. Any other failure (a corrupt object, storage down) exits \
-            126, which PostgreSQL treats as fatal: recovery stops instead of ending early at a \
-            point the operator did not ask for. Nothing is written to %p then.
+            the end of the archived WAL. Any other failure (a corrupt object, content that does \
+            not match the SHA-256 in its object name, two objects for one name, storage down) \
+            exits 126, which PostgreSQL treats as fatal: recovery stops instead of ending early \
+            at a point the operator did not ask for. Nothing is written to %p then.
 
             With wal.prefetch > 0, a call that finds the next segment not yet prefetched also \
             downloads the next wal.prefetch segments, at the same time as the requested one, into \

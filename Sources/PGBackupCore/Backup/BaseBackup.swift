@@ -158,7 +158,6 @@ public struct BaseBackup: Sendable {
     /// only what is in the repository. It ships the spool itself while waiting, so it does not
     /// depend on a watcher running (one that does ship it first is fine: pushes are idempotent).
     private func waitUntilArchived(_ segment: WALFileName, logger: Logger) async throws {
-        let key = repository.walKey(segment)
         let timeout = Duration.seconds(configuration.wal.maxLagSeconds)
         let deadline = ContinuousClock.now + timeout
         let shipper: WALShipper? = configuration.wal.mode == .spool
@@ -167,12 +166,13 @@ public struct BaseBackup: Sendable {
                          parallelUploads: configuration.wal.parallelUploads,
                          alerts: AlertDispatcher(configuration: configuration.alerts, logger: logger), logger: logger)
             : nil
+        // Archived means an object of that name, whatever the checksum in it: one LIST.
         while true {
-            if try await repository.storage.head(key: key) != nil { return }
+            if try await !repository.walObjects(for: segment).isEmpty { return }
             if let shipper, FileManager.default.fileExists(atPath: configuration.wal.spoolDirectory + "/" + segment.name) {
                 // Failures stay in the spool and are retried on the next round.
                 _ = try? await shipper.pass()
-                if try await repository.storage.head(key: key) != nil { return }
+                if try await !repository.walObjects(for: segment).isEmpty { return }
             }
             guard ContinuousClock.now < deadline else {
                 throw BackupError(.walNotArchived, message: "WAL segment \(segment.name), the last one this base backup needs, did not reach the repository within wal.max_lag_seconds (\(configuration.wal.maxLagSeconds) s): check archive_command ('pgbackd wal-push %p'), the spool \(configuration.wal.spoolDirectory) and the storage; the backup was not committed")

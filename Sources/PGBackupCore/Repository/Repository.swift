@@ -24,8 +24,15 @@ public struct Repository: Sendable {
     public func drillReportKey(backupId: String, drillId: String) -> String { "\(stanza)/drills/\(backupId)/\(drillId).json" }
     public static func dumpName(database: String) -> String { "\(escape(database)).dump.gz" }
     public var walPrefix: String { "\(stanza)/wal/" }
-    /// `<stanza>/wal/<timeline>/<name>.gz`; a history file sits in its own timeline's directory.
-    public func walKey(_ file: WALFileName) -> String { "\(walPrefix)\(file.timelineHex)/\(file.name).gz" }
+    /// `<stanza>/wal/<timeline>/`; a history file sits in its own timeline's directory.
+    public func walDirectory(timeline: UInt32) -> String { "\(walPrefix)\(WALFileName.hex8(timeline))/" }
+    /// `<stanza>/wal/<timeline>/<name>-<sha256>.gz` (or `<name>.gz` for an old-style name).
+    public func walKey(_ name: WALObjectName) -> String { "\(walDirectory(timeline: name.file.timeline))\(name)" }
+    /// The key a push writes: `<stanza>/wal/<timeline>/<name>-<sha256 of the raw bytes>.gz`.
+    public func walKey(_ file: WALFileName, sha256: String) -> String { walKey(WALObjectName(file: file, sha256: sha256)) }
+    /// What every object of `file` starts with, in both naming styles. It also matches other
+    /// files (`<segment>.partial`, `<segment>.<offset>.backup`): filter with ``WALObjectName``.
+    public func walKeyPrefix(_ file: WALFileName) -> String { "\(walDirectory(timeline: file.timeline))\(file.name)" }
 
     /// Database names may hold any character; object names get the safe ones and %XX for the rest.
     static func escape(_ name: String) -> String {

@@ -123,8 +123,7 @@ public struct RetentionPolicy: Sendable {
         guard let oldest else { return WALPlan(expired: [], note: "all WAL is kept") }
         var expired: [(file: WALFileName, number: UInt64, key: String)] = []
         for object in archived {
-            guard let last = object.key.split(separator: "/").last, last.hasSuffix(".gz"),
-                  let file = WALFileName(String(last.dropLast(3))), file.kind != .history,
+            guard let file = WALObjectName(key: object.key)?.file, file.kind != .history,
                   let number = file.segmentNumber(segmentSize: segmentSize)
             else { continue }
             if file.timeline <= oldest.timeline && number < oldest.number {

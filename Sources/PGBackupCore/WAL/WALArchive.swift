@@ -5,8 +5,12 @@ import Logging
 import ObjectStorage
 import OffloadedWork
 
-/// WAL files in the repository: `<stanza>/wal/<timeline>/<name>.gz`, one gzip member each.
-/// Uploads never overwrite: an existing object is compared, byte for byte after gunzip.
+/// WAL files in the repository: `<stanza>/wal/<timeline>/<name>-<sha256 of the raw bytes>.gz`,
+/// one gzip member each (``WALObjectName``; old-style `<name>.gz` objects are still read).
+/// Uploads never overwrite: a name already archived is compared by the checksum in its object
+/// name (byte for byte after gunzip for an old-style object), so pushing what is there already
+/// costs one LIST and no download. Reads list the name first and refuse to choose between two
+/// objects for one name.
 public struct WALArchive: Sendable {
     public let repository: Repository
     /// zlib level for uploads (`[compression] level`).
@@ -30,12 +34,16 @@ public struct WALArchive: Sendable {
     /// uploaded size.
     /// - Throws: ``WALError`` `.conflict` when the name is archived with other content.
     public func push(_ file: WALFileName, bytes: [UInt8]) async throws -> PushOutcome {
-        let key = repository.walKey(file)
-        // One queue per call, so parallel pushes compress in parallel.
+        // One queue per call, so parallel pushes hash and compress in parallel. The hash runs
+        // while the LIST is on the wire.
         let queue = DispatchQueue(label: "pgbackd.wal.push")
-        if try await repository.storage.head(key: key) != nil {
-            return try await compareArchived(file, key: key, bytes: bytes, queue: queue)
+        let hashing = OffloadedWork(on: queue) { WALObjectName.sha256(of: bytes) }
+        let existing = try await repository.walObjects(for: file)
+        let sha256 = try await hashing.value
+        if !existing.isEmpty {
+            return try await compareArchived(file, sha256: sha256, bytes: bytes, existing: existing)
         }
+        let key = repository.walKey(file, sha256: sha256)
         let level = self.level
         let compressed = try await offload(on: queue) { Gzip.compress(bytes, level: level) }
         try await repository.storage.put(key: key, bytes: compressed)
@@ -61,35 +69,79 @@ public struct WALArchive: Sendable {
         return try await push(file, bytes: bytes)
     }
 
-    private func compareArchived(_ file: WALFileName, key: String, bytes: [UInt8], queue: DispatchQueue) async throws -> PushOutcome {
-        let archived: [UInt8]
-        do {
-            archived = try await fetch(file)
-        } catch let error as WALError where error.code == .corrupt {
-            throw WALError(.conflict, message: "\(file.name) is already archived as \(key), but that object is not valid gzip; it was not overwritten: inspect or remove it by hand", underlying: error)
+    /// Already archived: the same bytes only if every object of the name says so. A checksum in
+    /// the name settles it without a download; an old-style object is downloaded and compared.
+    private func compareArchived(_ file: WALFileName, sha256: String, bytes: [UInt8], existing: [WALObject]) async throws -> PushOutcome {
+        for object in existing {
+            if let archived = object.name.sha256 {
+                guard archived == sha256 else {
+                    throw WALError(.conflict, message: "\(file.name) is already archived as \(object.key) with different content (SHA-256 \(archived) there, \(sha256) here); nothing was overwritten. Two clusters may be archiving into one stanza: check repository.stanza")
+                }
+                continue
+            }
+            let archived: [UInt8]
+            do {
+                archived = try await fetch(object)
+            } catch let error as WALError where error.code == .corrupt {
+                throw WALError(.conflict, message: "\(file.name) is already archived as \(object.key), but that object is not valid gzip; it was not overwritten: inspect or remove it by hand", underlying: error)
+            }
+            guard archived == bytes else {
+                throw WALError(.conflict, message: "\(file.name) is already archived as \(object.key) with different content (\(archived.count) bytes there, \(bytes.count) here); nothing was overwritten. Two clusters may be archiving into one stanza: check repository.stanza")
+            }
         }
-        guard archived == bytes else {
-            throw WALError(.conflict, message: "\(file.name) is already archived as \(key) with different content (\(archived.count) bytes there, \(bytes.count) here); nothing was overwritten. Two clusters may be archiving into one stanza: check repository.stanza")
-        }
+        logger.debug("WAL file already archived with the same content", metadata: [
+            "wal.file": "\(file.name)", "wal.key": "\(existing.map(\.key).joined(separator: ", "))",
+        ])
         return .alreadyArchived
     }
 
-    /// The raw bytes of an archived WAL file; the gzip CRC-32 and length trailer are the check.
-    /// - Throws: ``WALError`` `.notFound` when it is not archived, `.corrupt` when it does not decompress.
+    /// The one archived object of `file`: one LIST.
+    /// - Throws: ``WALError`` `.notFound` when there is none, `.ambiguous` when there are several.
+    public func locate(_ file: WALFileName) async throws -> WALObject {
+        try object(file, among: try await repository.walObjects(for: file))
+    }
+
+    /// The one object among `objects` (the listing of `file`'s prefix). Several are never
+    /// resolved by picking one: recovery replaying the wrong cluster's WAL is worse than stopping.
+    func object(_ file: WALFileName, among objects: [WALObject]) throws -> WALObject {
+        switch objects.count {
+        case 0:
+            throw WALError(.notFound, message: "\(file.name) is not in the WAL archive (no object \(repository.walKeyPrefix(file))[-<sha256>].gz)")
+        case 1:
+            return objects[0]
+        default:
+            throw WALError(.ambiguous, message: "the WAL archive holds \(objects.count) objects for \(file.name) (\(objects.map(\.key).sorted().joined(separator: ", "))) and pgbackd does not choose between them: find out which one this cluster archived (two clusters archiving into one stanza?), move the others out of the repository, and retry")
+        }
+    }
+
+    /// The raw bytes of an archived WAL file, checked by the gzip CRC-32 and length trailer and,
+    /// for a new-style object, against the SHA-256 in its name.
+    /// - Throws: ``WALError`` `.notFound` when it is not archived, `.ambiguous` when several
+    ///   objects claim the name, `.corrupt` when it does not decompress or match its checksum.
     public func fetch(_ file: WALFileName) async throws -> [UInt8] {
-        let key = repository.walKey(file)
-        let stored: [UInt8]
-        do {
-            stored = try await repository.storage.getAll(key: key)
-        } catch let error as StorageError where error.code == .notFound {
-            throw WALError(.notFound, message: "\(file.name) is not in the WAL archive (no object \(key))")
-        }
+        try await fetch(try await locate(file))
+    }
+
+    /// The raw bytes of one listed object, checked as ``fetch(_:)-(WALFileName)`` describes. An
+    /// object that was listed but is gone by the GET fails with the storage's error, not
+    /// `.notFound`: wal-fetch must not report the end of the archive for a file that was there.
+    public func fetch(_ object: WALObject) async throws -> [UInt8] {
+        let stored = try await repository.storage.getAll(key: object.key)
         let queue = DispatchQueue(label: "pgbackd.wal.fetch")
+        let expected = object.name.sha256
+        let (bytes, actual): ([UInt8], String?)
         do {
-            return try await offload(on: queue) { try Gzip.decompress(stored) }
+            (bytes, actual) = try await offload(on: queue) {
+                let raw = try Gzip.decompress(stored)
+                return (raw, expected == nil ? nil : WALObjectName.sha256(of: raw))
+            }
         } catch let error as CompressionError {
-            throw WALError(.corrupt, message: "archived object \(key) (\(file.name), \(stored.count) bytes) is corrupt: not a valid gzip stream", underlying: error)
+            throw WALError(.corrupt, message: "archived object \(object.key) (\(object.file.name), \(stored.count) bytes) is corrupt: not a valid gzip stream", underlying: error)
         }
+        if let expected, let actual, actual != expected {
+            throw WALError(.corrupt, message: "archived object \(object.key) (\(object.file.name)) is corrupt: its \(bytes.count) bytes have SHA-256 \(actual), not the \(expected) in its name, although the gzip stream is intact; it was changed after it was archived")
+        }
+        return bytes
     }
 
     /// wal-fetch: the file, decompressed and checked, written to `path` atomically

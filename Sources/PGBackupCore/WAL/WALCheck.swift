@@ -56,11 +56,8 @@ public struct WALCheck: Sendable {
 
     public func run() async throws -> Report {
         let objects = try await repository.storage.list(prefix: repository.walPrefix)
-        let files = objects.compactMap { object -> WALFileName? in
-            guard object.key.hasSuffix(".gz") else { return nil }
-            let name = object.key.split(separator: "/").last.map { String($0.dropLast(3)) } ?? ""
-            return WALFileName(name)
-        }
+        // Both naming styles (with and without the checksum); only names count here.
+        let files = objects.compactMap { WALObjectName(key: $0.key)?.file }
         let bases = try await repository.backups().filter { $0.kind == .base && $0.wal != nil }
         return Self.analyze(archived: files, bases: bases)
     }

@@ -11,8 +11,13 @@ public struct WALError: Error, Sendable, CustomStringConvertible {
         public static let spoolFull = Code(name: "spoolFull")
         /// wal-fetch: the archive has no such file (recovery treats this as the end of WAL).
         public static let notFound = Code(name: "notFound")
-        /// An archived object is not a valid gzip stream (or fails its CRC).
+        /// An archived object is not a valid gzip stream (or fails its CRC), or its content does
+        /// not match the SHA-256 in its name.
         public static let corrupt = Code(name: "corrupt")
+        /// The archive holds more than one object for one WAL file name (different checksums in
+        /// their names, or an old-style name beside a new one). Which is right needs a human:
+        /// pgbackd never picks one.
+        public static let ambiguous = Code(name: "ambiguous")
         /// The stored object's size is not what was uploaded.
         public static let verifyFailed = Code(name: "verifyFailed")
         /// A local file operation failed (the WAL file, the spool, the target of wal-fetch).

@@ -1,4 +1,3 @@
-import Crypto
 import Dispatch
 import Foundation
 import Logging
@@ -10,8 +9,9 @@ import Glibc
 
 /// wal-fetch with read-ahead. PostgreSQL runs one `restore_command` per segment and waits for
 /// each, so recovery from an object store is bound by one download's latency per segment. When a
-/// call finds the next segment not yet fetched, it downloads the requested one and the next
-/// `wal.prefetch` segments at the same time, writes `%p` as soon as the requested one is verified,
+/// call finds the next segment not yet fetched, it lists them once (object names carry the
+/// checksums) and downloads the requested one and the next `wal.prefetch` segments at the same
+/// time, writes `%p` as soon as the requested one is verified,
 /// and gives the others at most ``waitLimit`` before it exits; the following calls are served from
 /// local disk.
 ///
@@ -76,20 +76,24 @@ public struct WALPrefetcher: Sendable {
             // Read ahead again only when the window is used up, so that one call in
             // `depth + 1` waits for a batch of downloads and the others touch no network.
             if let first = next.first, missing.contains(first) {
-                await prefetchAll(missing, into: directory)
+                await prefetchAll(missing, listing: nil, into: directory)
             }
             return .prefetched
         }
 
-        // Not prefetched: the file and its successors at once.
+        // Not prefetched: one LIST finds the file and its successors (their object names carry
+        // the checksums), then all of them are downloaded at once. The requested file missing or
+        // ambiguous fails here, before any download starts.
         let guessed = file.followingSegments(depth, segmentBytes: Self.defaultSegmentBytes)
         let missing = await prepare(directory, keeping: guessed, queue: queue)
         let archive = self.archive
+        let listing = try await archive.repository.walObjects(for: [file] + missing)
+        let object = try archive.object(file, among: listing[file] ?? [])
         try await withThrowingTaskGroup(of: [UInt8]?.self) { group in
-            group.addTask { try await archive.fetch(file) }
+            group.addTask { try await archive.fetch(object) }
             if !missing.isEmpty {
                 group.addTask {
-                    await self.prefetchAll(missing, into: directory)
+                    await self.prefetchAll(missing, listing: listing, into: directory)
                     return nil
                 }
             }
@@ -105,7 +109,7 @@ public struct WALPrefetcher: Sendable {
                     let extra = await prepare(directory, keeping: real + guessed, queue: queue).filter { real.contains($0) && !missing.contains($0) }
                     if !extra.isEmpty {
                         group.addTask {
-                            await self.prefetchAll(extra, into: directory)
+                            await self.prefetchAll(extra, listing: nil, into: directory)
                             return nil
                         }
                     }
@@ -115,26 +119,64 @@ public struct WALPrefetcher: Sendable {
         return .archive
     }
 
-    /// Downloads `files` concurrently into the directory, giving up after ``waitLimit``.
-    private func prefetchAll(_ files: [WALFileName], into directory: String) async {
+    /// Downloads `files` concurrently into the directory, giving up after ``waitLimit``. Their
+    /// objects come from `listing` when the caller has listed them already, else from one LIST
+    /// here (inside the time limit).
+    private func prefetchAll(_ files: [WALFileName], listing given: [WALFileName: [WALObject]]?, into directory: String) async {
+        guard !files.isEmpty else { return }
+        enum Event: Sendable {
+            case listed([WALFileName: [WALObject]]?)
+            case finished
+            case timedOut
+        }
         let limit = waitLimit
-        await withTaskGroup(of: Bool.self) { group in
-            for file in files {
-                group.addTask {
-                    await self.prefetch(file, into: directory)
-                    return true
-                }
-            }
+        let repository = archive.repository
+        await withTaskGroup(of: Event.self) { group in
             group.addTask {
                 try? await Task.sleep(for: limit)
-                return false
+                return .timedOut
+            }
+            if let given {
+                group.addTask { .listed(given) }
+            } else {
+                group.addTask {
+                    do {
+                        return .listed(try await repository.walObjects(for: files))
+                    } catch {
+                        if !Task.isCancelled {
+                            self.logger.info("WAL prefetch skipped: cannot list the archive; the files are fetched on demand", metadata: [
+                                "wal.file": "\(files[0].name)", "wal.error": "\(error)",
+                            ])
+                        }
+                        return .listed(nil)
+                    }
+                }
             }
             var pending = files.count
-            for await finished in group {
-                if finished {
+            // Set once the batch is given up (listing failed, time is up): a listing that comes
+            // in after that starts no downloads, and the cancelled timer logs nothing.
+            var stopped = false
+            while let event = await group.next() {
+                switch event {
+                case .listed(let listing):
+                    guard let listing, !stopped else {
+                        stopped = true
+                        group.cancelAll() // stops the timer
+                        continue
+                    }
+                    for file in files {
+                        let objects = listing[file] ?? []
+                        group.addTask {
+                            await self.prefetch(file, objects: objects, into: directory)
+                            return .finished
+                        }
+                    }
+                case .finished:
                     pending -= 1
                     if pending == 0 { group.cancelAll() } // stops the timer
-                } else if pending > 0 {
+                case .timedOut:
+                    guard pending > 0, !stopped else { continue }
+                    stopped = true
                     logger.info("WAL prefetch not finished in time; the rest is fetched on demand", metadata: [
                         "wal.pending": "\(pending)", "wal.prefetch_dir": "\(directory)",
                     ])
@@ -144,10 +186,11 @@ public struct WALPrefetcher: Sendable {
         }
     }
 
-    /// Downloads one successor into the directory; a missing or failing one is skipped.
-    private func prefetch(_ file: WALFileName, into directory: String) async {
+    /// Downloads one successor into the directory; a missing or failing one is skipped (one
+    /// with several objects too: the call that asks for it reports that).
+    private func prefetch(_ file: WALFileName, objects: [WALObject], into directory: String) async {
         do {
-            let bytes = try await archive.fetch(file)
+            let bytes = try await archive.fetch(try archive.object(file, among: objects))
             let queue = DispatchQueue(label: "pgbackd.wal.prefetch.write")
             try await offload(on: queue) { try Self.store(bytes, as: file, in: directory) }
             logger.debug("WAL file prefetched", metadata: ["wal.file": "\(file.name)", "wal.raw_bytes": "\(bytes.count)"])
@@ -167,10 +210,16 @@ public struct WALPrefetcher: Sendable {
             return try await offload(on: queue) {
                 if mkdir(directory, 0o700) != 0 && errno != EEXIST { throw WALFiles.ioError("cannot create the prefetch directory \(directory)") }
                 let wanted = Set(window)
+                // This process's own temp files belong to prefetches still running (a second
+                // prepare runs once the real segment size is known): removing one would make its
+                // rename fail. Those of other processes are leftovers of killed calls.
+                let ownTemp = ".\(getpid()).tmp"
                 var present: Set<WALFileName> = []
                 for name in try FileManager.default.contentsOfDirectory(atPath: directory) {
                     if let entry = Self.parseEntry(name), wanted.contains(entry.file), !present.contains(entry.file) {
                         present.insert(entry.file)
+                    } else if name.hasPrefix("."), name.hasSuffix(ownTemp) {
+                        continue
                     } else {
                         unlink("\(directory)/\(name)")
                     }
@@ -194,12 +243,7 @@ public struct WALPrefetcher: Sendable {
         return (file, String(parts[1]))
     }
 
-    static func hex(_ bytes: [UInt8]) -> String {
-        SHA256.hash(data: bytes).map { byte in
-            let digits = String(byte, radix: 16)
-            return byte < 16 ? "0" + digits : digits
-        }.joined()
-    }
+    static func hex(_ bytes: [UInt8]) -> String { WALObjectName.sha256(of: bytes) }
 
     /// Temp name, then rename: the entry's name appears only with all its bytes. No fsync: the
     /// hash in the name is checked before use, so a file torn by a crash is never served.

@@ -1,4 +1,6 @@
+import Compression
 import Foundation
+import PGBackupCore
 import Testing
 
 /// WAL archiving end to end: a real cluster whose archive_command is `pgbackd wal-push`, the
@@ -37,10 +39,14 @@ import Testing
                 let kept = try Data(contentsOf: URL(fileURLWithPath: "\(spool)/\(segment)"))
                 #expect(kept.count == 16 << 20)
 
+                let originals = try Dictionary(uniqueKeysWithValues: spooled.map { ($0, try Data(contentsOf: URL(fileURLWithPath: "\(spool)/\($0)"))) })
                 let watch = try shell(pgbackdExecutable, ["wal-watch", "--once", "--config", config])
                 #expect(watch.status == 0, "wal-watch: \(watch.stderr)")
+                let walDirectory = "\(repository)/test/wal/00000001"
                 for name in spooled {
-                    #expect(FileManager.default.fileExists(atPath: "\(repository)/test/wal/00000001/\(name).gz"), "\(name) was not archived")
+                    // `<name>-<SHA-256 of the raw segment>.gz`
+                    let object = "\(walDirectory)/\(name)-\(WALObjectName.sha256(of: Array(originals[name] ?? Data()))).gz"
+                    #expect(FileManager.default.fileExists(atPath: object), "\(name) was not archived as \(object)")
                     #expect(!FileManager.default.fileExists(atPath: "\(spool)/\(name)"), "\(name) is still spooled")
                 }
 
@@ -54,15 +60,43 @@ import Testing
                 #expect(missing.status == 1, "a missing segment must exit exactly 1: \(missing.stderr)")
                 #expect(!FileManager.default.fileExists(atPath: target))
 
-                let object = "\(repository)/test/wal/00000001/\(segment).gz"
-                var stored = try Data(contentsOf: URL(fileURLWithPath: object))
+                let objectName = "\(segment)-\(WALObjectName.sha256(of: Array(kept))).gz"
+                let object = "\(walDirectory)/\(objectName)"
+                let intact = try Data(contentsOf: URL(fileURLWithPath: object))
+                var stored = intact
                 stored[stored.count / 2] ^= 0x01
                 try stored.write(to: URL(fileURLWithPath: object))
                 let corrupt = try shell(pgbackdExecutable, ["wal-fetch", segment, target, "--config", config])
                 #expect(corrupt.status == 126, "a corrupt object must stop recovery (exit > 125): \(corrupt.status) \(corrupt.stderr)")
-                #expect(corrupt.stderr.contains("test/wal/00000001/\(segment).gz"), "\(corrupt.stderr)")
+                #expect(corrupt.stderr.contains("test/wal/00000001/\(objectName)"), "\(corrupt.stderr)")
                 #expect(!FileManager.default.fileExists(atPath: target))
                 #expect(!FileManager.default.fileExists(atPath: target + ".pgbackd-tmp"))
+
+                // Valid gzip of other bytes under the same name: the CRC passes, the SHA-256 in
+                // the name does not.
+                var altered = Array(kept)
+                altered[4096] ^= 0xFF
+                try Data(Gzip.compress(altered, level: 1)).write(to: URL(fileURLWithPath: object))
+                let mismatch = try shell(pgbackdExecutable, ["wal-fetch", segment, target, "--config", config])
+                #expect(mismatch.status == 126, "content not matching its name must stop recovery: \(mismatch.status) \(mismatch.stderr)")
+                #expect(mismatch.stderr.contains(objectName) && mismatch.stderr.contains("SHA-256"), "\(mismatch.stderr)")
+                #expect(!FileManager.default.fileExists(atPath: target))
+                #expect(!FileManager.default.fileExists(atPath: target + ".pgbackd-tmp"))
+
+                // An object written before names carried checksums is still restored.
+                try FileManager.default.removeItem(atPath: object)
+                try intact.write(to: URL(fileURLWithPath: "\(walDirectory)/\(segment).gz"))
+                let old = try shell(pgbackdExecutable, ["wal-fetch", segment, target, "--config", config])
+                #expect(old.status == 0, "wal-fetch of an old-style object: \(old.stderr)")
+                #expect(try Data(contentsOf: URL(fileURLWithPath: target)) == kept)
+                try FileManager.default.removeItem(atPath: target)
+
+                // Two objects for one name: recovery stops rather than replay either.
+                try intact.write(to: URL(fileURLWithPath: object))
+                let ambiguous = try shell(pgbackdExecutable, ["wal-fetch", segment, target, "--config", config])
+                #expect(ambiguous.status == 126, "\(ambiguous.status) \(ambiguous.stderr)")
+                #expect(ambiguous.stderr.contains("2 objects for \(segment)"), "\(ambiguous.stderr)")
+                #expect(!FileManager.default.fileExists(atPath: target))
             }
         }
     }

@@ -46,7 +46,7 @@ import Testing
             let oldest = keptBases.map { ($0.wal!.timeline, WALFileName($0.wal!.startSegment)!.segmentNumber(segmentSize: Synthetic.segmentSize)!) }.min { $0 < $1 }!
             return Set(Synthetic.walFiles(options, bases: catalog.filter { $0.kind == .base }).filter { file in
                 file.kind == .history || file.timeline > oldest.0 || file.segmentNumber(segmentSize: Synthetic.segmentSize)! >= oldest.1
-            }.map(repository.walKey))
+            }.map { Synthetic.walKey(repository, $0) })
         }
     }
 

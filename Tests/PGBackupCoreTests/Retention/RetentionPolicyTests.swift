@@ -135,25 +135,27 @@ import Testing
         let repository = Repository(storage: SimulatedStorage(), stanza: "main")
         let catalog = Synthetic.catalog(options)
         let bases = catalog.filter { $0.kind == .base }
-        let archived = Synthetic.walFiles(options, bases: bases).map { ObjectInfo(key: repository.walKey($0), size: 1) }
+        let archived = Synthetic.walFiles(options, bases: bases).map { ObjectInfo(key: Synthetic.walKey(repository, $0), size: 1) }
         // Oldest kept base on timeline 1 (day 18, start segment 73): timeline 2 stays whole.
         let kept = bases.filter { $0.startedAt >= Synthetic.date(day: 18, hour: 0) }
         let plan = RetentionPolicy.walToExpire(archived: archived, walPrefix: repository.walPrefix, keptBases: kept)
         #expect(plan.keepFromSegment == Synthetic.segmentName(1, 73))
         #expect(plan.expired.count == 73 + 2) // segments 0...72 and the .backup labels of days 4 and 11
-        #expect(plan.expired.first == repository.walKey(WALFileName(Synthetic.segmentName(1, 0))!))
+        #expect(plan.expired.first == Synthetic.walKey(repository, WALFileName(Synthetic.segmentName(1, 0))!))
+        #expect(plan.expired.last == Synthetic.walKey(repository, WALFileName(Synthetic.segmentName(1, 72))!), "both naming styles expire")
+        #expect(plan.expired.last?.hasSuffix("-\(WALObjectName.sha256(of: [1])).gz") == true)
         #expect(plan.expired.allSatisfy { $0.contains("/wal/00000001/") })
-        #expect(!plan.expired.contains { $0.hasSuffix(".history.gz") })
+        #expect(!plan.expired.contains { $0.contains(".history") })
 
         // Oldest kept base on timeline 2: timeline 1 goes entirely, timeline 2 up to its start.
         let onTwo = bases.filter { $0.wal!.timeline == 2 }
         let second = RetentionPolicy.walToExpire(archived: archived, walPrefix: repository.walPrefix, keptBases: onTwo)
         let start = 4 * 32 + 1 // first base on timeline 2: day 32
         #expect(second.keepFromSegment == Synthetic.segmentName(2, start))
-        let expectedTL1 = archived.filter { $0.key.contains("/wal/00000001/") && !$0.key.hasSuffix(".history.gz") }.count
+        let expectedTL1 = archived.filter { $0.key.contains("/wal/00000001/") && !$0.key.contains(".history") }.count
         let expectedTL2 = start - 4 * 30 // timeline 2 begins at segment 120
         #expect(second.expired.count == expectedTL1 + expectedTL2)
-        #expect(second.expired.contains(repository.walKey(WALFileName("00000002.history")!)) == false)
+        #expect(second.expired.contains(Synthetic.walKey(repository, WALFileName("00000002.history")!)) == false)
 
         let none = RetentionPolicy.walToExpire(archived: archived, walPrefix: repository.walPrefix, keptBases: [])
         #expect(none.expired.isEmpty)

@@ -46,11 +46,47 @@ import Testing
         ])
     }
 
-    @Test func repositoryKeys() throws {
+    static let sha = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08" // SHA-256 of "test"
+
+    @Test func repositoryKeysCarryTheRawChecksum() throws {
         let repository = Repository(storage: MemoryStorage(), stanza: "main")
-        #expect(repository.walKey(try #require(WALFileName("000000010000000000000001"))) == "main/wal/00000001/000000010000000000000001.gz")
-        #expect(repository.walKey(try #require(WALFileName("00000003.history"))) == "main/wal/00000003/00000003.history.gz")
-        #expect(repository.walKey(try #require(WALFileName("000000030000000100000002.00000060.backup")))
-                == "main/wal/00000003/000000030000000100000002.00000060.backup.gz")
+        let sha = Self.sha
+        #expect(WALObjectName.sha256(of: Array("test".utf8)) == sha)
+        #expect(repository.walKey(try #require(WALFileName("000000010000000000000001")), sha256: sha)
+                == "main/wal/00000001/000000010000000000000001-\(sha).gz")
+        #expect(repository.walKey(try #require(WALFileName("00000003.history")), sha256: sha) == "main/wal/00000003/00000003.history-\(sha).gz")
+        #expect(repository.walKey(try #require(WALFileName("000000030000000100000002.00000060.backup")), sha256: sha)
+                == "main/wal/00000003/000000030000000100000002.00000060.backup-\(sha).gz")
+        #expect(repository.walKey(try #require(WALFileName("000000030000000100000002.partial")), sha256: sha)
+                == "main/wal/00000003/000000030000000100000002.partial-\(sha).gz")
+        let old = WALObjectName(file: try #require(WALFileName("000000010000000000000001")), sha256: nil)
+        #expect(repository.walKey(old) == "main/wal/00000001/000000010000000000000001.gz", "the old style, still read")
+        #expect(repository.walKeyPrefix(try #require(WALFileName("000000010000000000000001"))) == "main/wal/00000001/000000010000000000000001")
+    }
+
+    @Test(arguments: ["000000010000000A000000FF", "0000000A.history", "000000020000000000000003.00000028.backup", "000000020000000000000003.partial"])
+    func objectNamesRoundTripInBothStyles(_ name: String) throws {
+        let file = try #require(WALFileName(name))
+        let new = try #require(WALObjectName("\(name)-\(Self.sha).gz"))
+        #expect(new.file == file)
+        #expect(new.sha256 == Self.sha)
+        #expect(new.description == "\(name)-\(Self.sha).gz")
+        let old = try #require(WALObjectName("\(name).gz"))
+        #expect(old.file == file)
+        #expect(old.sha256 == nil)
+        #expect(old.description == "\(name).gz")
+        #expect(WALObjectName(key: "main/wal/\(file.timelineHex)/\(name)-\(Self.sha).gz") == new)
+        #expect(WALObjectName(key: "\(name).gz") == old)
+    }
+
+    @Test(arguments: [
+        "000000010000000000000001", "000000010000000000000001-", "000000010000000000000001-.gz",
+        "000000010000000000000001-\(WALFileNameTests.sha.uppercased()).gz", "000000010000000000000001-\(WALFileNameTests.sha.dropLast()).gz",
+        "000000010000000000000001-\(WALFileNameTests.sha)0.gz", "000000010000000000000001-\(WALFileNameTests.sha)", "000000010000000000000001-\(WALFileNameTests.sha).gz.tmp",
+        "000000010000000000000001-\(WALFileNameTests.sha)-\(WALFileNameTests.sha).gz", "00000001000000000000001-\(WALFileNameTests.sha).gz", "postmaster.pid.gz",
+        "000000010000000000000001.gz-\(WALFileNameTests.sha)", "-\(WALFileNameTests.sha).gz", ".000000010000000000000001.gz",
+    ])
+    func objectNamesRejected(_ name: String) {
+        #expect(WALObjectName(name) == nil)
     }
 }

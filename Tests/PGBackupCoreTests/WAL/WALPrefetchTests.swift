@@ -13,7 +13,7 @@ import Testing
     }
 
     struct Setup {
-        let storage = MemoryStorage()
+        let storage = CountingStorage()
         let directory: WALTestDirectory
         let archive: WALArchive
         var target: String { "\(directory.pgWal)/RECOVERYXLOG" }
@@ -57,7 +57,7 @@ import Testing
         #expect(setup.prefetched() == [2, 3, 4].map { name($0).name })
 
         // Served from disk, without asking the storage: delete the objects to prove it.
-        for segment in 2...4 { try await setup.storage.delete(key: setup.archive.repository.walKey(name(segment))) }
+        for segment in 2...4 { try await setup.storage.delete(key: try await setup.archive.locate(name(segment)).key) }
         for segment in 2...3 {
             #expect(try await prefetcher.fetch(name(segment), to: setup.target) == .prefetched)
             #expect(try setup.delivered() == Self.bytes(segment))
@@ -69,6 +69,47 @@ import Testing
         #expect(setup.prefetched() == [5, 6].map { name($0).name }, "a missing segment is simply not prefetched")
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: setup.prefetchDirectory).filter { $0.hasPrefix(".") }
         #expect(leftovers.isEmpty, "no temp file left: \(leftovers)")
+    }
+
+    @Test func oneListForTheWholeWindow() async throws {
+        let setup = try Setup()
+        for segment in 1...6 { _ = try await setup.archive.push(name(segment), bytes: Self.bytes(segment)) }
+        setup.storage.resetCounts()
+        #expect(try await setup.prefetcher(depth: 4).fetch(name(1), to: setup.target) == .archive)
+        #expect(setup.storage.count(.list) == 1, "the asked-for segment and its successors share one LIST")
+        #expect(setup.storage.count(.get) == 5)
+        #expect(setup.prefetched() == [2, 3, 4, 5].map { name($0).name })
+        setup.storage.resetCounts()
+        for segment in 2...4 { #expect(try await setup.prefetcher(depth: 4).fetch(name(segment), to: setup.target) == .prefetched) }
+        #expect(setup.storage.count(.list) == 0 && setup.storage.count(.get) == 0, "served from disk, no network")
+
+        // Across a log boundary: two LISTs (one per log number), never the whole timeline.
+        let last = name(0xFFF), first = name(0, log: 1)
+        _ = try await setup.archive.push(last, bytes: Self.bytes(7))
+        _ = try await setup.archive.push(first, bytes: Self.bytes(8))
+        setup.storage.resetCounts()
+        #expect(try await setup.prefetcher(depth: 2).fetch(last, to: setup.target) == .archive)
+        #expect(setup.storage.count(.list) == 2)
+        #expect(setup.prefetched() == [first.name])
+    }
+
+    /// A successor whose gzip is valid but whose content is not what its name's checksum says is
+    /// not prefetched; asked for, it fails as corrupt.
+    @Test func aSuccessorNotMatchingItsNameIsNotPrefetched() async throws {
+        let setup = try Setup()
+        for segment in 1...3 { _ = try await setup.archive.push(name(segment), bytes: Self.bytes(segment)) }
+        let key = try await setup.archive.locate(name(2)).key
+        let scratch = MemoryStorage()
+        let other = WALArchive(repository: Repository(storage: scratch, stanza: "main"), level: 1, logger: Logger(label: "test"))
+        _ = try await other.push(name(2), bytes: Self.bytes(9))
+        try await setup.storage.put(key: key, bytes: try await scratch.getAll(key: try await other.locate(name(2)).key))
+
+        _ = try await setup.prefetcher(depth: 2).fetch(name(1), to: setup.target)
+        #expect(setup.prefetched() == [name(3).name])
+        try FileManager.default.removeItem(atPath: setup.target)
+        let error = await #expect(throws: WALError.self) { try await setup.prefetcher(depth: 2).fetch(name(2), to: setup.target) }
+        #expect(error?.code == .corrupt)
+        #expect(!FileManager.default.fileExists(atPath: setup.target))
     }
 
     @Test func aDamagedPrefetchedFileIsNeverServed() async throws {

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import ObjectStorage
 @testable import PGBackupCore
+import Synchronization
 import Testing
 
 /// A temp directory holding a fake pg_wal and a spool, removed when the test ends.
@@ -101,11 +102,56 @@ func walBytes(_ seed: UInt8, count: Int = 64 << 10) -> [UInt8] {
     }
 }
 
+/// Memory storage that counts calls by operation, to prove what a WAL operation does not do.
+final class CountingStorage: ObjectStorage {
+    enum Operation: Hashable, Sendable { case upload, get, head, list, delete, abort }
+    let inner = MemoryStorage()
+    private let counts = Mutex<[Operation: Int]>([:])
+
+    func count(_ operation: Operation) -> Int { counts.withLock { $0[operation] ?? 0 } }
+    func resetCounts() { counts.withLock { $0 = [:] } }
+    private func record(_ operation: Operation) { counts.withLock { $0[operation, default: 0] += 1 } }
+
+    func makeUpload(key: String, expectedSize: Int64?) async throws -> any ObjectUpload {
+        record(.upload)
+        return try await inner.makeUpload(key: key, expectedSize: expectedSize)
+    }
+    func get(key: String, range: Range<Int64>?) async throws -> ObjectByteStream {
+        record(.get)
+        return try await inner.get(key: key, range: range)
+    }
+    func head(key: String) async throws -> ObjectInfo? {
+        record(.head)
+        return try await inner.head(key: key)
+    }
+    func list(prefix: String) async throws -> [ObjectInfo] {
+        record(.list)
+        return try await inner.list(prefix: prefix)
+    }
+    func delete(key: String) async throws {
+        record(.delete)
+        try await inner.delete(key: key)
+    }
+    func abortIncompleteUploads(prefix: String, startedBefore date: Date) async throws -> Int {
+        record(.abort)
+        return try await inner.abortIncompleteUploads(prefix: prefix, startedBefore: date)
+    }
+}
+
 @Suite struct WALArchiveTests {
     let file = WALFileName("000000010000000000000001")!
+    var newKey: String { "main/wal/00000001/000000010000000000000001-\(WALObjectName.sha256(of: walBytes(1))).gz" }
+    let oldKey = "main/wal/00000001/000000010000000000000001.gz"
 
-    func archive(_ storage: MemoryStorage = MemoryStorage()) -> WALArchive {
+    func archive(_ storage: any ObjectStorage = MemoryStorage()) -> WALArchive {
         WALArchive(repository: Repository(storage: storage, stanza: "main"), level: 1, logger: Logger(label: "test"))
+    }
+
+    /// What a push of `bytes` stores: gzip of them, as the archive compresses.
+    func gzipped(_ bytes: [UInt8]) async throws -> [UInt8] {
+        let scratch = MemoryStorage()
+        guard case .uploaded(let info) = try await archive(scratch).push(file, bytes: bytes) else { throw CancellationError() }
+        return try await scratch.getAll(key: info.key)
     }
 
     @Test func pushThenFetchRoundTrips() async throws {
@@ -115,13 +161,46 @@ func walBytes(_ seed: UInt8, count: Int = 64 << 10) -> [UInt8] {
             Issue.record("expected an upload")
             return
         }
-        #expect(info.key == "main/wal/00000001/000000010000000000000001.gz")
+        #expect(info.key == newKey, "the SHA-256 of the raw bytes is in the name")
         #expect(try await storage.getAll(key: info.key).prefix(2) == [0x1F, 0x8B], "a gzip file, readable with plain gunzip")
         #expect(try await archive.fetch(file) == walBytes(1))
         #expect(try await archive.push(file, bytes: walBytes(1)) == .alreadyArchived)
         let error = await #expect(throws: WALError.self) { try await archive.push(file, bytes: walBytes(2)) }
         #expect(error?.code == .conflict)
+        #expect(error?.description.contains("different content") == true)
         #expect(try await archive.fetch(file) == walBytes(1))
+        #expect(try await storage.list(prefix: "main/wal/").map(\.key) == [newKey], "nothing was overwritten or added")
+    }
+
+    @Test func identicalPushIsOneListAndNoDownload() async throws {
+        let storage = CountingStorage()
+        let archive = archive(storage)
+        _ = try await archive.push(file, bytes: walBytes(1))
+        storage.resetCounts()
+        #expect(try await archive.push(file, bytes: walBytes(1)) == .alreadyArchived)
+        #expect(storage.count(.list) == 1)
+        #expect(storage.count(.get) == 0, "the checksum in the name settles it")
+        #expect(storage.count(.upload) == 0)
+        storage.resetCounts()
+        let error = await #expect(throws: WALError.self) { try await archive.push(file, bytes: walBytes(2)) }
+        #expect(error?.code == .conflict)
+        #expect(storage.count(.get) == 0 && storage.count(.upload) == 0, "a conflict needs no download either")
+    }
+
+    @Test func otherFilesUnderTheSamePrefixAreNotTheName() async throws {
+        let storage = MemoryStorage()
+        let archive = archive(storage)
+        // `<segment>.partial` and `<segment>.<offset>.backup` start with the segment's name.
+        _ = try await archive.push(WALFileName(file.name + ".partial")!, bytes: walBytes(7))
+        _ = try await archive.push(WALFileName(file.name + ".00000028.backup")!, bytes: walBytes(8))
+        let missing = await #expect(throws: WALError.self) { try await archive.fetch(file) }
+        #expect(missing?.code == .notFound)
+        guard case .uploaded = try await archive.push(file, bytes: walBytes(1)) else {
+            Issue.record("the segment is not archived yet: expected an upload")
+            return
+        }
+        #expect(try await archive.fetch(file) == walBytes(1))
+        #expect(try await archive.fetch(WALFileName(file.name + ".partial")!) == walBytes(7))
     }
 
     @Test func missingIsNotFound() async throws {
@@ -133,16 +212,72 @@ func walBytes(_ seed: UInt8, count: Int = 64 << 10) -> [UInt8] {
         let storage = MemoryStorage()
         let archive = archive(storage)
         _ = try await archive.push(file, bytes: walBytes(1))
-        var bytes = try await storage.getAll(key: "main/wal/00000001/000000010000000000000001.gz")
+        var bytes = try await storage.getAll(key: newKey)
         bytes[bytes.count / 2] ^= 0x40
-        try await storage.put(key: "main/wal/00000001/000000010000000000000001.gz", bytes: bytes)
+        try await storage.put(key: newKey, bytes: bytes)
         let directory = try WALTestDirectory()
         let target = "\(directory.pgWal)/RECOVERYXLOG"
         let error = await #expect(throws: WALError.self) { try await archive.fetch(file, to: target) }
         #expect(error?.code == .corrupt)
-        #expect(error?.description.contains("main/wal/00000001/000000010000000000000001.gz") == true)
+        #expect(error?.description.contains(newKey) == true)
         #expect(!FileManager.default.fileExists(atPath: target))
         #expect(!FileManager.default.fileExists(atPath: target + ".pgbackd-tmp"))
+    }
+
+    /// Valid gzip of other bytes under the name: the CRC passes, the checksum in the name does not.
+    @Test func contentNotMatchingItsNameIsCorruptAndWritesNothing() async throws {
+        let storage = MemoryStorage()
+        let archive = archive(storage)
+        _ = try await archive.push(file, bytes: walBytes(1))
+        try await storage.put(key: newKey, bytes: try await gzipped(walBytes(2)))
+        let directory = try WALTestDirectory()
+        let target = "\(directory.pgWal)/RECOVERYXLOG"
+        let error = await #expect(throws: WALError.self) { try await archive.fetch(file, to: target) }
+        #expect(error?.code == .corrupt)
+        #expect(error?.description.contains(newKey) == true)
+        #expect(error?.description.contains("SHA-256 \(WALObjectName.sha256(of: walBytes(2)))") == true)
+        #expect(!FileManager.default.fileExists(atPath: target))
+        #expect(!FileManager.default.fileExists(atPath: target + ".pgbackd-tmp"))
+    }
+
+    @Test func oldStyleObjectsAreStillReadAndCompared() async throws {
+        let storage = CountingStorage()
+        let archive = archive(storage)
+        try await storage.put(key: oldKey, bytes: try await gzipped(walBytes(1)))
+        #expect(try await archive.fetch(file) == walBytes(1))
+        storage.resetCounts()
+        #expect(try await archive.push(file, bytes: walBytes(1)) == .alreadyArchived)
+        #expect(storage.count(.get) == 1, "no checksum in the name: downloaded and compared")
+        let error = await #expect(throws: WALError.self) { try await archive.push(file, bytes: walBytes(2)) }
+        #expect(error?.code == .conflict)
+        #expect(try await storage.list(prefix: "main/wal/").map(\.key) == [oldKey], "no new-style object next to it")
+
+        var bytes = try await storage.getAll(key: oldKey)
+        bytes[bytes.count / 2] ^= 0x40
+        try await storage.put(key: oldKey, bytes: bytes)
+        let corrupt = await #expect(throws: WALError.self) { try await archive.fetch(file) }
+        #expect(corrupt?.code == .corrupt, "the gzip CRC is an old-style object's check")
+    }
+
+    @Test func twoObjectsForOneNameAreNeverChosenBetween() async throws {
+        let storage = MemoryStorage()
+        let archive = archive(storage)
+        _ = try await archive.push(file, bytes: walBytes(1))
+        let otherKey = "main/wal/00000001/000000010000000000000001-\(WALObjectName.sha256(of: walBytes(2))).gz"
+        try await storage.put(key: otherKey, bytes: try await gzipped(walBytes(2)))
+        let directory = try WALTestDirectory()
+        let target = "\(directory.pgWal)/RECOVERYXLOG"
+        let error = await #expect(throws: WALError.self) { try await archive.fetch(file, to: target) }
+        #expect(error?.code == .ambiguous)
+        #expect(error?.description.contains(newKey) == true && error?.description.contains(otherKey) == true)
+        #expect(!FileManager.default.fileExists(atPath: target))
+        let prefetched = await #expect(throws: WALError.self) {
+            try await WALPrefetcher(archive: archive, depth: 2, logger: Logger(label: "test")).fetch(file, to: target)
+        }
+        #expect(prefetched?.code == .ambiguous)
+        #expect(!FileManager.default.fileExists(atPath: target))
+        let push = await #expect(throws: WALError.self) { try await archive.push(file, bytes: walBytes(1)) }
+        #expect(push?.code == .conflict, "one of them holds other content")
     }
 }
 

@@ -89,8 +89,9 @@ struct WatcherFixture {
         _ = try await spool.push(source: try directory.walFile(name, bytes: walBytes(seed, count: 4096)))
     }
 
+    /// The WAL file names archived (object names without the checksum and `.gz`).
     func archived() async throws -> [String] {
-        try await storage.inner.list(prefix: "main/wal/").map { ($0.key as NSString).lastPathComponent }
+        try await storage.inner.list(prefix: "main/wal/").compactMap { WALObjectName(key: $0.key)?.file.name }
     }
 }
 
@@ -273,7 +274,7 @@ struct WatcherFixture {
             #expect(fixture.watcher.status.wakeups == .inotify)
             let pushed = ContinuousClock.now
             try await fixture.push("000000010000000000000001")
-            #expect(try await eventually(attempts: 100, interval: .milliseconds(50)) { try await fixture.archived() == ["000000010000000000000001.gz"] })
+            #expect(try await eventually(attempts: 100, interval: .milliseconds(50)) { try await fixture.archived() == ["000000010000000000000001"] })
             let elapsed = ContinuousClock.now - pushed
             #expect(elapsed < .seconds(5), "shipped after \(elapsed)")
             #expect(try await eventually { try fixture.directory.spooled().isEmpty })
