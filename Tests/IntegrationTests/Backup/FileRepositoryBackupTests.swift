@@ -31,8 +31,8 @@ struct FileRepositoryBackupTests {
                 let path = "\(repositoryPath)/test/\(artifact.key)"
                 let stored = try Data(contentsOf: URL(fileURLWithPath: path))
                 #expect(Int64(stored.count) == artifact.storedSize)
-                #expect(try shell("sha256sum", [path]).stdout.hasPrefix(artifact.storedSha256))
-                let raw = try shell("/bin/bash", ["-o", "pipefail", "-c", "gunzip -c \"$0\" | sha256sum", path])
+                #expect(try await shell("sha256sum", [path]).stdout.hasPrefix(artifact.storedSha256))
+                let raw = try await shell("/bin/bash", ["-o", "pipefail", "-c", "gunzip -c \"$0\" | sha256sum", path])
                 #expect(raw.status == 0)
                 #expect(raw.stdout.hasPrefix(artifact.rawSha256))
             }
@@ -92,7 +92,7 @@ struct FileRepositoryBackupTests {
                 #expect(error.description.contains("pg_dump failed (killed by signal 9)"))
             }
             #expect(try await repository.backups().isEmpty)
-            let leftovers = try shell("find", [repositoryPath, "-type", "f", "-path", "*/backups/*"]).stdout
+            let leftovers = try await shell("find", [repositoryPath, "-type", "f", "-path", "*/backups/*"]).stdout
             #expect(leftovers.isEmpty, "nothing of the failed backup may remain: \(leftovers)")
         }
     }

@@ -6,25 +6,25 @@ import Testing
 @Suite(.serialized, .enabled(if: TestServices.s3Enabled))
 struct S3RepositoryBackupTests {
     /// Runs the AWS CLI, a standard S3 client, against the test server.
-    static func aws(_ s3: TestServices.S3, _ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        try shell("aws", ["--endpoint-url", s3.endpoint, "--region", s3.region] + arguments, environment: [
+    static func aws(_ s3: TestServices.S3, _ arguments: [String]) async throws -> (status: Int32, stdout: String, stderr: String) {
+        try await shell("aws", ["--endpoint-url", s3.endpoint, "--region", s3.region] + arguments, environment: [
             "AWS_ACCESS_KEY_ID": s3.accessKeyID, "AWS_SECRET_ACCESS_KEY": s3.secretAccessKey,
             "AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
         ])
     }
 
-    static func incompleteUploads(_ s3: TestServices.S3, prefix: String) throws -> String {
-        let result = try aws(s3, ["s3api", "list-multipart-uploads", "--bucket", s3.bucket, "--prefix", prefix, "--query", "Uploads[].Key", "--output", "text"])
+    static func incompleteUploads(_ s3: TestServices.S3, prefix: String) async throws -> String {
+        let result = try await aws(s3, ["s3api", "list-multipart-uploads", "--bucket", s3.bucket, "--prefix", prefix, "--query", "Uploads[].Key", "--output", "text"])
         #expect(result.status == 0, "list-multipart-uploads failed: \(result.stderr)")
         let text = result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         return text == "None" ? "" : text
     }
 
-    static func objectKeys(_ s3: TestServices.S3, prefix: String) throws -> [String] {
+    static func objectKeys(_ s3: TestServices.S3, prefix: String) async throws -> [String] {
         // moto rejects the signature of a listing whose prefix holds a '/' (moto issue #5948), so
         // list by the part before it and filter here.
         let listed = String(prefix.prefix { $0 != "/" })
-        let result = try aws(s3, ["s3api", "list-objects-v2", "--bucket", s3.bucket, "--prefix", listed, "--query", "Contents[].Key", "--output", "text"])
+        let result = try await aws(s3, ["s3api", "list-objects-v2", "--bucket", s3.bucket, "--prefix", listed, "--query", "Contents[].Key", "--output", "text"])
         #expect(result.status == 0, "list-objects-v2 failed: \(result.stderr)")
         let text = result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         return text == "None" || text.isEmpty ? [] : text.split(whereSeparator: \.isWhitespace).map(String.init).filter { $0.hasPrefix(prefix) }
@@ -48,11 +48,11 @@ struct S3RepositoryBackupTests {
             let fetched = try temporaryDirectory("fetch")
             cleanup.remove(fetched)
             let local = fetched + "/dump.gz"
-            let fetch = try Self.aws(s3, ["s3", "cp", "s3://\(s3.bucket)/\(prefix)/test/\(dump.key)", local])
+            let fetch = try await Self.aws(s3, ["s3", "cp", "s3://\(s3.bucket)/\(prefix)/test/\(dump.key)", local])
             #expect(fetch.status == 0, "aws s3 cp failed: \(fetch.stderr)")
-            let head = try Self.aws(s3, ["s3api", "head-object", "--bucket", s3.bucket, "--key", "\(prefix)/test/\(dump.key)", "--query", "ETag", "--output", "text"])
+            let head = try await Self.aws(s3, ["s3api", "head-object", "--bucket", s3.bucket, "--key", "\(prefix)/test/\(dump.key)", "--query", "ETag", "--output", "text"])
             #expect(head.stdout.contains("-"), "a multipart object's ETag ends in -<parts>: \(head.stdout)")
-            #expect(try shell("sha256sum", [local]).stdout.hasPrefix(dump.storedSha256))
+            #expect(try await shell("sha256sum", [local]).stdout.hasPrefix(dump.storedSha256))
 
             let restored = try await BackupHarness.restoreWithStandardTools(gzipFile: local, postgres: postgres)
             cleanup.dropDatabase(restored)
@@ -79,8 +79,8 @@ struct S3RepositoryBackupTests {
                 #expect(!error.description.contains("not-the-secret"))
                 #expect(error.description.contains("secret_access_key"))
             }
-            #expect(try Self.objectKeys(s3, prefix: prefix).isEmpty)
-            #expect(try Self.incompleteUploads(s3, prefix: prefix).isEmpty)
+            #expect(try await Self.objectKeys(s3, prefix: prefix).isEmpty)
+            #expect(try await Self.incompleteUploads(s3, prefix: prefix).isEmpty)
         }
     }
 
@@ -100,8 +100,8 @@ struct S3RepositoryBackupTests {
                 _ = try await LogicalBackup(configuration: configuration, repository: repository, logger: BackupHarness.logger).run()
             }
             #expect(try await repository.backups().isEmpty)
-            #expect(try Self.incompleteUploads(s3, prefix: prefix).isEmpty)
-            #expect(try Self.objectKeys(s3, prefix: "\(prefix)/test/backups/").isEmpty)
+            #expect(try await Self.incompleteUploads(s3, prefix: prefix).isEmpty)
+            #expect(try await Self.objectKeys(s3, prefix: "\(prefix)/test/backups/").isEmpty)
         }
     }
 
@@ -122,22 +122,22 @@ struct S3RepositoryBackupTests {
 
             let process = try launchPgbackd(["backup", "--config", stalled])
             let sawUpload = try await eventually(attempts: 120, interval: .milliseconds(250)) {
-                !(try Self.incompleteUploads(s3, prefix: prefix).isEmpty)
+                !(try await Self.incompleteUploads(s3, prefix: prefix).isEmpty)
             }
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
-            _ = try? shell("pkill", ["-9", "-f", "\(bin)/pg_dump"])
+            _ = try? await shell("pkill", ["-9", "-f", "\(bin)/pg_dump"])
             #expect(sawUpload, "the killed run should have had a multipart upload in flight")
 
             let healthy = "\(directory)/healthy.toml"
             try BackupHarness.s3TOML(postgres, s3, prefix: prefix, databases: [fixture.name], level: 1).write(toFile: healthy, atomically: true, encoding: .utf8)
-            let next = try shell(pgbackdExecutable, ["backup", "--config", healthy])
+            let next = try await shell(pgbackdExecutable, ["backup", "--config", healthy])
             #expect(next.status == 0, "the next backup must succeed: \(next.stderr)")
             let id = next.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-            #expect(try Self.incompleteUploads(s3, prefix: prefix).isEmpty)
-            let listed = try shell(pgbackdExecutable, ["list", "--json", "--config", healthy])
+            #expect(try await Self.incompleteUploads(s3, prefix: prefix).isEmpty)
+            let listed = try await shell(pgbackdExecutable, ["list", "--json", "--config", healthy])
             #expect(listed.stdout.contains(id))
-            #expect(try Self.objectKeys(s3, prefix: "\(prefix)/test/backups/").filter { $0.hasSuffix("manifest.json") } == ["\(prefix)/test/backups/\(id)/manifest.json"])
+            #expect(try await Self.objectKeys(s3, prefix: "\(prefix)/test/backups/").filter { $0.hasSuffix("manifest.json") } == ["\(prefix)/test/backups/\(id)/manifest.json"])
         }
     }
 }

@@ -26,20 +26,20 @@ struct CommandTests {
             let config = "\(directory)/pgbackd.toml"
             try fileConfig(postgres, repository: "\(directory)/repo", databases: [fixture.name]).write(toFile: config, atomically: true, encoding: .utf8)
 
-            let check = try shell(pgbackdExecutable, ["check", "--config", config])
+            let check = try await shell(pgbackdExecutable, ["check", "--config", config])
             #expect(check.status == 0, "check failed: \(check.stdout) \(check.stderr)")
             #expect(check.stdout.contains("ok   repository"))
             #expect(check.stdout.contains("ok   pg_dump"))
 
-            let backup = try shell(pgbackdExecutable, ["backup", "--config", config, "--json"])
+            let backup = try await shell(pgbackdExecutable, ["backup", "--config", config, "--json"])
             #expect(backup.status == 0, "\(backup.stderr)")
             let summary = try JSONSerialization.jsonObject(with: Data(backup.stdout.utf8)) as? [String: Any]
             let id = try #require(summary?["backup_id"] as? String)
             #expect(summary?["databases"] as? [String] == [fixture.name])
 
-            let list = try shell(pgbackdExecutable, ["list", "--config", config])
+            let list = try await shell(pgbackdExecutable, ["list", "--config", config])
             #expect(list.stdout.contains(id))
-            let show = try shell(pgbackdExecutable, ["show", "latest", "--json", "--config", config])
+            let show = try await shell(pgbackdExecutable, ["show", "latest", "--json", "--config", config])
             let manifest = try JSONSerialization.jsonObject(with: Data(show.stdout.utf8)) as? [String: Any]
             #expect(manifest?["backup_id"] as? String == id)
             let counts = ((manifest?["databases"] as? [[String: Any]])?.first?["row_counts"] as? [String: Int])
@@ -54,7 +54,7 @@ struct CommandTests {
             cleanup.remove(directory)
             let config = "\(directory)/pgbackd.toml"
             try fileConfig(postgres, repository: "/proc/pgbackd-repo", databases: ["postgres"]).write(toFile: config, atomically: true, encoding: .utf8)
-            let check = try shell(pgbackdExecutable, ["check", "--config", config])
+            let check = try await shell(pgbackdExecutable, ["check", "--config", config])
             #expect(check.status == 74)
             #expect(check.stdout.contains("ok   database"))
             #expect(check.stdout.contains("FAIL repository: file repository /proc/pgbackd-repo"))
@@ -77,7 +77,7 @@ struct CommandTests {
             let stderr = Pipe()
             let process = try launchPgbackd(["backup", "--config", config], stderr: stderr)
             let uploading = try await eventually {
-                !(try shell("find", ["\(directory)/repo", "-name", ".pgbackd-tmp-*dump.gz"]).stdout.isEmpty)
+                !(try await shell("find", ["\(directory)/repo", "-name", ".pgbackd-tmp-*dump.gz"]).stdout.isEmpty)
             }
             #expect(uploading, "the dump upload should have started")
             let signalled = Date()
@@ -87,9 +87,9 @@ struct CommandTests {
             #expect(process.terminationStatus != 0)
             let message = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             #expect(message.contains("interrupted"), "\(message)")
-            let leftovers = try shell("find", ["\(directory)/repo/cli/backups", "-type", "f"]).stdout
+            let leftovers = try await shell("find", ["\(directory)/repo/cli/backups", "-type", "f"]).stdout
             #expect(leftovers.isEmpty, "an interrupted backup leaves nothing: \(leftovers)")
-            let children = try shell("pgrep", ["-f", "\(bin)/pg_dump"])
+            let children = try await shell("pgrep", ["-f", "\(bin)/pg_dump"])
             #expect(children.stdout.isEmpty, "pg_dump must not outlive pgbackd")
         }
     }
@@ -116,14 +116,14 @@ struct CommandTests {
                 timeout_seconds = 10
                 """).write(toFile: config, atomically: true, encoding: .utf8)
 
-            let backup = try shell(pgbackdExecutable, ["backup", "--config", config])
+            let backup = try await shell(pgbackdExecutable, ["backup", "--config", config])
             #expect(backup.status == 0, "\(backup.stderr)")
             let succeeded = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(directory)/backup.succeeded.json"))) as? [String: Any]
             #expect(succeeded?["backup_id"] as? String == backup.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
 
             try await fixture.execute("set session_replication_role = replica; insert into journal_journalentry_tags (journalentry_id, tag_id) values (md5('entry1')::uuid, '00000000-0000-0000-0000-000000000bad')")
-            #expect(try shell(pgbackdExecutable, ["backup", "--config", config]).status == 0)
-            let drill = try shell(pgbackdExecutable, ["drill", "--config", config])
+            #expect(try await shell(pgbackdExecutable, ["backup", "--config", config]).status == 0)
+            let drill = try await shell(pgbackdExecutable, ["drill", "--config", config])
             #expect(drill.status == 1, "a failed check exits 1: \(drill.stdout) \(drill.stderr)")
             let failed = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(directory)/drill.failed.json"))) as? [String: Any]
             #expect(failed?["event"] as? String == "drill.failed")

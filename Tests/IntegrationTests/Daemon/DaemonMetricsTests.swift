@@ -26,7 +26,7 @@ import Testing
         .appendingPathComponent("Support/scrape-metrics.py").path
 
     func scrape(_ url: String) async throws -> Scrape {
-        let result = try await offPool { try shell("python3", [Self.scraper, url]) }
+        let result = try await offPool { try blockingShell("python3", [Self.scraper, url]) }
         try #require(result.status == 0, "scrape-metrics.py failed (\(result.status)): \(result.stderr)")
         let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
         let samples = ((object["samples"] as? [[String: Any]]) ?? []).map {
@@ -196,7 +196,7 @@ import Testing
 
             // A backup taken by hand, not by the daemon: the monitor finds it in the repository,
             // so the next episode (4 s after it) names it.
-            let manual = try await offPool { try shell(pgbackdExecutable, ["backup", "--config", configPath]) }
+            let manual = try await offPool { try blockingShell(pgbackdExecutable, ["backup", "--config", configPath]) }
             #expect(manual.status == 0, "\(manual.stderr)")
             let manualId = try #require(try await Repository(storage: FileStorage(root: "\(directory)/repo"), stanza: "test").backups().last?.backupId)
             #expect(try await eventually(attempts: 200) {

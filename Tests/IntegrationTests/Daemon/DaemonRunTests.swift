@@ -60,8 +60,8 @@ import Testing
         return process
     }
 
-    func status(_ config: String) throws -> [String: Any] {
-        let result = try shell(pgbackdExecutable, ["status", "--json", "--config", config])
+    func status(_ config: String) async throws -> [String: Any] {
+        let result = try await shell(pgbackdExecutable, ["status", "--json", "--config", config])
         guard result.status == 0, let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any] else {
             Issue.record("status --json failed (\(result.status)): \(result.stderr)")
             return [:]
@@ -127,18 +127,18 @@ import Testing
 
             // Scheduled backups and drills run and appear in `status --json`.
             let ran = try await eventually(attempts: 600) {
-                let status = try self.status(config)
+                let status = try await self.status(config)
                 return self.job(status, "backup")["last_success"] != nil && self.job(status, "drill")["last_success"] != nil
             }
             #expect(ran, "no successful backup and drill; log: \(logText())")
-            let status = try self.status(config)
+            let status = try await self.status(config)
             #expect(status["verified_backup_id"] is String)
             #expect((job(status, "backup")["last_success"] as? [String: Any])?["backup_id"] is String)
             #expect(job(status, "backup")["next_run"] is String)
             #expect(FileManager.default.fileExists(atPath: "\(state)/state.json"))
 
             // A second daemon on the same repository exits with the lock error, naming the pid.
-            let second = try shell(pgbackdExecutable, ["run", "--config", config])
+            let second = try await shell(pgbackdExecutable, ["run", "--config", config])
             #expect(second.status == 75)
             #expect(second.stderr.contains("pid \(daemon.processIdentifier)"), "\(second.stderr)")
             #expect(second.stderr.contains("\(state)/daemon-"))
@@ -166,7 +166,7 @@ import Testing
             kill(daemon.processIdentifier, SIGHUP)
             #expect(try await eventually(attempts: 50) { logText().contains("configuration reloaded") }, "\(logText())")
             let retentionRan = try await eventually(attempts: 100) {
-                self.job(try self.status(config), "retention")["last_success"] != nil
+                self.job(try await self.status(config), "retention")["last_success"] != nil
             }
             #expect(retentionRan)
 
@@ -188,7 +188,7 @@ import Testing
 
             // The next run commits, and still nothing is half there.
             try original.write(toFile: config, atomically: true, encoding: .utf8)
-            let next = try shell(pgbackdExecutable, ["backup", "--config", config])
+            let next = try await shell(pgbackdExecutable, ["backup", "--config", config])
             #expect(next.status == 0, "\(next.stderr)")
             #expect(try await uncommitted(repository).isEmpty)
         }

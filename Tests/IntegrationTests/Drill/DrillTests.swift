@@ -51,7 +51,7 @@ struct DrillTests {
     /// whose low 32 bits pg_locks shows as objid): left behind. Drills of other tests running
     /// at the same time on this server (the daemon's) hold theirs and are not counted.
     func scratchDatabases(_ postgres: TestServices.Postgres) async throws -> [String] {
-        try shell("\(postgres.binDirectory)/psql", ["-XAt", "-h", postgres.host, "-p", postgres.port, "-U", postgres.user, "-d", "postgres",
+        try await shell("\(postgres.binDirectory)/psql", ["-XAt", "-h", postgres.host, "-p", postgres.port, "-U", postgres.user, "-d", "postgres",
                                                      "-c", """
                                                      select datname from pg_database d where datname like 'pgbackd_drill_%' and not exists (
                                                        select 1 from pg_locks l where l.locktype = 'advisory' and l.objsubid = 1
@@ -233,11 +233,11 @@ struct DrillTests {
             cleanup.remove((config as NSString).deletingLastPathComponent)
             try BackupHarness.fileTOML(postgres, repository: setup.repositoryPath, databases: [setup.fixture.name], binDirectory: bin).write(toFile: config, atomically: true, encoding: .utf8)
             let process = try launchPgbackd(["drill", "--config", config])
-            let restoring = try await eventually { !(try shell("pgrep", ["-f", "\(bin)/pg_restore"]).stdout.isEmpty) }
+            let restoring = try await eventually { !(try await shell("pgrep", ["-f", "\(bin)/pg_restore"]).stdout.isEmpty) }
             #expect(restoring)
             kill(process.processIdentifier, signal)
             process.waitUntilExit()
-            _ = try? shell("pkill", ["-9", "-f", "\(bin)/pg_restore"])
+            _ = try? await shell("pkill", ["-9", "-f", "\(bin)/pg_restore"])
             #expect(process.terminationStatus != 0)
             if signal == SIGKILL {
                 #expect(try await scratchDatabases(postgres).count == 1, "a killed drill cannot clean up after itself")
@@ -253,7 +253,7 @@ struct DrillTests {
 /// Fixture ids are md5('entry' || n)::uuid.
 enum UUIDFromMD5 {
     static let entry7: String = {
-        let hex = Array(try! shell("/bin/bash", ["-c", "printf entry7 | md5sum"]).stdout.prefix(32))
+        let hex = Array(try! blockingShell("/bin/bash", ["-c", "printf entry7 | md5sum"]).stdout.prefix(32))
         return String(hex[0..<8]) + "-" + String(hex[8..<12]) + "-" + String(hex[12..<16]) + "-" + String(hex[16..<20]) + "-" + String(hex[20..<32])
     }()
 }

@@ -62,7 +62,7 @@ enum BackupHarness {
     /// pgbackd would, and returns the database it went into.
     static func restoreWithStandardTools(gzipFile: String, postgres: TestServices.Postgres) async throws -> String {
         let target = try await DaylogFixture.emptyDatabase(postgres)
-        let restore = try shell("/bin/bash", ["-o", "pipefail", "-c",
+        let restore = try await shell("/bin/bash", ["-o", "pipefail", "-c",
             "gunzip -c \"$0\" | \"$1\"/pg_restore --no-owner -h \"$2\" -p \"$3\" -U \"$4\" -d \"$5\"",
             gzipFile, postgres.binDirectory, postgres.host, postgres.port, postgres.user, target])
         #expect(restore.status == 0, "gunzip | pg_restore failed: \(restore.stderr)")

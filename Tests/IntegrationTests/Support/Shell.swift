@@ -1,8 +1,16 @@
 import Foundation
 
-/// Runs a program for a test and returns its exit status and output.
+/// Runs a program for a test and returns its exit status and output, on a thread of its own
+/// (``offPool(_:)``): a pg_dump or a server start must not hold one of the cooperative pool's
+/// threads (one per core) while every other test waits for it.
 @discardableResult
-func shell(_ program: String, _ arguments: [String], environment: [String: String] = [:], stdinFile: String? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
+func shell(_ program: String, _ arguments: [String], environment: [String: String] = [:], stdinFile: String? = nil) async throws -> (status: Int32, stdout: String, stderr: String) {
+    try await offPool { try blockingShell(program, arguments, environment: environment, stdinFile: stdinFile) }
+}
+
+/// ``shell(_:_:environment:stdinFile:)`` on the calling thread, for code already off the pool.
+@discardableResult
+func blockingShell(_ program: String, _ arguments: [String], environment: [String: String] = [:], stdinFile: String? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: program.hasPrefix("/") ? program : "/usr/bin/env")
     process.arguments = program.hasPrefix("/") ? arguments : [program] + arguments

@@ -21,7 +21,7 @@ import Testing
                 try await offPool { try pitr.pgbench(["-i", "-s", "4", "--quiet", "--foreign-keys"]) }
                 try await offPool { try pitr.pgbench(["-n", "-c", "2", "-t", "300"]) }
 
-                let backup = try await offPool { try shell(pitr.pgbackd, ["backup", "--type", "base", "--json", "--config", pitr.config]) }
+                let backup = try await offPool { try blockingShell(pitr.pgbackd, ["backup", "--type", "base", "--json", "--config", pitr.config]) }
                 #expect(backup.status == 0, "base backup: \(backup.stderr)")
                 let summary = try JSONSerialization.jsonObject(with: Data(backup.stdout.utf8)) as? [String: Any]
                 let backupId = try #require(summary?["backup_id"] as? String, "\(backup.stdout)")
@@ -46,7 +46,7 @@ import Testing
                 #expect(try restored.sql("select pg_is_in_recovery()") == "t", "without --promote recovery pauses at the target")
 
                 // A drill of the base backup: restored into a throw-away cluster, recovered, checked.
-                let drill = try await offPool { try shell(pitr.pgbackd, ["drill", backupId, "--json", "--config", pitr.config]) }
+                let drill = try await offPool { try blockingShell(pitr.pgbackd, ["drill", backupId, "--json", "--config", pitr.config]) }
                 #expect(drill.status == 0, "base drill: \(drill.stdout.suffix(3000)) \(drill.stderr.suffix(2000))")
                 let report = try JSONSerialization.jsonObject(with: Data(drill.stdout.utf8)) as? [String: Any]
                 #expect(report?["passed"] as? Bool == true)
@@ -98,7 +98,7 @@ extension PointInTimeRecoveryTests {
                 let watcher = try launchPgbackd(["wal-watch", "--config", pitr.config])
                 defer { stopGracefully(watcher) }
                 try await offPool { try pitr.pgbench(["-i", "-s", "4", "--quiet"]) }
-                let backup = try await offPool { try shell(pitr.pgbackd, ["backup", "--type", "base", "--config", pitr.config]) }
+                let backup = try await offPool { try blockingShell(pitr.pgbackd, ["backup", "--type", "base", "--config", pitr.config]) }
                 #expect(backup.status == 0, "base backup: \(backup.stderr)")
                 try await offPool { try pitr.pgbench(["-n", "-c", "2", "-t", "300"]) }
 
@@ -130,7 +130,7 @@ extension PointInTimeRecoveryTests {
                 #expect(resolved, "wal.lag did not resolve after S3 came back: \((try? String(contentsOfFile: events, encoding: .utf8)) ?? "")")
                 try await pitr.archiveEverything(cluster, shipWithWatcher: true)
 
-                let check = try await offPool { try shell(pitr.pgbackd, ["wal-check", "--json", "--config", pitr.config]) }
+                let check = try await offPool { try blockingShell(pitr.pgbackd, ["wal-check", "--json", "--config", pitr.config]) }
                 #expect(check.status == 0, "wal-check: \(check.stdout) \(check.stderr)")
                 let report = try JSONSerialization.jsonObject(with: Data(check.stdout.utf8)) as? [String: Any]
                 #expect((report?["gaps"] as? [Any])?.isEmpty == true, "\(check.stdout)")
@@ -197,7 +197,7 @@ struct PITRHarness {
     var config: String { "\(cluster.base)/pgbackd.toml" }
 
     func pgbench(_ arguments: [String]) throws {
-        let result = try shell("\(binDirectory)/pgbench", ["-h", cluster.socket, "-p", "\(cluster.port)", "-U", "postgres"] + arguments + ["postgres"])
+        let result = try blockingShell("\(binDirectory)/pgbench", ["-h", cluster.socket, "-p", "\(cluster.port)", "-U", "postgres"] + arguments + ["postgres"])
         guard result.status == 0 else { throw ThrowawayCluster.ClusterError(message: "pgbench \(arguments): \(result.stderr)") }
     }
 
@@ -224,7 +224,7 @@ struct PITRHarness {
             #expect(emptied, "the watcher did not empty the spool")
             return
         }
-        let watch = try await offPool { [pgbackd, config] in try shell(pgbackd, ["wal-watch", "--once", "--config", config]) }
+        let watch = try await offPool { [pgbackd, config] in try blockingShell(pgbackd, ["wal-watch", "--once", "--config", config]) }
         #expect(watch.status == 0, "wal-watch: \(watch.stderr)")
     }
 
@@ -232,7 +232,7 @@ struct PITRHarness {
     /// with archiving off, and waits until recovery has stopped (paused or promoted).
     func restoreAndStart(_ arguments: [String]) throws -> RestoredCluster {
         let restored = RestoredCluster(base: "\(cluster.base)/restored", binDirectory: binDirectory)
-        let result = try shell(pgbackd, ["restore", "--pgdata", restored.data, "--config", config] + arguments)
+        let result = try blockingShell(pgbackd, ["restore", "--pgdata", restored.data, "--config", config] + arguments)
         guard result.status == 0 else {
             throw ThrowawayCluster.ClusterError(message: "pgbackd restore \(arguments) failed (\(result.status)): \(result.stderr)")
         }
@@ -274,7 +274,7 @@ struct RestoredCluster {
     }
 
     func sql(_ statement: String) throws -> String {
-        let result = try shell("\(binDirectory)/psql", ["-h", socket, "-p", "5432", "-U", "postgres", "-d", "postgres", "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", statement],
+        let result = try blockingShell("\(binDirectory)/psql", ["-h", socket, "-p", "5432", "-U", "postgres", "-d", "postgres", "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", statement],
                                environment: ["PGOPTIONS": "-c statement_timeout=30s"])
         guard result.status == 0 else { throw ThrowawayCluster.ClusterError(message: "psql \(statement): \(result.stderr)") }
         return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)

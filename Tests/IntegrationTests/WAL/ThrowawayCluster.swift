@@ -20,7 +20,7 @@ struct ThrowawayCluster: Sendable {
 
     /// A command as the cluster owner: initdb and postgres refuse to run as root.
     func asOwner(_ program: String, _ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        Self.runsAsRoot ? try shell("/usr/sbin/runuser", ["-u", "postgres", "--", program] + arguments) : try shell(program, arguments)
+        Self.runsAsRoot ? try blockingShell("/usr/sbin/runuser", ["-u", "postgres", "--", program] + arguments) : try blockingShell(program, arguments)
     }
 
     /// Runs pg_ctl (as the owner) with its output in `output`, through posix_spawn and waitpid:
@@ -49,14 +49,14 @@ struct ThrowawayCluster: Sendable {
     /// Makes `path` (a directory or file under ``base``) belong to the cluster owner.
     func giveToOwner(_ path: String) throws {
         guard Self.runsAsRoot else { return }
-        let result = try shell("/bin/chown", ["-R", "postgres:postgres", path])
+        let result = try blockingShell("/bin/chown", ["-R", "postgres:postgres", path])
         guard result.status == 0 else { throw ClusterError(message: "chown \(path): \(result.stderr)") }
     }
 
     /// One SQL statement through psql; returns its unaligned output.
     @discardableResult
     func sql(_ statement: String) throws -> String {
-        let result = try shell("\(binDirectory)/psql", ["-h", socket, "-p", "\(port)", "-U", "postgres", "-d", "postgres", "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", statement])
+        let result = try blockingShell("\(binDirectory)/psql", ["-h", socket, "-p", "\(port)", "-U", "postgres", "-d", "postgres", "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", statement])
         guard result.status == 0 else { throw ClusterError(message: "psql \(statement): \(result.stderr)") }
         return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }

@@ -40,7 +40,7 @@ import Testing
                 #expect(kept.count == 16 << 20)
 
                 let originals = try Dictionary(uniqueKeysWithValues: spooled.map { ($0, try Data(contentsOf: URL(fileURLWithPath: "\(spool)/\($0)"))) })
-                let watch = try shell(pgbackdExecutable, ["wal-watch", "--once", "--config", config])
+                let watch = try await shell(pgbackdExecutable, ["wal-watch", "--once", "--config", config])
                 #expect(watch.status == 0, "wal-watch: \(watch.stderr)")
                 let walDirectory = "\(repository)/test/wal/00000001"
                 for name in spooled {
@@ -51,12 +51,12 @@ import Testing
                 }
 
                 let target = "\(cluster.base)/RECOVERYXLOG"
-                let fetch = try shell(pgbackdExecutable, ["wal-fetch", segment, target, "--config", config])
+                let fetch = try await shell(pgbackdExecutable, ["wal-fetch", segment, target, "--config", config])
                 #expect(fetch.status == 0, "wal-fetch: \(fetch.stderr)")
                 #expect(try Data(contentsOf: URL(fileURLWithPath: target)) == kept, "wal-fetch did not restore the archived bytes")
                 try FileManager.default.removeItem(atPath: target)
 
-                let missing = try shell(pgbackdExecutable, ["wal-fetch", "0000000100000000000000FF", target, "--config", config])
+                let missing = try await shell(pgbackdExecutable, ["wal-fetch", "0000000100000000000000FF", target, "--config", config])
                 #expect(missing.status == 1, "a missing segment must exit exactly 1: \(missing.stderr)")
                 #expect(!FileManager.default.fileExists(atPath: target))
 
@@ -66,7 +66,7 @@ import Testing
                 var stored = intact
                 stored[stored.count / 2] ^= 0x01
                 try stored.write(to: URL(fileURLWithPath: object))
-                let corrupt = try shell(pgbackdExecutable, ["wal-fetch", segment, target, "--config", config])
+                let corrupt = try await shell(pgbackdExecutable, ["wal-fetch", segment, target, "--config", config])
                 #expect(corrupt.status == 126, "a corrupt object must stop recovery (exit > 125): \(corrupt.status) \(corrupt.stderr)")
                 #expect(corrupt.stderr.contains("test/wal/00000001/\(objectName)"), "\(corrupt.stderr)")
                 #expect(!FileManager.default.fileExists(atPath: target))
@@ -77,7 +77,7 @@ import Testing
                 var altered = Array(kept)
                 altered[4096] ^= 0xFF
                 try Data(Gzip.compress(altered, level: 1)).write(to: URL(fileURLWithPath: object))
-                let mismatch = try shell(pgbackdExecutable, ["wal-fetch", segment, target, "--config", config])
+                let mismatch = try await shell(pgbackdExecutable, ["wal-fetch", segment, target, "--config", config])
                 #expect(mismatch.status == 126, "content not matching its name must stop recovery: \(mismatch.status) \(mismatch.stderr)")
                 #expect(mismatch.stderr.contains(objectName) && mismatch.stderr.contains("SHA-256"), "\(mismatch.stderr)")
                 #expect(!FileManager.default.fileExists(atPath: target))
@@ -86,14 +86,14 @@ import Testing
                 // An object written before names carried checksums is still restored.
                 try FileManager.default.removeItem(atPath: object)
                 try intact.write(to: URL(fileURLWithPath: "\(walDirectory)/\(segment).gz"))
-                let old = try shell(pgbackdExecutable, ["wal-fetch", segment, target, "--config", config])
+                let old = try await shell(pgbackdExecutable, ["wal-fetch", segment, target, "--config", config])
                 #expect(old.status == 0, "wal-fetch of an old-style object: \(old.stderr)")
                 #expect(try Data(contentsOf: URL(fileURLWithPath: target)) == kept)
                 try FileManager.default.removeItem(atPath: target)
 
                 // Two objects for one name: recovery stops rather than replay either.
                 try intact.write(to: URL(fileURLWithPath: object))
-                let ambiguous = try shell(pgbackdExecutable, ["wal-fetch", segment, target, "--config", config])
+                let ambiguous = try await shell(pgbackdExecutable, ["wal-fetch", segment, target, "--config", config])
                 #expect(ambiguous.status == 126, "\(ambiguous.status) \(ambiguous.stderr)")
                 #expect(ambiguous.stderr.contains("2 objects for \(segment)"), "\(ambiguous.stderr)")
                 #expect(!FileManager.default.fileExists(atPath: target))
@@ -122,15 +122,15 @@ import Testing
             let segment = "\(directory)/000000010000000000000001"
             try Data(repeating: 7, count: 600 << 10).write(to: URL(fileURLWithPath: segment))
             // An unreachable S3 repository: spool mode must not notice.
-            #expect(try shell(pgbackdExecutable, ["wal-push", segment, "--config", config]).status == 0)
-            #expect(try shell(pgbackdExecutable, ["wal-push", segment, "--config", config]).status == 0)
+            #expect(try await shell(pgbackdExecutable, ["wal-push", segment, "--config", config]).status == 0)
+            #expect(try await shell(pgbackdExecutable, ["wal-push", segment, "--config", config]).status == 0)
             try Data(repeating: 8, count: 600 << 10).write(to: URL(fileURLWithPath: segment))
-            let conflict = try shell(pgbackdExecutable, ["wal-push", segment, "--config", config])
+            let conflict = try await shell(pgbackdExecutable, ["wal-push", segment, "--config", config])
             #expect(conflict.status != 0)
             #expect(conflict.stderr.contains("different content"), "\(conflict.stderr)")
             let next = "\(directory)/000000010000000000000002"
             try Data(repeating: 9, count: 600 << 10).write(to: URL(fileURLWithPath: next))
-            let full = try shell(pgbackdExecutable, ["wal-push", next, "--config", config])
+            let full = try await shell(pgbackdExecutable, ["wal-push", next, "--config", config])
             #expect(full.status != 0)
             #expect(full.stderr.contains("max_spool_mib"), "\(full.stderr)")
             #expect(try FileManager.default.contentsOfDirectory(atPath: "\(directory)/spool") == ["000000010000000000000001"])
