@@ -31,7 +31,7 @@ let package = Package(
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         // Whole-buffer deflate, 3× zlib's speed at level 6: the parallel backup compressor (decisions.md).
         .systemLibrary(name: "CDeflate", pkgConfig: "libdeflate", providers: [.apt(["libdeflate-dev"])]),
-        // What Swift cannot call directly: variadic curl_easy_setopt, zlib's init macros.
+        // What Swift cannot call directly: variadic curl_easy_setopt, zlib's init macros, <malloc.h>.
         .target(name: "CShims", dependencies: ["CZlib", "CCurl"]),
 
         // Runs blocking C calls off Swift's cooperative pool.
@@ -60,7 +60,7 @@ let package = Package(
         .target(
             name: "PGBackupCore",
             dependencies: [
-                "PostgresClient", "Compression", "ObjectStorage", "CurlHTTP",
+                "PostgresClient", "Compression", "ObjectStorage", "CurlHTTP", "CShims",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Subprocess", package: "swift-subprocess"),

@@ -22,6 +22,7 @@ struct RunCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await runReportingErrors {
+            ProcessMemory.limitArenas()
             let configuration = try common.loadConfiguration()
             let logger = common.makeLogger()
             let lock = try DaemonLock(configuration: configuration)

@@ -219,6 +219,7 @@ public final class Scheduler: Service, Sendable {
         run.end = now()
         metrics?.jobFinished(kind, run)
         await store.record(kind, run, logger: logger)
+        ProcessMemory.releaseFreePages()
     }
 
     /// Waits up to `stop_timeout_seconds` for running jobs, then cancels them and waits for
