@@ -22,7 +22,7 @@ struct RunCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await runReportingErrors {
-            ProcessMemory.limitArenas()
+            ProcessMemory.tuneForLongRunning()
             let configuration = try common.loadConfiguration()
             let logger = common.makeLogger()
             let lock = try DaemonLock(configuration: configuration)
