@@ -36,14 +36,7 @@ import Testing
     }
 
     func launch(config: String, log: String) throws -> Process {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: pgbackdExecutable)
-        process.arguments = ["run", "--config", config, "--log-level", "info"]
-        _ = FileManager.default.createFile(atPath: log, contents: nil)
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle(forWritingAtPath: log)
-        try process.run()
-        return process
+        try launchDaemon(config: config, log: log, removing: ["NOTIFY_SOCKET", "WATCHDOG_USEC"])
     }
 
     /// The port the daemon logged for `listen = "127.0.0.1:0"`.

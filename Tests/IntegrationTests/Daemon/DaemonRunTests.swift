@@ -45,19 +45,8 @@ import Testing
     }
 
     func launch(config: String, notifySocket: String, log: String) throws -> Process {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: pgbackdExecutable)
-        process.arguments = ["run", "--config", config, "--log-level", "info"]
-        var environment = ProcessInfo.processInfo.environment
-        environment["NOTIFY_SOCKET"] = notifySocket
-        environment["WATCHDOG_USEC"] = "1000000"
-        environment.removeValue(forKey: "WATCHDOG_PID")
-        process.environment = environment
-        _ = FileManager.default.createFile(atPath: log, contents: nil)
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle(forWritingAtPath: log)
-        try process.run()
-        return process
+        try launchDaemon(config: config, log: log, environment: ["NOTIFY_SOCKET": notifySocket, "WATCHDOG_USEC": "1000000"],
+                         removing: ["WATCHDOG_PID"])
     }
 
     func status(_ config: String) async throws -> [String: Any] {

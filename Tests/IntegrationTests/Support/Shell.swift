@@ -67,6 +67,22 @@ func launchPgbackd(_ arguments: [String], stderr: Pipe? = nil) throws -> Process
     return process
 }
 
+/// Starts `pgbackd run` in the background with its log (stderr) in `log`; `environment` is added
+/// to this process's, and the names in `removing` are taken out of it.
+func launchDaemon(config: String, log: String, environment: [String: String] = [:], removing: [String] = []) throws -> Process {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: pgbackdExecutable)
+    process.arguments = ["run", "--config", config, "--log-level", "info"]
+    var inherited = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    for name in removing { inherited.removeValue(forKey: name) }
+    process.environment = inherited
+    _ = FileManager.default.createFile(atPath: log, contents: nil)
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle(forWritingAtPath: log)
+    try process.run()
+    return process
+}
+
 /// Polls `condition` every `interval` until it holds or `attempts` run out.
 func eventually(attempts: Int = 100, interval: Duration = .milliseconds(100), _ condition: () async throws -> Bool) async throws -> Bool {
     for _ in 0..<attempts {
