@@ -270,7 +270,7 @@ PY
     cat "$WORK/tree"
 }
 row() { # tool repo wall ratio stored raw cpu rss tree s3cpu
-    printf '| %s | %s | %s | %s | %.0f | %s | %s | %.0f | %.0f | %s |\n' "$1" "$2" "$3" "$4" "$(calc "$5 / 1000000")" \
+    printf '| %s | %s | %s | %s | %.2f | %s | %s | %.0f | %.0f | %s |\n' "$1" "$2" "$3" "$4" "$(calc "$5 / 1000000")" \
         "$(calc "$6 / $5")" "$7" "$(calc "$8 / 1024")" "$(calc "$9 / 1024")" "${10}"
 }
 s3_delta() { # "moto0 nginx0" "moto1 nginx1" → "moto / nginx"
