@@ -252,7 +252,9 @@ private final class BlockCompressor: @unchecked Sendable {
             }
             codec = .libdeflate(compressor)
         case .zlib:
-            codec = .zlib(Deflater(level: level, windowBits: -15))
+            // memLevel 9, as pgBackRest's gz compressor: with zlib's default 8 a base backup
+            // stored 0.15 % more than pgBackRest's at the same level (docs/decisions.md).
+            codec = .zlib(Deflater(level: level, windowBits: -15, memLevel: 9))
         }
     }
 
