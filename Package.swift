@@ -89,7 +89,7 @@ let package = Package(
         .testTarget(name: "ObjectStorageTests", dependencies: ["ObjectStorage", "CurlHTTP"], swiftSettings: strict),
         .testTarget(
             name: "PGBackupCoreTests",
-            dependencies: ["PGBackupCore", "CurlHTTP", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["PGBackupCore", "Compression", "CurlHTTP", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .testTarget(

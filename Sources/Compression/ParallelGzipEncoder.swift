@@ -10,14 +10,27 @@ import FoundationEssentials
 import Foundation
 #endif
 
+/// Which DEFLATE compressor writes the gzip stream. Both write standard gzip that `gunzip` and
+/// ``GzipDecoder`` read; they differ in speed, size and framing (docs/decisions.md has the figures).
+public enum GzipEngine: String, Sendable, Hashable, CaseIterable {
+    /// zlib, pigz-style: each block is raw deflate primed with the previous block's last 32 KiB
+    /// and ended with a sync flush, so the blocks concatenate into one deflate stream and the
+    /// output is a single gzip member, within 0.01 % of one zlib stream's size (`gzip -N`). About
+    /// 2.5× the CPU of libdeflate at level 6, and 0.6 % smaller on PostgreSQL relation files.
+    case zlib
+    /// libdeflate, one complete gzip member per block. About 3.5× zlib's speed at level 6 on
+    /// pg_dump output for +0.14 % of size; on relation files larger than zlib from level 4 up
+    /// (+0.6 % at 6), smaller below.
+    case libdeflate
+}
+
 /// Gzip on all cores, for streams of gigabytes (pg_dump, base backups).
 ///
-/// Input is cut into blocks; each block becomes one complete gzip member, compressed with
-/// libdeflate on its own worker queue. Concatenated members are one gzip file (RFC 1952 §2.2):
-/// `gunzip`, `pigz -d`, zlib's `inflate` in a loop and ``GzipDecoder`` read the stream whole.
-/// libdeflate rather than zlib because at level 6 it is about 3.5× faster for the same size
-/// (docs/decisions.md); the price of independent members is ~0.15 % of size at 1 MiB blocks,
-/// since a block cannot refer back into the previous one.
+/// Input is cut into blocks, each compressed on its own worker queue by the chosen ``GzipEngine``:
+/// with libdeflate each block becomes one complete gzip member (concatenated members are one gzip
+/// file, RFC 1952 §2.2: `gunzip`, `pigz -d`, zlib's `inflate` in a loop and ``GzipDecoder`` read
+/// the stream whole); with zlib the blocks are pieces of one deflate stream in one member, each
+/// primed with the 32 KiB before it, as pigz does.
 ///
 /// Use it from one task: `compress` for each chunk, then `finish` once; write the returned chunks in
 /// order. At most `maxBlocksInFlight` blocks are being compressed or waiting to be returned, so
@@ -28,15 +41,17 @@ import Foundation
 /// feeding, and blocks already started finish on their queues and are dropped.
 public struct ParallelGzipEncoder: Sendable {
     public let level: Int32
+    public let engine: GzipEngine
     public let workers: Int
     public let blockSize: Int
 
     /// Raw bytes accepted so far.
     public private(set) var rawByteCount = 0
-    /// Compressed bytes returned so far, every member's header and trailer included.
+    /// Compressed bytes returned so far, every gzip header and trailer included.
     public private(set) var compressedByteCount = 0
     /// CRC-32 of the raw bytes whose compressed form has been returned; of all input after `finish`.
-    /// Each member's trailer holds its own block's CRC; this one covers the whole stream.
+    /// With libdeflate each member's trailer holds its own block's CRC; this one covers the
+    /// whole stream (and is the zlib engine's one trailer).
     public private(set) var crc32: UInt32 = 0
 
     /// Two blocks per worker: one being compressed, one queued behind it, so a worker never idles
@@ -51,6 +66,11 @@ public struct ParallelGzipEncoder: Sendable {
     private let workerQueues: [BlockCompressor]
     /// The start of the next block, until it is full.
     private var pending: [UInt8] = []
+    /// zlib engine: the last block started, whose tail primes the next one (shares its storage
+    /// with that block: no copy, and at most one block more in memory).
+    private var previousBlock: [UInt8] = []
+    /// zlib engine: the one gzip header has been returned.
+    private var headerWritten = false
     /// Oldest first.
     private var inFlight: [InFlightBlock] = []
     private var blocksStarted = 0
@@ -58,11 +78,15 @@ public struct ParallelGzipEncoder: Sendable {
 
     /// - Parameters:
     ///   - level: level 0–9 on zlib's scale, or -1 for the default (6).
+    ///   - engine: the compressor (``GzipEngine``); libdeflate unless told otherwise.
     ///   - workers: queues compressing at once; by default one per available core.
-    ///   - blockSize: raw bytes per member. At 1 MiB the 18-byte member framing and the history
-    ///     lost at each cut cost ~0.15 % of size, while every worker gets work early.
+    ///   - blockSize: raw bytes per block. At 1 MiB, libdeflate's 18-byte member framing and the
+    ///     history lost at each cut cost ~0.15 % of size, and zlib's fresh start per block and
+    ///     4-byte sync marker well under 0.1 %, while every worker gets work early. zlib blocks
+    ///     under 32 KiB still decode correctly but prime the next block with less history.
     public init(
         level: Int32,
+        engine: GzipEngine = .libdeflate,
         workers: Int = ProcessInfo.processInfo.activeProcessorCount,
         blockSize: Int = 1 << 20
     ) {
@@ -70,10 +94,13 @@ public struct ParallelGzipEncoder: Sendable {
         precondition(workers >= 1, "need at least one worker")
         precondition(blockSize >= 1, "block size must be positive")
         self.level = level == Z_DEFAULT_COMPRESSION ? 6 : level
+        self.engine = engine
         self.workers = workers
         self.blockSize = blockSize
         let level = self.level
-        self.workerQueues = (0..<workers).map { BlockCompressor(level: level, label: "pgbackd.gzip.worker.\($0)") }
+        self.workerQueues = (0..<workers).map {
+            BlockCompressor(engine: engine, level: level, label: "pgbackd.gzip.worker.\($0)")
+        }
     }
 
     /// Takes `raw` (any length), starts compressing every block it completes, and returns the
@@ -89,7 +116,7 @@ public struct ParallelGzipEncoder: Sendable {
                 // A whole block straight from the input: no staging copy (none at all if it is exactly one).
                 let block = raw.count == blockSize ? raw : Array(raw[offset..<offset + blockSize])
                 offset += blockSize
-                try await start(block, into: &output)
+                try await start(block, isLast: false, into: &output)
             } else {
                 if pending.isEmpty { pending.reserveCapacity(blockSize) }
                 let take = min(blockSize - pending.count, raw.count - offset)
@@ -98,7 +125,7 @@ public struct ParallelGzipEncoder: Sendable {
                 if pending.count == blockSize {
                     let block = pending
                     pending = []
-                    try await start(block, into: &output)
+                    try await start(block, isLast: false, into: &output)
                 }
             }
         }
@@ -110,30 +137,47 @@ public struct ParallelGzipEncoder: Sendable {
     public mutating func finish() async throws -> [[UInt8]] {
         precondition(!finished, "finish called twice")
         var output: [[UInt8]] = []
-        // An empty stream is still one (empty) member: gunzip rejects a zero-byte file.
-        if !pending.isEmpty || blocksStarted == 0 {
+        switch engine {
+        case .libdeflate:
+            // An empty stream is still one (empty) member: gunzip rejects a zero-byte file.
+            if !pending.isEmpty || blocksStarted == 0 {
+                let block = pending
+                pending = []
+                try await start(block, isLast: true, into: &output)
+            }
+        case .zlib:
+            // Always a last block, even an empty one: it carries the final-block bit.
             let block = pending
             pending = []
-            try await start(block, into: &output)
+            try await start(block, isLast: true, into: &output)
         }
         while !inFlight.isEmpty {
             try await collectOldest(into: &output)
         }
+        if engine == .zlib {
+            let size = UInt32(truncatingIfNeeded: rawByteCount)  // ISIZE is the length mod 2^32
+            let trailer = withUnsafeBytes(of: crc32.littleEndian) { Array($0) }
+                + withUnsafeBytes(of: size.littleEndian) { Array($0) }
+            append(trailer, to: &output)
+        }
+        previousBlock = []
         finished = true
         return output
     }
 
-    private mutating func start(_ block: [UInt8], into output: inout [[UInt8]]) async throws {
+    private mutating func start(_ block: [UInt8], isLast: Bool, into output: inout [[UInt8]]) async throws {
         while inFlight.count >= maxBlocksInFlight {
             try await collectOldest(into: &output)
         }
         let worker = workerQueues[blocksStarted % workerQueues.count]
+        let dictionary = previousBlock  // empty for libdeflate, and for zlib's first block
         let done = CompletionFlag()
         let work = OffloadedWork(on: worker.queue) {
             defer { done.set() }
-            return worker.compress(block)
+            return worker.compress(block, dictionary: dictionary, isLast: isLast)
         }
         inFlight.append(InFlightBlock(work: work, done: done))
+        if engine == .zlib { previousBlock = block }
         blocksStarted += 1
     }
 
@@ -151,6 +195,12 @@ public struct ParallelGzipEncoder: Sendable {
     }
 
     private mutating func append(_ bytes: [UInt8], to output: inout [[UInt8]]) {
+        if engine == .zlib && !headerWritten {
+            let header = gzipHeader(level: level)
+            output.append(header)
+            compressedByteCount += header.count
+            headerWritten = true
+        }
         output.append(bytes)
         compressedByteCount += bytes.count
     }
@@ -175,40 +225,77 @@ struct CompressedBlock: Sendable {
     var rawCount: Int
 }
 
-/// One worker: a serial queue and the libdeflate compressor only that queue touches. libdeflate
-/// compressors are not thread-safe but are reusable, so each worker keeps one for the whole
-/// stream instead of allocating its tables per block.
+/// One worker: a serial queue and the compressor only that queue touches. Neither libdeflate
+/// compressors nor zlib streams are thread-safe, but both are reusable, so each worker keeps one
+/// for the whole stream instead of allocating its tables per block.
 private final class BlockCompressor: @unchecked Sendable {
+    private enum Codec {
+        /// A libdeflate compressor, freed in `deinit`.
+        case libdeflate(OpaquePointer)
+        /// A raw deflate stream (no framing: the encoder writes the one gzip header and trailer).
+        case zlib(Deflater)
+    }
+
     let queue: DispatchQueue
     /// Used on `queue` only: that confinement is what makes the class Sendable.
-    private let compressor: OpaquePointer
+    private let codec: Codec
+    private let level: Int32
 
-    init(level: Int32, label: String) {
+    init(engine: GzipEngine, level: Int32, label: String) {
         queue = DispatchQueue(label: label)
-        // Only fails for a level outside 0...12 (checked by the encoder) or out of memory.
-        guard let compressor = libdeflate_alloc_compressor(level) else {
-            fatalError("libdeflate_alloc_compressor(\(level)) failed: out of memory")
+        self.level = level
+        switch engine {
+        case .libdeflate:
+            // Only fails for a level outside 0...12 (checked by the encoder) or out of memory.
+            guard let compressor = libdeflate_alloc_compressor(level) else {
+                fatalError("libdeflate_alloc_compressor(\(level)) failed: out of memory")
+            }
+            codec = .libdeflate(compressor)
+        case .zlib:
+            // memLevel 9, as pgBackRest's gz compressor: with zlib's default 8 a base backup
+            // stored 0.15 % more than pgBackRest's at the same level (docs/decisions.md).
+            codec = .zlib(Deflater(level: level, windowBits: -15, memLevel: 9))
         }
-        self.compressor = compressor
     }
 
     deinit {
-        libdeflate_free_compressor(compressor)
+        if case .libdeflate(let compressor) = codec {
+            libdeflate_free_compressor(compressor)
+        }
     }
 
-    /// One block as one gzip member. Runs on `queue`; the CRC is computed here too (libdeflate
-    /// computes it for the trailer, zlib's `crc32` is as fast), so the ordered stage only combines.
-    func compress(_ block: [UInt8]) -> CompressedBlock {
+    /// One block: with libdeflate a whole gzip member (`dictionary` and `isLast` unused); with
+    /// zlib a piece of one raw deflate stream, primed with the end of `dictionary` and ended with
+    /// a sync flush, or with the final block when `isLast`. Runs on `queue`; the CRC is computed
+    /// here too (zlib's `crc32` is as fast as libdeflate's), so the ordered stage only combines.
+    func compress(_ block: [UInt8], dictionary: [UInt8], isLast: Bool) -> CompressedBlock {
         dispatchPrecondition(condition: .onQueue(queue))
         return block.withUnsafeBufferPointer { input in
-            let bound = libdeflate_gzip_compress_bound(compressor, input.count)
-            let bytes = [UInt8](unsafeUninitializedCapacity: bound) { output, count in
-                count = libdeflate_gzip_compress(compressor, input.baseAddress, input.count, output.baseAddress, bound)
-                // The bound is exact for the worst case, so 0 ("did not fit") cannot happen.
-                precondition(count > 0, "libdeflate_gzip_compress overflowed its own bound")
+            let bytes: [UInt8]
+            switch codec {
+            case .libdeflate(let compressor):
+                let bound = libdeflate_gzip_compress_bound(compressor, input.count)
+                bytes = [UInt8](unsafeUninitializedCapacity: bound) { output, count in
+                    count = libdeflate_gzip_compress(compressor, input.baseAddress, input.count, output.baseAddress, bound)
+                    // The bound is exact for the worst case, so 0 ("did not fit") cannot happen.
+                    precondition(count > 0, "libdeflate_gzip_compress overflowed its own bound")
+                }
+            case .zlib(let deflater):
+                deflater.reset()
+                if level != 0 {  // stored blocks never look back
+                    dictionary.suffix(deflateWindowSize).withUnsafeBufferPointer { deflater.setDictionary($0) }
+                }
+                bytes = deflater.deflate(input, flush: isLast ? Z_FINISH : Z_SYNC_FLUSH)
             }
             let crc = CZlib.crc32(0, input.baseAddress, UInt32(input.count))
             return CompressedBlock(bytes: bytes, crc: UInt32(crc), rawCount: input.count)
         }
     }
+}
+
+/// RFC 1952 header as zlib writes it: no name, mtime 0 (like `gzip -n`), OS Unix; XFL says
+/// "fastest" or "best" as gzip does.
+func gzipHeader(level: Int32) -> [UInt8] {
+    let extraFlags: UInt8 = level == 9 ? 2 : (level < 2 ? 4 : 0)
+    return [0x1F, 0x8B, 8, 0, 0, 0, 0, 0, extraFlags, 3]
 }

@@ -1,6 +1,9 @@
 import CShims
 import CZlib
 
+/// The size of deflate's history window, and so of the dictionary that primes each parallel block.
+let deflateWindowSize = 32 * 1024
+
 /// Owns one zlib deflate stream.
 ///
 /// The `z_stream` lives at a fixed heap address because zlib keeps a back pointer to it
@@ -9,10 +12,12 @@ final class Deflater {
     private let stream: UnsafeMutablePointer<z_stream>
 
     /// `windowBits` -15 gives raw deflate (no framing), 31 gives zlib's own gzip framing.
-    init(level: Int32, windowBits: Int32) {
+    /// `memLevel` 8 is zlib's default; 9 doubles the hash table and the symbol buffer (fewer,
+    /// better-fitted Huffman blocks) for ~0.13 % less output on relation files at ~5 % more CPU.
+    init(level: Int32, windowBits: Int32, memLevel: Int32 = 8) {
         stream = .allocate(capacity: 1)
         stream.initialize(to: z_stream())
-        let status = pgbackd_deflate_init2(stream, level, windowBits, 8, Z_DEFAULT_STRATEGY)
+        let status = pgbackd_deflate_init2(stream, level, windowBits, memLevel, Z_DEFAULT_STRATEGY)
         // Only fails on bad arguments (checked by callers) or out of memory, where Swift traps too.
         precondition(status == Z_OK, "deflateInit2 failed with \(status)")
     }
@@ -21,6 +26,22 @@ final class Deflater {
         deflateEnd(stream)
         stream.deinitialize(count: 1)
         stream.deallocate()
+    }
+
+    /// Starts a new stream with the same settings, keeping the allocated state (a per-block
+    /// compressor reuses one stream instead of allocating zlib's ~270 KiB of tables per block).
+    func reset() {
+        let status = deflateReset(stream)
+        precondition(status == Z_OK, "deflateReset failed with \(status)")
+    }
+
+    /// Primes the history window so a block cut from the middle of a stream compresses as well as
+    /// if it had not been cut (raw deflate only; right after init or `reset`). Only the last
+    /// 32 KiB matter: zlib keeps no more.
+    func setDictionary(_ dictionary: UnsafeBufferPointer<UInt8>) {
+        guard let base = dictionary.baseAddress, !dictionary.isEmpty else { return }
+        let status = deflateSetDictionary(stream, base, UInt32(dictionary.count))
+        precondition(status == Z_OK, "deflateSetDictionary failed with \(status)")
     }
 
     /// Compresses all of `input` and returns what deflate emits for `flush`: with `Z_SYNC_FLUSH`

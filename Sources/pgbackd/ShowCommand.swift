@@ -28,7 +28,7 @@ struct ShowCommand: AsyncParsableCommand {
             print("server      \(manifest.server.version)")
             print("system id   \(manifest.server.systemIdentifier)")
             print("taken       \(manifest.startedAt) – \(manifest.finishedAt)")
-            print("compression \(manifest.compression.algorithm) level \(manifest.compression.level)")
+            print("compression \(manifest.compression.algorithm) level \(manifest.compression.level)\(manifest.compression.engine.map { " (\($0))" } ?? "")")
             print("")
             printTable(header: ["ARTIFACT", "DUMPED", "STORED", "SHA-256 (STORED)"], rows: manifest.artifacts.map {
                 [$0.key, formatBytes($0.rawSize), formatBytes($0.storedSize), $0.storedSha256]

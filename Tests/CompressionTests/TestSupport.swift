@@ -76,9 +76,10 @@ func zlibCRC32(_ bytes: [UInt8]) -> UInt32 {
 /// Compresses `data` fed in chunks whose sizes cycle through `chunkSizes`, checking the in-flight
 /// bound after every call; returns the whole gzip stream and the finished encoder.
 func encodeParallel(
-    _ data: [UInt8], level: Int32, workers: Int = 2, blockSize: Int = 1 << 20, chunkSizes: [Int] = [1 << 20]
+    _ data: [UInt8], level: Int32, engine: GzipEngine = .libdeflate, workers: Int = 2, blockSize: Int = 1 << 20,
+    chunkSizes: [Int] = [1 << 20]
 ) async throws -> (bytes: [UInt8], encoder: ParallelGzipEncoder) {
-    var encoder = ParallelGzipEncoder(level: level, workers: workers, blockSize: blockSize)
+    var encoder = ParallelGzipEncoder(level: level, engine: engine, workers: workers, blockSize: blockSize)
     var output: [UInt8] = []
     var offset = 0
     var chunk = 0

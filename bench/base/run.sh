@@ -22,7 +22,8 @@
 # - pgBackRest stanza `bench` with repo1 = S3, repo2 = a directory (pgbackrest.conf.template),
 #   run as the cluster owner (`postgres`).
 # pgbackd reaches S3 through the same nginx endpoint (https://localhost:PORT, ca_file).
-# Each timed backup is preceded by CHECKPOINT. Columns: wall seconds (GNU time), ratio =
+# The timed runs start once the archiver and both watchers have caught up; each is preceded by
+# CHECKPOINT. Columns: wall seconds (GNU time), ratio =
 # pgbackd's wall / pgBackRest's on the same kind of repository, stored MB (pgBackRest's
 # `info --output=json`, pgbackd's `--json` summary), raw/stored, CPU seconds of the tool's own
 # processes (not the server's; pg_basebackup's reading is done by a walsender), peak RSS of the
@@ -222,6 +223,13 @@ until [[ $(sql -d postgres -c "select coalesce(last_archived_wal >= '$last', fal
     sleep 2
 done
 as_pg "${PGBR[@]}" check >"$WORK/check.log" 2>&1 || { cat "$WORK/check.log" >&2; exit 1; }
+# The watchers then still compress and upload the segments spooled during the copy (hundreds, at
+# the configured level): wait until both spools are empty, or that work loads the cores during
+# the first timed runs (pgBackRest's, as it happens).
+echo "bench/base: waiting for pgbackd's watchers to empty their spools" >&2
+while compgen -G "$WORK/spool-s3/0*" >/dev/null || compgen -G "$WORK/spool-file/0*" >/dev/null; do
+    sleep 2
+done
 for kind in file s3; do # pgbackd reaches the database and its repository (S3: through nginx)
     "$WORK/bin/pgbackd" check --config "$WORK/pgbackd-$kind.toml" >"$WORK/check-$kind.log" 2>&1 ||
         { cat "$WORK/check-$kind.log" >&2; exit 1; }
@@ -270,7 +278,7 @@ PY
     cat "$WORK/tree"
 }
 row() { # tool repo wall ratio stored raw cpu rss tree s3cpu
-    printf '| %s | %s | %s | %s | %.0f | %s | %s | %.0f | %.0f | %s |\n' "$1" "$2" "$3" "$4" "$(calc "$5 / 1000000")" \
+    printf '| %s | %s | %s | %s | %.2f | %s | %s | %.0f | %.0f | %s |\n' "$1" "$2" "$3" "$4" "$(calc "$5 / 1000000")" \
         "$(calc "$6 / $5")" "$7" "$(calc "$8 / 1024")" "$(calc "$9 / 1024")" "${10}"
 }
 s3_delta() { # "moto0 nginx0" "moto1 nginx1" → "moto / nginx"

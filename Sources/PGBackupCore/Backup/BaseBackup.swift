@@ -1,3 +1,4 @@
+import Compression
 import Foundation
 import Logging
 import ObjectStorage
@@ -35,7 +36,7 @@ public struct BaseBackup: Sendable {
         logger[metadataKey: "backup.id"] = "\(id)"
         logger.info("base backup started")
 
-        var writer = try await ArtifactWriter(repository: repository, relativeKey: "backups/\(id)/base.tar.gz", content: .baseTar, database: nil, compression: configuration.compression)
+        var writer = try await ArtifactWriter(repository: repository, relativeKey: "backups/\(id)/base.tar.gz", content: .baseTar, database: nil, compression: configuration.compression, kind: .base)
         var stored: Artifact?
         do {
             let tarStartedAt = Date()
@@ -72,7 +73,7 @@ public struct BaseBackup: Sendable {
             let manifest = Manifest(
                 formatVersion: Manifest.currentFormatVersion, backupId: id, kind: .base, stanza: repository.stanza,
                 startedAt: startedAt, finishedAt: Date(), pgbackdVersion: PGBackd.version, server: serverInfo,
-                compression: CompressionInfo(algorithm: "gzip", level: configuration.compression.level),
+                compression: CompressionInfo(algorithm: "gzip", level: configuration.compression.level, engine: writer.engine.rawValue),
                 artifacts: [stored!], databases: [], wal: wal)
             try Task.checkCancellation()
             try await repository.storage.put(key: repository.manifestKey(id), bytes: try manifest.encoded())

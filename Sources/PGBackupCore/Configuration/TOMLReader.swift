@@ -59,6 +59,15 @@ final class TOMLReader {
         return text
     }
 
+    /// A string that must name one of `Choice`'s cases; nil when absent.
+    func oneOf<Choice: RawRepresentable & CaseIterable>(_ key: String, _: Choice.Type) throws -> Choice? where Choice.RawValue == String {
+        guard let text = try string(key) else { return nil }
+        guard let choice = Choice(rawValue: text) else {
+            throw error(.invalidValue, key, "expected one of \(Choice.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")), got \"\(text)\"")
+        }
+        return choice
+    }
+
     func int(_ key: String, in range: ClosedRange<Int>) throws -> Int? {
         guard let value = value(key) else { return nil }
         guard let number = value.int else { throw wrongType(key, expected: "an integer from \(range.lowerBound) to \(range.upperBound)", got: value) }

@@ -45,6 +45,9 @@ public struct CompressionInfo: Codable, Sendable, Equatable {
     /// Always `gzip` for now: `gunzip | pg_restore` works without pgbackd.
     public var algorithm: String
     public var level: Int
+    /// The compressor that wrote the artifacts (`zlib` or `libdeflate`); absent in manifests
+    /// written before the choice existed (libdeflate). Informational: every engine writes gzip.
+    public var engine: String? = nil
 }
 
 /// The WAL a base backup needs to become consistent: from the start segment to the stop segment
