@@ -3,6 +3,7 @@ import FlyingSocks
 import Foundation
 import Logging
 import ServiceLifecycle
+import Synchronization
 
 /// `GET /metrics` on `[metrics] listen`, as a `Service`; everything else is 404. FlyingFox is a
 /// small HTTP/1.1 server without SwiftNIO (decisions.md); a scrape every 15 s needs no more.
@@ -30,7 +31,8 @@ public struct MetricsEndpoint: Service {
     }
 
     public func run() async throws {
-        let server = HTTPServer(config: .init(address: try address(), timeout: 15, logger: FlyingFoxLogger(logger: logger)))
+        let serverLogger = FlyingFoxLogger(logger: logger)
+        let server = HTTPServer(config: .init(address: try address(), timeout: 15, logger: serverLogger))
         let metrics = self.metrics, scheduler = self.scheduler, spool = self.spool, logger = self.logger
         await server.appendRoute("GET /metrics") { _ in
             var pending: [WALSpool.SpooledFile]?
@@ -49,7 +51,11 @@ public struct MetricsEndpoint: Service {
             group.addTask {
                 try await cancelWhenGracefulShutdown {
                     do {
-                        try await server.run()
+                        try await withTaskCancellationHandler {
+                            try await server.run()
+                        } onCancel: {
+                            serverLogger.stopping.withLock { $0 = true }
+                        }
                     } catch where Task.isCancelled {
                         // The graceful shutdown cancelled it: a normal end.
                     }
@@ -81,10 +87,13 @@ public struct MetricsEndpoint: Service {
 }
 
 /// FlyingFox's log lines into swift-log, one level lower than it says: its "info" is per
-/// connection, its "error" a client that went away. Its "critical" when the daemon stops the
-/// server (a CancellationError) is no news either.
-struct FlyingFoxLogger: FlyingSocks.Logging {
+/// connection, its "error" a client that went away. Its "critical" "server error" once the
+/// daemon stops the server (a CancellationError, or the closed socket) is no news either.
+final class FlyingFoxLogger: FlyingSocks.Logging {
     let logger: Logger
+    let stopping = Mutex(false)
+
+    init(logger: Logger) { self.logger = logger }
 
     func logDebug(_ debug: @autoclosure () -> String) { logger.trace("\(debug())", metadata: ["metrics.server": "flyingfox"]) }
     func logInfo(_ info: @autoclosure () -> String) { logger.debug("\(info())", metadata: ["metrics.server": "flyingfox"]) }
@@ -92,7 +101,7 @@ struct FlyingFoxLogger: FlyingSocks.Logging {
     func logError(_ error: @autoclosure () -> String) { logger.warning("\(error())", metadata: ["metrics.server": "flyingfox"]) }
     func logCritical(_ critical: @autoclosure () -> String) {
         let message = critical()
-        if message.contains("CancellationError") {
+        if stopping.withLock({ $0 }) || message.contains("CancellationError") {
             logger.debug("\(message)", metadata: ["metrics.server": "flyingfox"])
         } else {
             logger.error("\(message)", metadata: ["metrics.server": "flyingfox"])
