@@ -81,3 +81,9 @@ fi
 got=$(stat -c '%U:%G %a' "$tmp_root/var/lib/pgbackd" 2>/dev/null || true)
 [[ $got == "postgres:postgres 750" ]] || fail "tmpfiles made /var/lib/pgbackd '$got', expected 'postgres:postgres 750'"
 echo "check-systemd: tmpfiles.d pgbackd.conf: ok"
+
+# --- the daemon's environment -----------------------------------------------------------------
+# Two malloc arenas: glibc's default (8 per core) tripled the daemon's RSS in the soak benchmark.
+env_line=$(sed -n 's/^Environment=//p' "systemd/$UNIT" | tr '\n' ' ')
+[[ " $env_line " == *" MALLOC_ARENA_MAX=2 "* ]] || fail "$UNIT does not set Environment=MALLOC_ARENA_MAX=2 (docs/benchmarks.md, Soak)"
+echo "check-systemd: $UNIT environment: MALLOC_ARENA_MAX=2"

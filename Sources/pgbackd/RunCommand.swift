@@ -22,7 +22,6 @@ struct RunCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await runReportingErrors {
-            ProcessMemory.tuneForLongRunning()
             let configuration = try common.loadConfiguration()
             let logger = common.makeLogger()
             let lock = try DaemonLock(configuration: configuration)

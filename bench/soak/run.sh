@@ -32,7 +32,9 @@
 # PGBACKD_PGBIN or PGBACKD_TEST_PGBIN (PostgreSQL bin directory; default the newest
 # /usr/lib/postgresql/*/bin), PGBACKD_BENCH_OUT (directory the results go to: samples.csv,
 # summary.txt, daemon.log, alerts.log; default a new /tmp/pgbackd-soak-results.XXXXXX),
-# PGBACKD_BENCH_KEEP=1 (keep the work directory: cluster data, repository, logs).
+# PGBACKD_BENCH_KEEP=1 (keep the work directory: cluster data, repository, logs),
+# PGBACKD_SOAK_ARENAS (MALLOC_ARENA_MAX for the daemon; default 2, as systemd/pgbackd.service
+# sets it; "default" leaves glibc's own, 8 per core).
 #
 # Exit status: 0 when RSS is flat (PASS), no job failed and the daemon stopped cleanly; 1 otherwise.
 set -euo pipefail
@@ -243,6 +245,8 @@ as_owner "$PGBACKD" check --config "$CONFIG" >"$WORK/check.log" 2>&1 || { cat "$
 # Under the daemon, as a systemd service would run it, minus systemd.
 (
     unset NOTIFY_SOCKET WATCHDOG_USEC WATCHDOG_PID
+    # systemd/pgbackd.service's Environment=; PGBACKD_SOAK_ARENAS=default measures glibc's default.
+    if [[ ${PGBACKD_SOAK_ARENAS:-2} != default ]]; then export MALLOC_ARENA_MAX=${PGBACKD_SOAK_ARENAS:-2}; fi
     cd "$WORK"
     if [[ $(id -u) -eq 0 ]]; then
         exec setpriv --reuid=postgres --regid=postgres --init-groups -- "$PGBACKD" run --config "$CONFIG" --log-level info
