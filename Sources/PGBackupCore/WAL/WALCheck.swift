@@ -45,7 +45,16 @@ public struct WALCheck: Sendable {
         /// Timelines with segments but no history file.
         public var missingHistory: [UInt32]
         public var backups: [BackupCoverage]
-        public var isComplete: Bool { gaps.isEmpty && missingHistory.isEmpty }
+        /// Files archived under more than one object (two writers): wal-fetch refuses to choose,
+        /// so recovery stops there as at a gap.
+        public var ambiguous: [Ambiguous] = []
+        public var isComplete: Bool { gaps.isEmpty && missingHistory.isEmpty && ambiguous.isEmpty }
+    }
+
+    public struct Ambiguous: Sendable, Equatable, Encodable, CustomStringConvertible {
+        public var file: String
+        public var keys: [String]
+        public var description: String { "\(file) is archived as \(keys.count) objects (\(keys.joined(separator: ", ")))" }
     }
 
     public let repository: Repository
@@ -56,10 +65,16 @@ public struct WALCheck: Sendable {
 
     public func run() async throws -> Report {
         let objects = try await repository.storage.list(prefix: repository.walPrefix)
-        // Both naming styles (with and without the checksum); only names count here.
-        let files = objects.compactMap { WALObjectName(key: $0.key)?.file }
+        // Both naming styles (with and without the checksum); only names count for gaps.
+        var keysByFile: [WALFileName: [String]] = [:]
+        for object in objects {
+            if let file = WALObjectName(key: object.key)?.file { keysByFile[file, default: []].append(object.key) }
+        }
         let bases = try await repository.backups().filter { $0.kind == .base && $0.wal != nil }
-        return Self.analyze(archived: files, bases: bases)
+        var report = Self.analyze(archived: Array(keysByFile.keys), bases: bases)
+        report.ambiguous = keysByFile.filter { $0.value.count > 1 }.sorted { $0.key < $1.key }
+            .map { Ambiguous(file: $0.key.name, keys: $0.value.sorted()) }
+        return report
     }
 
     /// The check itself, on names alone. The segment size comes from the base backups' manifests

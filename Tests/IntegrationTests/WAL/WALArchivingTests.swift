@@ -97,6 +97,10 @@ import Testing
                 #expect(ambiguous.status == 126, "\(ambiguous.status) \(ambiguous.stderr)")
                 #expect(ambiguous.stderr.contains("2 objects for \(segment)"), "\(ambiguous.stderr)")
                 #expect(!FileManager.default.fileExists(atPath: target))
+                // wal-check finds it before a restore does.
+                let check = try await shell(pgbackdExecutable, ["wal-check", "--config", config])
+                #expect(check.status == 1, "\(check.stdout) \(check.stderr)")
+                #expect(check.stdout.contains("AMBIGUOUS \(segment) is archived as 2 objects"), "\(check.stdout)")
             }
         }
     }
