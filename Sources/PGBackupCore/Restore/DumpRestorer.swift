@@ -8,7 +8,8 @@ import Glibc
 
 /// Puts one database dump from the repository into a database: verifies it while staging it to a
 /// temp file (parallel pg_restore needs a seekable file), then runs `pg_restore -j N`.
-/// The staging directory is removed on every path.
+/// The staging directory is removed on every path; one a killed process left is removed by the next
+/// (``StagingDirectory``).
 struct DumpRestorer {
     let repository: Repository
     let server: PostgresServer
@@ -36,10 +37,11 @@ struct DumpRestorer {
     func restore(_ artifact: Artifact, into database: String, options: Options) async throws -> Outcome {
         let started = Date()
         let pgRestore = try await server.tool("pg_restore")
+        // First: creating it removes what killed drills left, which the free space counts.
+        let staging = try StagingDirectory(in: stagingDirectory, logger: logger)
+        defer { staging.remove() }
         try checkFreeSpace(needed: artifact.rawSize)
-        let directory = try makeStagingDirectory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let staged = directory + "/" + ((artifact.key as NSString).lastPathComponent as NSString).deletingPathExtension
+        let staged = staging.path + "/" + ((artifact.key as NSString).lastPathComponent as NSString).deletingPathExtension
         logger.info("verifying and staging dump", metadata: ["restore.object": "\(artifact.key)", "restore.staging": "\(staged)"])
         _ = try await ArtifactVerifier(repository: repository).verify(artifact, stagingPath: staged)
 
@@ -59,9 +61,9 @@ struct DumpRestorer {
     func restoreGlobals(_ artifact: Artifact) async throws -> Outcome {
         let started = Date()
         let psql = try await server.tool("psql")
-        let directory = try makeStagingDirectory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let staged = directory + "/globals.sql"
+        let staging = try StagingDirectory(in: stagingDirectory, logger: logger)
+        defer { staging.remove() }
+        let staged = staging.path + "/globals.sql"
         _ = try await ArtifactVerifier(repository: repository).verify(artifact, stagingPath: staged)
         let outcome = try await runProgram(program: psql, arguments: ["-X", "-q", "-v", "ON_ERROR_STOP=0", "-f", staged],
                                            environment: server.childEnvironment(database: "postgres"), logger: logger)
@@ -79,14 +81,6 @@ struct DumpRestorer {
         guard available >= wanted else {
             throw StagingError(message: "staging the dump needs \(wanted >> 20) MiB in \(stagingDirectory) but only \(available >> 20) MiB are free; set drill.staging_dir to a larger file system")
         }
-    }
-
-    private func makeStagingDirectory() throws -> String {
-        var template = Array((stagingDirectory + "/pgbackd-restore-XXXXXX").utf8CString)
-        guard let created = mkdtemp(&template) else {
-            throw StagingError(message: "cannot create a directory in \(stagingDirectory): \(String(cString: strerror(errno))); set drill.staging_dir")
-        }
-        return String(cString: created)
     }
 }
 
