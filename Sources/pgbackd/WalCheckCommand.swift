@@ -39,12 +39,7 @@ struct WalCheckCommand: AsyncParsableCommand {
                 for duplicate in report.ambiguous { print("AMBIGUOUS \(duplicate) — wal-fetch will refuse it; keep the one this cluster archived") }
             }
             guard report.isComplete else {
-                let summary = report.gaps.map(\.description) + report.missingHistory.map { "history file of timeline \($0) is missing" }
-                    + report.ambiguous.map(\.description)
-                await AlertDispatcher(configuration: configuration.alerts, logger: logger).send(AlertEvent(
-                    event: .walGap, stanza: repository.stanza,
-                    summary: "WAL archive of stanza '\(repository.stanza)' has gaps: \(summary.prefix(3).joined(separator: "; "))",
-                    error: summary.joined(separator: "\n")))
+                await AlertDispatcher(configuration: configuration.alerts, logger: logger).send(.walGap(report, stanza: repository.stanza))
                 throw ExitCode(1)
             }
         }

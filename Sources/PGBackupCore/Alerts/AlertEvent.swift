@@ -177,6 +177,17 @@ public struct AlertEvent: Codable, Sendable, Equatable {
         )
     }
 
+    /// `wal.gap` for a wal-check that found problems (``WALCheck/Report/problems``).
+    public static func walGap(_ report: WALCheck.Report, stanza: String, host: String = ProcessInfo.processInfo.hostName, time: Date = Date()) -> AlertEvent {
+        let problems = report.problems
+        let more = problems.count > 3 ? "; …" : ""
+        return AlertEvent(
+            event: .walGap, stanza: stanza,
+            summary: "WAL archive of stanza '\(stanza)' has \(problems.count) problem\(problems.count == 1 ? "" : "s"): \(problems.prefix(3).joined(separator: "; "))\(more)",
+            error: problems.joined(separator: "\n"), host: host, time: time
+        )
+    }
+
     /// `backup.succeeded` for a committed backup.
     public static func backup(_ manifest: Manifest, host: String = ProcessInfo.processInfo.hostName) -> AlertEvent {
         let databases = manifest.databases.count

@@ -6,9 +6,11 @@ public enum JobKind: String, Sendable, Codable, CaseIterable, Comparable {
     case baseBackup = "base_backup"
     case drill
     case retention
+    /// `pgbackd wal-check`: gaps in the WAL archive found before a restore needs it.
+    case walCheck = "wal_check"
 
     /// Jobs that work against the database run one at a time.
-    public var usesDatabase: Bool { self != .retention }
+    public var usesDatabase: Bool { self == .backup || self == .baseBackup || self == .drill }
 
     public static func < (a: JobKind, b: JobKind) -> Bool {
         allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!

@@ -2,7 +2,8 @@ import Foundation
 import Logging
 
 /// The daemon's jobs: `backup` (``LogicalBackup``), `base_backup` (``BaseBackup``), `drill`
-/// (``Drill`` of the newest logical backup) and `retention` (``ExpireJob``). Each raises the same
+/// (``Drill`` of the newest logical backup), `retention` (``ExpireJob``) and `wal_check`
+/// (``WALCheck``). Each raises the same
 /// alerts as its command; a job cancelled by a stop raises none (it committed nothing).
 public struct DaemonJobs: ScheduledJobRunner {
     let repository: Repository
@@ -63,7 +64,23 @@ public struct DaemonJobs: ScheduledJobRunner {
         case .retention:
             let result = try await ExpireJob(rules: configuration.retention, repository: repository, logger: logger).run(now: Date())
             return JobResult(summary: "expired \(result.expired.count) backup(s) and \(result.wal.expired.count) WAL file(s); \(result.deletedObjects) object(s) deleted")
+        case .walCheck:
+            let report = try await WALCheck(repository: repository).run()
+            guard report.isComplete else {
+                await alerts.send(.walGap(report, stanza: stanza))
+                throw WALCheckFailed(problems: report.problems)
+            }
+            let segments = report.timelines.reduce(0) { $0 + $1.segments }
+            return JobResult(summary: "WAL archive complete: \(segments) segment(s) on \(report.timelines.count) timeline(s), \(report.backups.filter(\.recoverableToLatest).count) base backup(s) recoverable to the newest WAL")
         }
+    }
+}
+
+/// A wal-check that found gaps, missing history files or files archived twice.
+public struct WALCheckFailed: Error, CustomStringConvertible {
+    public var problems: [String]
+    public var description: String {
+        "the WAL archive has \(problems.count) problem(s): " + problems.prefix(3).joined(separator: "; ") + (problems.count > 3 ? "; …" : "")
     }
 }
 

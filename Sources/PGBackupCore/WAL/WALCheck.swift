@@ -49,6 +49,12 @@ public struct WALCheck: Sendable {
         /// so recovery stops there as at a gap.
         public var ambiguous: [Ambiguous] = []
         public var isComplete: Bool { gaps.isEmpty && missingHistory.isEmpty && ambiguous.isEmpty }
+
+        /// One line per problem: gaps, missing history files, files archived twice.
+        public var problems: [String] {
+            gaps.map { "timeline \($0.timeline): \($0)" } + missingHistory.map { "history file of timeline \($0) is missing" }
+                + ambiguous.map(\.description)
+        }
     }
 
     public struct Ambiguous: Sendable, Equatable, Encodable, CustomStringConvertible {

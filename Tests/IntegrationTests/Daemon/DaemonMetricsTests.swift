@@ -92,10 +92,18 @@ import Testing
             let segment = "\(spool)/000000010000000000000007"
             try Data(repeating: 7, count: 12345).write(to: URL(fileURLWithPath: segment))
             try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(-100)], ofItemAtPath: segment)
+            // An archive with a gap (segment 2 of 1...3 missing): the wal_check job fails and says so.
+            let walDirectory = "\(repository)/test/wal/00000001"
+            try FileManager.default.createDirectory(atPath: walDirectory, withIntermediateDirectories: true)
+            for number in [1, 3] {
+                let name = "00000001000000000000000\(number)-" + String(repeating: "\(number)", count: 64) + ".gz"
+                _ = FileManager.default.createFile(atPath: "\(walDirectory)/\(name)", contents: Data([0x1f, 0x8b]))
+            }
             let configPath = "\(directory)/pgbackd.toml"
             try config(postgres, repository: repository, database: fixture.name, directory: directory, schedule: """
                 backup = "@every 3s"
                 drill = "@every 5s"
+                wal_check = "@every 4s"
                 """, daemon: "").write(toFile: configPath, atomically: true, encoding: .utf8)
             let log = "\(directory)/daemon.log"
             let daemon = try launch(config: configPath, log: log)
@@ -150,7 +158,12 @@ import Testing
             #expect(scrape.value("pgbackd_alert_deliveries_total", ["event": "backup.succeeded", "result": "delivered"]) == succeededAlerts)
             #expect(scrape.value("pgbackd_alert_deliveries_total", ["event": "backup.succeeded", "result": "failed"]) == 0)
             let seen = Set(events("\(directory)/events.jsonl").map(\.event))
-            #expect(seen.isSuperset(of: [.daemonStarted, .backupSucceeded, .drillSucceeded, .daemonStopping]), "\(seen)")
+            #expect(seen.isSuperset(of: [.daemonStarted, .backupSucceeded, .drillSucceeded, .walGap, .daemonStopping]), "\(seen)")
+            // The scheduled wal-check found the gap: a failed run, and the alert names the segment.
+            #expect((scrape.value("pgbackd_job_runs_total", ["job": "wal_check", "outcome": "failed"]) ?? 0) >= 1)
+            #expect(scrape.value("pgbackd_job_runs_total", ["job": "wal_check", "outcome": "succeeded"]) == 0)
+            let gap = try #require(events("\(directory)/events.jsonl").first { $0.event == .walGap })
+            #expect(gap.summary.contains("000000010000000000000002 is missing"), "\(gap.summary)")
         }
     }
 

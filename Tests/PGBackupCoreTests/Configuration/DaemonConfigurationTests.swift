@@ -35,6 +35,7 @@ struct DaemonConfigurationTests {
             base_backup = "0 1 * * 0"
             drill = "30 3 * * *"
             retention = "0 5 * * *"
+            wal_check = "15 * * * *"
             catch_up = false
             [daemon]
             stop_timeout_seconds = 120
