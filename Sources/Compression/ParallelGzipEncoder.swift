@@ -18,10 +18,21 @@ public enum GzipEngine: String, Sendable, Hashable, CaseIterable {
     /// output is a single gzip member, within 0.01 % of one zlib stream's size (`gzip -N`). About
     /// 2.5× the CPU of libdeflate at level 6, and 0.6 % smaller on PostgreSQL relation files.
     case zlib
-    /// libdeflate, one complete gzip member per block. About 3.5× zlib's speed at level 6 on
-    /// pg_dump output for +0.14 % of size; on relation files larger than zlib from level 4 up
-    /// (+0.6 % at 6), smaller below.
+    /// libdeflate, one complete gzip member per 4 MiB block. About 3.5× zlib's speed at level 6
+    /// on pg_dump output for +0.14 % of size; on relation files larger than zlib at the same
+    /// level from 4 up (+0.6 % at 6), but level 8 stores less than zlib's 6 in 0.7× its CPU.
     case libdeflate
+
+    /// Raw bytes per block unless the caller says otherwise. libdeflate's members start without
+    /// history, and at 4 MiB that costs 0.1–0.2 % less than at 1 MiB (same CPU, measured on
+    /// Daylog's dumps and relation files; docs/decisions.md). zlib's blocks are primed with the
+    /// 32 KiB before them, so they lose nothing at 1 MiB and keep memory lower.
+    public var defaultBlockSize: Int {
+        switch self {
+        case .zlib: 1 << 20
+        case .libdeflate: 4 << 20
+        }
+    }
 }
 
 /// Gzip on all cores, for streams of gigabytes (pg_dump, base backups).
@@ -80,16 +91,18 @@ public struct ParallelGzipEncoder: Sendable {
     ///   - level: level 0–9 on zlib's scale, or -1 for the default (6).
     ///   - engine: the compressor (``GzipEngine``); libdeflate unless told otherwise.
     ///   - workers: queues compressing at once; by default one per available core.
-    ///   - blockSize: raw bytes per block. At 1 MiB, libdeflate's 18-byte member framing and the
-    ///     history lost at each cut cost ~0.15 % of size, and zlib's fresh start per block and
-    ///     4-byte sync marker well under 0.1 %, while every worker gets work early. zlib blocks
-    ///     under 32 KiB still decode correctly but prime the next block with less history.
+    ///   - blockSize: raw bytes per block; nil for the engine's ``GzipEngine/defaultBlockSize``.
+    ///     libdeflate's 18-byte member framing and the history lost at each cut cost ~0.15 % of
+    ///     size at 1 MiB and about a quarter of that at 4 MiB; zlib's 4-byte sync marker per
+    ///     block well under 0.1 %. zlib blocks under 32 KiB still decode correctly but prime the
+    ///     next block with less history.
     public init(
         level: Int32,
         engine: GzipEngine = .libdeflate,
         workers: Int = ProcessInfo.processInfo.activeProcessorCount,
-        blockSize: Int = 1 << 20
+        blockSize: Int? = nil
     ) {
+        let blockSize = blockSize ?? engine.defaultBlockSize
         precondition((-1...9).contains(level), "gzip level \(level) is not in -1...9")
         precondition(workers >= 1, "need at least one worker")
         precondition(blockSize >= 1, "block size must be positive")

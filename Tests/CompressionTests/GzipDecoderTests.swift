@@ -4,7 +4,7 @@ import Testing
 @Suite struct GzipDecoderTests {
     /// A three-block parallel stream: corruption has somewhere in the middle to land.
     static func sample() async throws -> (data: [UInt8], compressed: [UInt8]) {
-        (sampleData, try await encodeParallel(sampleData, level: 6).bytes)
+        (sampleData, try await encodeParallel(sampleData, level: 6, blockSize: 1 << 20).bytes)
     }
     static let sampleData = TestData.text(count: 3 << 20)
 

@@ -45,9 +45,9 @@ import Testing
         #expect(try Gzip.decompress(compressed) == data)
     }
 
-    @Test("default 1 MiB blocks, several workers, incompressible data", arguments: engines, [1, 2, 4])
+    @Test("default blocks (libdeflate 4 MiB, zlib 1 MiB), several workers, incompressible data", arguments: engines, [1, 2, 4])
     func workersAndRandomData(engine: GzipEngine, workers: Int) async throws {
-        let data = TestData.random(count: 3 << 20 + 5)
+        let data = TestData.random(count: 9 << 20 + 5)
         let (compressed, encoder) = try await encodeParallel(data, level: 6, engine: engine, workers: workers, chunkSizes: [300_000])
         #expect(encoder.crc32 == zlibCRC32(data))
         #expect(try gunzip(compressed) == data)
@@ -88,7 +88,7 @@ import Testing
 
     static let ratioData = TestData.text(count: 8 << 20, seed: 3)
 
-    /// Level 0 stores; 1–9 are libdeflate's, which at 1 MiB members should beat or match one zlib stream.
+    /// Level 0 stores; 1–9 are libdeflate's, which in its 4 MiB members should beat or match one zlib stream.
     @Test("libdeflate: size within 1% of single-stream zlib at the same level", arguments: [0, 1, 6, 9] as [Int32])
     func ratio(level: Int32) async throws {
         let data = Self.ratioData
@@ -99,9 +99,9 @@ import Testing
         #expect(try Gzip.decompress(parallel) == data)
     }
 
-    /// The property base backups rely on (docs/decisions.md): primed 1 MiB blocks store what one
+    /// What `engine = "zlib"` promises (docs/decisions.md): primed 1 MiB blocks store what one
     /// zlib stream with the same settings (level, memLevel 9) stores, give or take the 4-byte
-    /// sync marker per block, so a base tar is no larger than pgBackRest's gz files.
+    /// sync marker per block, so a base tar is no larger than pgBackRest's gz files at that level.
     @Test("zlib: primed blocks within 0.1% of one zlib stream with the same settings", arguments: [1, 4, 6, 9] as [Int32])
     func zlibRatio(level: Int32) async throws {
         let data = Self.ratioData
@@ -123,6 +123,9 @@ import Testing
     @Test("the engine defaults to libdeflate; engine names are the configuration's words")
     func engineNames() {
         #expect(ParallelGzipEncoder(level: 6, workers: 1).engine == .libdeflate)
+        #expect(ParallelGzipEncoder(level: 6, workers: 1).blockSize == 4 << 20, "libdeflate: 4 MiB members")
+        #expect(ParallelGzipEncoder(level: 6, engine: .zlib, workers: 1).blockSize == 1 << 20, "zlib: 1 MiB primed blocks")
+        #expect(ParallelGzipEncoder(level: 6, workers: 1, blockSize: 65_536).blockSize == 65_536, "the caller's size wins")
         #expect(GzipEngine.allCases.map(\.rawValue) == ["zlib", "libdeflate"])
     }
 }

@@ -76,7 +76,7 @@ func zlibCRC32(_ bytes: [UInt8]) -> UInt32 {
 /// Compresses `data` fed in chunks whose sizes cycle through `chunkSizes`, checking the in-flight
 /// bound after every call; returns the whole gzip stream and the finished encoder.
 func encodeParallel(
-    _ data: [UInt8], level: Int32, engine: GzipEngine = .libdeflate, workers: Int = 2, blockSize: Int = 1 << 20,
+    _ data: [UInt8], level: Int32, engine: GzipEngine = .libdeflate, workers: Int = 2, blockSize: Int? = nil,
     chunkSizes: [Int] = [1 << 20]
 ) async throws -> (bytes: [UInt8], encoder: ParallelGzipEncoder) {
     var encoder = ParallelGzipEncoder(level: level, engine: engine, workers: workers, blockSize: blockSize)

@@ -17,16 +17,15 @@ struct ArtifactWriter {
     private(set) var rawSize: Int64 = 0
     private var storedSize: Int64 = 0
 
-    /// `compression` and the backup's `kind` choose level and engine
-    /// (``CompressionConfiguration/engine(for:)``).
-    init(repository: Repository, relativeKey: String, content: Artifact.Content, database: String?, compression: CompressionConfiguration, kind: BackupKind) async throws {
+    /// `compression` chooses level, engine and threads.
+    init(repository: Repository, relativeKey: String, content: Artifact.Content, database: String?, compression: CompressionConfiguration) async throws {
         self.key = repository.key(relative: relativeKey)
         self.relativeKey = relativeKey
         self.content = content
         self.database = database
         self.upload = try await repository.storage.makeUpload(key: key, expectedSize: nil)
         let threads = compression.threads == 0 ? ProcessInfo.processInfo.activeProcessorCount : compression.threads
-        self.encoder = ParallelGzipEncoder(level: Int32(compression.level), engine: compression.engine(for: kind), workers: threads)
+        self.encoder = ParallelGzipEncoder(level: Int32(compression.level), engine: compression.effectiveEngine, workers: threads)
     }
 
     /// The compressor this artifact is written with.

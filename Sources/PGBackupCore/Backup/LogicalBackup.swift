@@ -55,7 +55,7 @@ public struct LogicalBackup: Sendable {
                 formatVersion: Manifest.currentFormatVersion, backupId: id, kind: .logical, stanza: repository.stanza,
                 startedAt: startedAt, finishedAt: now(), pgbackdVersion: PGBackd.version, server: server.info,
                 compression: CompressionInfo(algorithm: "gzip", level: configuration.compression.level,
-                                             engine: configuration.compression.engine(for: .logical).rawValue),
+                                             engine: configuration.compression.effectiveEngine.rawValue),
                 artifacts: artifacts, databases: snapshots)
             try Task.checkCancellation()
             try await repository.storage.put(key: repository.manifestKey(id), bytes: try manifest.encoded())
@@ -71,7 +71,7 @@ public struct LogicalBackup: Sendable {
     }
 
     private func dumpGlobals(id: String, pgDumpall: String, server: PostgresServer, logger: Logger) async throws -> Artifact {
-        var writer = try await ArtifactWriter(repository: repository, relativeKey: "backups/\(id)/globals.sql.gz", content: .globals, database: nil, compression: configuration.compression, kind: .logical)
+        var writer = try await ArtifactWriter(repository: repository, relativeKey: "backups/\(id)/globals.sql.gz", content: .globals, database: nil, compression: configuration.compression)
         do {
             try await streamChildOutput(program: pgDumpall, arguments: ["--globals-only", "--no-password"],
                                         environment: server.childEnvironment(database: nil), logger: logger) { chunk in
@@ -99,7 +99,7 @@ public struct LogicalBackup: Sendable {
             throw BackupError(.failed, message: "pg_export_snapshot() returned nothing in database \"\(database)\"")
         }
         let key = "backups/\(id)/\(Repository.dumpName(database: database))"
-        var writer = try await ArtifactWriter(repository: repository, relativeKey: key, content: .databaseDump, database: database, compression: configuration.compression, kind: .logical)
+        var writer = try await ArtifactWriter(repository: repository, relativeKey: key, content: .databaseDump, database: database, compression: configuration.compression)
         let startedAt = Date()
         do {
             async let catalog = (SnapshotCatalog.rowCounts(connection), SnapshotCatalog.foreignKeys(connection), SnapshotCatalog.census(connection))

@@ -233,12 +233,12 @@ public struct PostgresConfiguration: Sendable {
 }
 
 public struct CompressionConfiguration: Sendable {
-    /// zlib level 0-9. Default 1: see docs/decisions.md for the measurements behind it.
+    /// Level 0-9 of the engine (1 fastest, 9 smallest). Default 1: see docs/decisions.md for the
+    /// measurements behind it.
     public var level: Int
     /// Compression threads; default 0 means one per core.
     public var threads: Int
-    /// `engine`: the compressor of every backup artifact. Nil (the default): each kind of backup
-    /// gets the engine measured best for its data at `level` (``defaultEngine(for:level:)``).
+    /// The compressor of every backup artifact; nil (the default) means ``defaultEngine``.
     public var engine: GzipEngine?
 
     public static let defaultLevel = 1
@@ -250,27 +250,12 @@ public struct CompressionConfiguration: Sendable {
         try reader?.rejectUnknownKeys()
     }
 
-    /// The compressor for the artifacts of a `kind` backup: the configured `engine`, else the
-    /// kind's default at this level.
-    public func engine(for kind: BackupKind) -> GzipEngine {
-        engine ?? Self.defaultEngine(for: kind, level: level)
-    }
+    /// The compressor artifacts are written with: the configured `engine`, else the default.
+    public var effectiveEngine: GzipEngine { engine ?? Self.defaultEngine }
 
-    /// Base backups from this level up use zlib; below it libdeflate (docs/decisions.md).
-    public static let baseZlibFromLevel = 4
-
-    /// Measured on Daylog (docs/decisions.md, "Base backups compress with zlib from level 4"):
-    /// - logical dumps: libdeflate at every level. On pg_dump output it stores within 0.2 % of
-    ///   zlib at level 6 (and less at level 1) for a third of zlib's CPU, and a logical backup
-    ///   holds its snapshot open while it runs.
-    /// - base backups: zlib from ``baseZlibFromLevel`` up, where libdeflate stores more than zlib
-    ///   at the same level on relation files (+0.1 % at 4 and 5, +0.6 % at 6): a base backup
-    ///   stores no more than `gzip -N` or pgBackRest's `gz` level N, which are zlib. Below it
-    ///   libdeflate is smaller as well as faster (level 1: 5.5 % smaller, half the CPU).
-    public static func defaultEngine(for kind: BackupKind, level: Int) -> GzipEngine {
-        switch kind {
-        case .logical: .libdeflate
-        case .base: level >= baseZlibFromLevel ? .zlib : .libdeflate
-        }
-    }
+    /// libdeflate for dumps and base backups alike (docs/decisions.md, "One compressor by
+    /// default"): a third to a half of zlib's CPU at every level. At the same level it stores
+    /// more than zlib on relation files from level 4 up (+0.6 % at 6); one level or two higher
+    /// it stores less and is still faster (level 8: 0.07 % less than zlib's 6, in 0.7× the CPU).
+    public static let defaultEngine = GzipEngine.libdeflate
 }

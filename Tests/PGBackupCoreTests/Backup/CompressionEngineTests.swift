@@ -4,34 +4,29 @@ import ObjectStorage
 @testable import PGBackupCore
 import Testing
 
-/// Which compressor each kind of backup uses (docs/decisions.md, "Base backups compress with
-/// zlib"), from the configuration down to the bytes an artifact is stored as.
+/// Which compressor backups use (docs/decisions.md, "One compressor by default"), from the
+/// configuration down to the bytes an artifact is stored as.
 @Suite struct CompressionEngineTests {
     func compression(_ toml: String) throws -> CompressionConfiguration {
         try Configuration.parse(toml, file: "/etc/pgbackd/test.toml", environment: [:]).compression
     }
 
-    @Test("defaults: logical dumps libdeflate at every level, base backups zlib from level 4")
-    func defaultsPerKindAndLevel() throws {
+    @Test("default: libdeflate for every kind of backup at every level")
+    func defaultIsLibdeflateEverywhere() throws {
         for level in 0...9 {
             let configuration = try compression("[compression]\nlevel = \(level)\n")
             #expect(configuration.engine == nil, "no engine configured")
-            #expect(configuration.engine(for: .logical) == .libdeflate, "logical, level \(level)")
-            #expect(configuration.engine(for: .base) == (level >= 4 ? .zlib : .libdeflate), "base, level \(level)")
+            #expect(configuration.effectiveEngine == .libdeflate, "level \(level)")
         }
-        // The shipped default level (1) keeps libdeflate for both: it is smaller and faster there.
-        let defaults = try compression("")
-        #expect(defaults.engine(for: .base) == .libdeflate)
-        #expect(defaults.engine(for: .logical) == .libdeflate)
+        #expect(try compression("").effectiveEngine == .libdeflate)
     }
 
-    @Test("engine = … applies to every kind of backup", arguments: GzipEngine.allCases)
+    @Test("engine = … is what every artifact is written with", arguments: GzipEngine.allCases)
     func configuredEngineOverrides(engine: GzipEngine) throws {
         for level in [1, 6] {
             let configuration = try compression("[compression]\nlevel = \(level)\nengine = \"\(engine.rawValue)\"\n")
             #expect(configuration.engine == engine)
-            #expect(configuration.engine(for: .logical) == engine)
-            #expect(configuration.engine(for: .base) == engine)
+            #expect(configuration.effectiveEngine == engine)
         }
     }
 
@@ -66,20 +61,23 @@ import Testing
     }
 
     /// What is stored, not what is configured: a zlib stream is one gzip member however many
-    /// blocks it has, libdeflate writes one member per 1 MiB block. Fails if the base backup's
-    /// default went back to libdeflate, or if ArtifactWriter stopped passing the engine on.
-    @Test("at level 6 a base tar is stored as one zlib member, a dump as libdeflate members",
-          arguments: [(BackupKind.base, 1), (BackupKind.logical, 4)])
-    func storedArtifactUsesTheKindsEngine(kind: BackupKind, members: Int) async throws {
+    /// blocks it has; libdeflate writes one member per 4 MiB block, so 9 MiB make three (nine
+    /// with the 1 MiB blocks it had before). Fails if ArtifactWriter stopped passing the engine
+    /// on, or if libdeflate's blocks shrank back.
+    @Test("9 MiB stored as 3 libdeflate members by default, 1 zlib member with engine = zlib",
+          arguments: [(BackupKind.base, nil, 3), (BackupKind.logical, nil, 3),
+                      (BackupKind.base, GzipEngine.zlib, 1), (BackupKind.logical, GzipEngine.libdeflate, 3)])
+    func storedArtifactUsesTheEngine(kind: BackupKind, engine: GzipEngine?, members: Int) async throws {
         let repository = Repository(storage: MemoryStorage(), stanza: "main")
-        let compression = try compression("[compression]\nlevel = 6\nthreads = 2\n")
+        let engineLine = engine.map { "engine = \"\($0.rawValue)\"\n" } ?? ""
+        let compression = try compression("[compression]\nlevel = 6\nthreads = 2\n" + engineLine)
         var writer = try await ArtifactWriter(
             repository: repository, relativeKey: "backups/x/artifact.gz", content: kind == .base ? .baseTar : .databaseDump,
-            database: nil, compression: compression, kind: kind)
-        #expect(writer.engine == compression.engine(for: kind))
-        // 3.5 MiB of relation-file-like bytes: 8 KiB pages of repeated tuples and zero padding.
+            database: nil, compression: compression)
+        #expect(writer.engine == (engine ?? .libdeflate))
+        // 9 MiB of relation-file-like bytes: 8 KiB pages of repeated tuples and zero padding.
         var raw: [UInt8] = []
-        for page in 0..<448 {
+        for page in 0..<1152 {
             let tuple = Array("\(page) entry \(page * 7919 % 1000) {\"blocks\":[{\"type\":\"paragraph\"}]} ".utf8)
             var bytes = [UInt8](repeating: 0, count: 8192)
             for offset in stride(from: 24, to: 6000, by: tuple.count) {
@@ -102,6 +100,6 @@ import Testing
         let decoded = try decoder.decompress(stored)
         try decoder.finish()
         #expect(decoded == raw)
-        #expect(decoder.memberCount == members, "\(kind) backup at level 6: \(decoder.memberCount) gzip member(s)")
+        #expect(decoder.memberCount == members, "\(kind) backup, engine \(engine?.rawValue ?? "default"): \(decoder.memberCount) gzip member(s)")
     }
 }
