@@ -30,6 +30,9 @@
 # largest process (GNU time) and of all the tool's processes together (sampled 10×/s), and
 # the CPU seconds of moto and nginx during S3 runs (they share the cores).
 #
+# PGBACKD_BENCH_BASE_LEVEL: pgbackd's compression.level (default 8: with the default engine,
+# libdeflate, the level that stores no more than zlib's 6, docs/decisions.md);
+# PGBACKD_BENCH_BASE_ENGINE: its compression.engine (default: unset, pgbackd's default).
 # PGBACKD_BENCH_BIN: use this pgbackd binary instead of building one (release, .build-bench).
 # PGBACKD_BENCH_KEEP=1: keep the work directory (logs, repositories) after tearing down.
 # Until `pgbackd backup --type base` exists, the pgbackd rows say so and the script exits 2
@@ -39,6 +42,12 @@ cd "$(dirname "$0")/../.."
 REPO_ROOT=$PWD
 DB=${1:?usage: bench/base/run.sh DATABASE}
 RUNS=${PGBACKD_BENCH_BASE_RUNS:-1}
+LEVEL=${PGBACKD_BENCH_BASE_LEVEL:-8}
+ENGINE=${PGBACKD_BENCH_BASE_ENGINE:-}
+[[ $LEVEL =~ ^[0-9]$ ]] || { echo "bench/base: PGBACKD_BENCH_BASE_LEVEL must be 0-9" >&2; exit 2; }
+[[ -z $ENGINE || $ENGINE == zlib || $ENGINE == libdeflate ]] ||
+    { echo "bench/base: PGBACKD_BENCH_BASE_ENGINE must be zlib or libdeflate" >&2; exit 2; }
+SETTING="level $LEVEL${ENGINE:+, engine $ENGINE}"
 : "${PGBACKD_TEST_PGHOST:?source .services/env first (the source database and PostgreSQL binaries)}"
 BIN=$PGBACKD_TEST_PGBIN
 SRC=(-h "$PGBACKD_TEST_PGHOST" -p "$PGBACKD_TEST_PGPORT" -U "$PGBACKD_TEST_PGUSER")
@@ -114,6 +123,21 @@ cpu_of() { # utime+stime in seconds, summed over the given PIDs
     for pid in "$@"; do cat "/proc/$pid/stat"; done | awk -v hz="$(getconf CLK_TCK)" '
         { sub(/.*\) /, ""); s += $12 + $13 } END { printf "%.1f", s / hz }'
 }
+server_cpu() { # the cluster: postmaster and every backend, walsenders included, live or reaped
+    local master
+    master=$(head -n1 "$WORK/data/postmaster.pid")
+    for pid in "$master" $(pgrep -P "$master"); do cat "/proc/$pid/stat" 2>/dev/null; done | awk -v hz="$(getconf CLK_TCK)" '
+        { sub(/.*\) /, ""); s += $12 + $13 + $14 + $15 } END { printf "%.1f", s / hz }'
+}
+idle_cpu() { # idle and iowait core-seconds of the whole machine since boot
+    awk -v hz="$(getconf CLK_TCK)" '$1 == "cpu" { printf "%.1f", ($5 + $6) / hz }' /proc/stat
+}
+others() { echo "$(server_cpu) $(idle_cpu)"; }
+others_delta() { # "server0 idle0" "server1 idle1" → "server | idle"
+    local a b
+    read -r -a a <<<"$1"; read -r -a b <<<"$2"
+    echo "$(calc "${b[0]} - ${a[0]}") | $(calc "${b[1]} - ${a[1]}")"
+}
 s3_cpu() { # moto and nginx (master and workers)
     local master
     master=$(cat "$WORK/nginx/nginx.pid")
@@ -175,7 +199,8 @@ else printf 'type = "file"\npath = "%s"\nstanza = "bench"\n' "$WORK/pgbackd-repo
 conninfo = "host=$WORK/socket port=5432 user=postgres dbname=postgres"
 bin_dir = "$BIN"
 [compression]
-level = 6
+level = $LEVEL
+${ENGINE:+engine = \"$ENGINE\"}
 [wal]
 mode = "spool"
 spool_dir = "$WORK/spool-$1"
@@ -277,9 +302,9 @@ PY
     awk '{ printf "%s %s %.1f ", $1, $2, $3 + $4 }' "$WORK/time"
     cat "$WORK/tree"
 }
-row() { # tool repo wall ratio stored raw cpu rss tree s3cpu
-    printf '| %s | %s | %s | %s | %.2f | %s | %s | %.0f | %.0f | %s |\n' "$1" "$2" "$3" "$4" "$(calc "$5 / 1000000")" \
-        "$(calc "$6 / $5")" "$7" "$(calc "$8 / 1024")" "$(calc "$9 / 1024")" "${10}"
+row() { # tool repo wall ratio stored raw cpu rss tree s3cpu "server | idle"
+    printf '| %s | %s | %s | %s | %.2f | %s | %s | %.0f | %.0f | %s | %s |\n' "$1" "$2" "$3" "$4" "$(calc "$5 / 1000000")" \
+        "$(calc "$6 / $5")" "$7" "$(calc "$8 / 1024")" "$(calc "$9 / 1024")" "${10}" "${11}"
 }
 s3_delta() { # "moto0 nginx0" "moto1 nginx1" → "moto / nginx"
     local a b
@@ -297,46 +322,48 @@ pgbackd_failed=0
 
 echo "cluster: $(sql -d postgres -c "select pg_size_pretty(sum(pg_database_size(datname))) from pg_database") (database $DB: $(sql -d postgres -c "select pg_size_pretty(pg_database_size('$DB'))")), $(nproc) cores, pgBackRest $(pgbackrest version | awk '{ print $2 }')"
 echo
-echo "| tool | repository | wall s | ratio | stored MB | raw/stored | CPU s (tool) | peak RSS MiB (largest process) | peak RSS MiB (all processes) | moto / nginx CPU s |"
-echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+echo "| tool | repository | wall s | ratio | stored MB | raw/stored | CPU s (tool) | peak RSS MiB (largest process) | peak RSS MiB (all processes) | moto / nginx CPU s | PostgreSQL CPU s | idle core-s |"
+echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 for ((run = 1; run <= RUNS; run++)); do
     declare -A base_wall=()
     for repo in 2 1; do
         kind=$([[ $repo == 1 ]] && echo s3 || echo file)
         sql -d postgres -c checkpoint
-        s3_before=$(s3_cpu)
+        s3_before=$(s3_cpu) others_before=$(others)
         measure "${AS_PG[@]}" "${PGBR[@]}" --repo="$repo" backup --type=full \
             --compress-type=gz --compress-level=6 --process-max=2 >"$WORK/m"
-        s3=$(s3_delta "$s3_before" "$(s3_cpu)")
+        s3=$(s3_delta "$s3_before" "$(s3_cpu)") rest=$(others_delta "$others_before" "$(others)")
         [[ $kind == s3 ]] || s3=
         read -r wall rss cpu tree <"$WORK/m"
         read -r raw stored < <(pgbackrest_sizes "$repo")
         base_wall[$kind]=$wall
         row "pgBackRest full, gz 6, process-max 2" "$([[ $kind == s3 ]] && echo S3 || echo directory)" \
-            "$wall" 1.00 "$stored" "$raw" "$cpu" "$rss" "$tree" "$s3"
+            "$wall" 1.00 "$stored" "$raw" "$cpu" "$rss" "$tree" "$s3" "$rest"
     done
     for kind in file s3; do
         repo_label=$([[ $kind == s3 ]] && echo S3 || echo file)
         if ((!has_base)); then
-            echo "| pgbackd backup --type base | $repo_label | not run: this pgbackd has no \`backup --type\` (issue #4 base backups have not landed) | | | | | | | |"
+            echo "| pgbackd backup --type base, $SETTING | $repo_label | not run: this pgbackd has no \`backup --type\` (issue #4 base backups have not landed) | | | | | | | | | |"
             pgbackd_failed=2
             continue
         fi
         sql -d postgres -c checkpoint
-        s3_before=$(s3_cpu)
-        if ! measure "$WORK/bin/pgbackd" backup --type base --json --config "$WORK/pgbackd-$kind.toml" >"$WORK/m"; then
-            echo "| pgbackd backup --type base | $repo_label | FAILED: $(tail -n 1 "$WORK/err" | tr '|' '/') | | | | | | | |"
+        s3_before=$(s3_cpu) others_before=$(others)
+        if ! measure "$WORK/bin/pgbackd" backup --type base --json --log-level info --config "$WORK/pgbackd-$kind.toml" >"$WORK/m"; then
+            cp "$WORK/err" "$WORK/pgbackd-$kind-$run.log"
+            echo "| pgbackd backup --type base, $SETTING | $repo_label | FAILED: $(tail -n 1 "$WORK/err" | tr '|' '/') | | | | | | | | | |"
             pgbackd_failed=1
             continue
         fi
-        s3=$(s3_delta "$s3_before" "$(s3_cpu)")
+        cp "$WORK/err" "$WORK/pgbackd-$kind-$run.log" # its own account of where the time went
+        s3=$(s3_delta "$s3_before" "$(s3_cpu)") rest=$(others_delta "$others_before" "$(others)")
         [[ $kind == s3 ]] || s3=
         read -r wall rss cpu tree <"$WORK/m"
         read -r raw stored < <(python3 -c 'import json,sys; j=json.load(open(sys.argv[1]))
 g=lambda *k: next(j[x] for x in k if x in j)
 print(g("raw_bytes","rawBytes"), g("stored_bytes","storedBytes"))' "$WORK/out")
-        row "pgbackd backup --type base, level 6" "$repo_label" "$wall" "$(calc "$wall / ${base_wall[$kind]}")" \
-            "$stored" "$raw" "$cpu" "$rss" "$tree" "$s3"
+        row "pgbackd backup --type base, $SETTING" "$repo_label" "$wall" "$(calc "$wall / ${base_wall[$kind]}")" \
+            "$stored" "$raw" "$cpu" "$rss" "$tree" "$s3" "$rest"
     done
 done
 for pid in "${WATCHERS[@]}"; do
