@@ -45,9 +45,12 @@ import Testing
         #expect(try Gzip.decompress(compressed) == data)
     }
 
+    /// Two libdeflate blocks and a bit, nine zlib blocks; made once for all six cases.
+    static let randomData = TestData.random(count: 9 << 20 + 5)
+
     @Test("default blocks (libdeflate 4 MiB, zlib 1 MiB), several workers, incompressible data", arguments: engines, [1, 2, 4])
     func workersAndRandomData(engine: GzipEngine, workers: Int) async throws {
-        let data = TestData.random(count: 9 << 20 + 5)
+        let data = Self.randomData
         let (compressed, encoder) = try await encodeParallel(data, level: 6, engine: engine, workers: workers, chunkSizes: [300_000])
         #expect(encoder.crc32 == zlibCRC32(data))
         #expect(try gunzip(compressed) == data)
