@@ -24,7 +24,7 @@ public enum GzipEngine: String, Sendable, Hashable, CaseIterable {
     case libdeflate
 
     /// Raw bytes per block unless the caller says otherwise. libdeflate's members start without
-    /// history, and at 4 MiB that costs 0.1–0.2 % less than at 1 MiB (same CPU, measured on
+    /// history, and at 4 MiB that costs 0.1–0.25 % less than at 1 MiB (same CPU, measured on
     /// Daylog's dumps and relation files; docs/decisions.md). zlib's blocks are primed with the
     /// 32 KiB before them, so they lose nothing at 1 MiB and keep memory lower.
     public var defaultBlockSize: Int {
