@@ -18,9 +18,10 @@ public enum GzipEngine: String, Sendable, Hashable, CaseIterable {
     /// output is a single gzip member, within 0.01 % of one zlib stream's size (`gzip -N`). About
     /// 2.5× the CPU of libdeflate at level 6, and 0.6 % smaller on PostgreSQL relation files.
     case zlib
-    /// libdeflate, one complete gzip member per 4 MiB block. About 3.5× zlib's speed at level 6
-    /// on pg_dump output for +0.14 % of size; on relation files larger than zlib at the same
-    /// level from 4 up (+0.6 % at 6), but level 8 stores less than zlib's 6 in 0.7× its CPU.
+    /// libdeflate, one complete gzip member per block (4 MiB by default). About 3.5× zlib's
+    /// speed at level 6 on pg_dump output for +0.14 % of size; on relation files larger than zlib
+    /// at the same level from 5 up (+0.6 % at 6), but level 8 stores less than zlib's 6 in 0.7×
+    /// its CPU.
     case libdeflate
 
     /// Raw bytes per block unless the caller says otherwise. libdeflate's members start without

@@ -132,12 +132,7 @@ server_cpu() { # the cluster: postmaster and every backend, walsenders included,
 idle_cpu() { # idle and iowait core-seconds of the whole machine since boot
     awk -v hz="$(getconf CLK_TCK)" '$1 == "cpu" { printf "%.1f", ($5 + $6) / hz }' /proc/stat
 }
-others() { echo "$(server_cpu) $(idle_cpu)"; }
-others_delta() { # "server0 idle0" "server1 idle1" → "server | idle"
-    local a b
-    read -r -a a <<<"$1"; read -r -a b <<<"$2"
-    echo "$(calc "${b[0]} - ${a[0]}") | $(calc "${b[1]} - ${a[1]}")"
-}
+server_and_idle_cpu() { echo "$(server_cpu) $(idle_cpu)"; }
 s3_cpu() { # moto and nginx (master and workers)
     local master
     master=$(cat "$WORK/nginx/nginx.pid")
@@ -306,10 +301,10 @@ row() { # tool repo wall ratio stored raw cpu rss tree s3cpu "server | idle"
     printf '| %s | %s | %s | %s | %.2f | %s | %s | %.0f | %.0f | %s | %s |\n' "$1" "$2" "$3" "$4" "$(calc "$5 / 1000000")" \
         "$(calc "$6 / $5")" "$7" "$(calc "$8 / 1024")" "$(calc "$9 / 1024")" "${10}" "${11}"
 }
-s3_delta() { # "moto0 nginx0" "moto1 nginx1" → "moto / nginx"
+delta() { # SEPARATOR "x0 y0" "x1 y1" → "x1-x0 SEPARATOR y1-y0" (two CPU-second snapshots)
     local a b
-    read -r -a a <<<"$1"; read -r -a b <<<"$2"
-    echo "$(calc "${b[0]} - ${a[0]}") / $(calc "${b[1]} - ${a[1]}")"
+    read -r -a a <<<"$2"; read -r -a b <<<"$3"
+    echo "$(calc "${b[0]} - ${a[0]}") $1 $(calc "${b[1]} - ${a[1]}")"
 }
 pgbackrest_sizes() { # repo → "raw stored" of the newest backup
     as_pg "${PGBR[@]}" --repo="$1" info --output=json |
@@ -329,10 +324,10 @@ for ((run = 1; run <= RUNS; run++)); do
     for repo in 2 1; do
         kind=$([[ $repo == 1 ]] && echo s3 || echo file)
         sql -d postgres -c checkpoint
-        s3_before=$(s3_cpu) others_before=$(others)
+        s3_before=$(s3_cpu) server_idle_before=$(server_and_idle_cpu)
         measure "${AS_PG[@]}" "${PGBR[@]}" --repo="$repo" backup --type=full \
             --compress-type=gz --compress-level=6 --process-max=2 >"$WORK/m"
-        s3=$(s3_delta "$s3_before" "$(s3_cpu)") rest=$(others_delta "$others_before" "$(others)")
+        s3=$(delta / "$s3_before" "$(s3_cpu)") rest=$(delta '|' "$server_idle_before" "$(server_and_idle_cpu)")
         [[ $kind == s3 ]] || s3=
         read -r wall rss cpu tree <"$WORK/m"
         read -r raw stored < <(pgbackrest_sizes "$repo")
@@ -348,15 +343,16 @@ for ((run = 1; run <= RUNS; run++)); do
             continue
         fi
         sql -d postgres -c checkpoint
-        s3_before=$(s3_cpu) others_before=$(others)
-        if ! measure "$WORK/bin/pgbackd" backup --type base --json --log-level info --config "$WORK/pgbackd-$kind.toml" >"$WORK/m"; then
-            cp "$WORK/err" "$WORK/pgbackd-$kind-$run.log"
+        s3_before=$(s3_cpu) server_idle_before=$(server_and_idle_cpu)
+        status=0
+        measure "$WORK/bin/pgbackd" backup --type base --json --log-level info --config "$WORK/pgbackd-$kind.toml" >"$WORK/m" || status=$?
+        cp "$WORK/err" "$WORK/pgbackd-$kind-$run.log" # its own account of where the time went
+        if ((status)); then
             echo "| pgbackd backup --type base, $SETTING | $repo_label | FAILED: $(tail -n 1 "$WORK/err" | tr '|' '/') | | | | | | | | | |"
             pgbackd_failed=1
             continue
         fi
-        cp "$WORK/err" "$WORK/pgbackd-$kind-$run.log" # its own account of where the time went
-        s3=$(s3_delta "$s3_before" "$(s3_cpu)") rest=$(others_delta "$others_before" "$(others)")
+        s3=$(delta / "$s3_before" "$(s3_cpu)") rest=$(delta '|' "$server_idle_before" "$(server_and_idle_cpu)")
         [[ $kind == s3 ]] || s3=
         read -r wall rss cpu tree <"$WORK/m"
         read -r raw stored < <(python3 -c 'import json,sys; j=json.load(open(sys.argv[1]))

@@ -255,7 +255,7 @@ public struct CompressionConfiguration: Sendable {
 
     /// libdeflate for dumps and base backups alike (docs/decisions.md, "One compressor by
     /// default"): a third to a half of zlib's CPU at every level. At the same level it stores
-    /// more than zlib on relation files from level 4 up (+0.6 % at 6); one level or two higher
+    /// more than zlib on relation files from level 5 up (+0.6 % at 6); one level or two higher
     /// it stores less and is still faster (level 8: 0.07 % less than zlib's 6, in 0.7× the CPU).
     public static let defaultEngine = GzipEngine.libdeflate
 }
