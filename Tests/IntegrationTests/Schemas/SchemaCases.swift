@@ -340,7 +340,18 @@ struct SchemaCase: Sendable, CustomTestStringConvertible {
             alter table document force row level security;
             create policy tenant_visible on tenant using (visible);
             create policy document_shown on document using (not hidden and tenant_id in (select id from tenant));
-            """],
+            """,
+            """
+            -- The owner sees only what the policies let through: 1 of 2 tenants, 1 of 3 documents.
+            set role {role};
+            do $$ begin
+              if (select count(*) from tenant) <> 1 or (select count(*) from document) <> 1 then
+                raise exception 'FORCE ROW LEVEL SECURITY does not hide rows from the owner';
+              end if;
+            end $$;
+            reset role;
+            """,
+        ],
         faultSQL: """
             insert into document values (100, 999, 'a hidden orphan', true);
             insert into tenant values (100, 'hidden but fine', false);
