@@ -42,8 +42,9 @@ public struct FileStorage: ObjectStorage {
         DispatchQueue(label: "pgbackd.file-read").async {
             let fd = open(path, O_RDONLY | O_CLOEXEC)
             guard fd >= 0 else {
-                let code: StorageError.Code = errno == ENOENT ? .notFound : .io
-                producer.finish(throwing: StorageError(code, key: key, message: code == .notFound ? "no object \(key) in \(root)" : "cannot open \(path): \(String(cString: strerror(errno)))"))
+                producer.finish(throwing: errno == ENOENT || errno == ENOTDIR
+                    ? StorageError(.notFound, key: key, message: "no object \(key) in \(root)")
+                    : posixError("cannot open \(path)", key: key))
                 return
             }
             defer { close(fd) }
@@ -113,30 +114,62 @@ public struct FileStorage: ObjectStorage {
 
     /// Every file below the directory holding `prefix` whose key starts with `prefix`.
     /// Temp files match when the key they are writing does.
+    ///
+    /// A directory that does not exist holds nothing; one that cannot be read is an error, never
+    /// an empty listing: "no backups" or "no such WAL file" must only ever mean that.
     private func walk(prefix: String) throws -> [(info: ObjectInfo, isTemp: Bool)] {
         let directoryPart = prefix.contains("/") ? String(prefix[..<prefix.lastIndex(of: "/")!]) : ""
         let start = directoryPart.isEmpty ? root : path(of: directoryPart)
-        let manager = FileManager.default
-        var isDirectory: ObjCBool = false
-        guard manager.fileExists(atPath: start, isDirectory: &isDirectory), isDirectory.boolValue else { return [] }
-        guard let enumerator = manager.enumerator(atPath: start) else {
-            throw StorageError(.io, message: "cannot list \(start)")
+        var info = stat()
+        guard stat(start, &info) == 0 else {
+            if errno == ENOENT || errno == ENOTDIR { return [] }
+            throw posixError("cannot list \(start)", key: nil)
         }
+        guard (info.st_mode & S_IFMT) == S_IFDIR else { return [] }
         var result: [(ObjectInfo, Bool)] = []
-        while let relative = enumerator.nextObject() as? String {
-            let key = directoryPart.isEmpty ? relative : directoryPart + "/" + relative
-            let name = (relative as NSString).lastPathComponent
+        try walkDirectory(start, relative: directoryPart) { key, entry in
+            let name = (key as NSString).lastPathComponent
             let isTemp = name.hasPrefix(Self.tempMarker)
             // A temp name is marker + UUID (36) + "-" + the target's file name.
             let logicalName = isTemp ? String(name.dropFirst(Self.tempMarker.count + 37)) : name
             let logicalKey = String(key.dropLast(name.count)) + logicalName
-            guard logicalKey.hasPrefix(prefix) else { continue }
-            var info = stat()
-            guard stat(path(of: key), &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { continue }
-            let modified = Date(timeIntervalSince1970: TimeInterval(info.st_mtim.tv_sec) + TimeInterval(info.st_mtim.tv_nsec) / 1e9)
-            result.append((ObjectInfo(key: key, size: Int64(info.st_size), lastModified: modified), isTemp))
+            guard logicalKey.hasPrefix(prefix) else { return }
+            let modified = Date(timeIntervalSince1970: TimeInterval(entry.st_mtim.tv_sec) + TimeInterval(entry.st_mtim.tv_nsec) / 1e9)
+            result.append((ObjectInfo(key: key, size: Int64(entry.st_size), lastModified: modified), isTemp))
         }
         return result
+    }
+
+    /// Calls `visit` with the key and `stat` of every regular file below `directory`, depth first.
+    /// Unlike FileManager's enumerator, which skips what it cannot open, every failure throws.
+    private func walkDirectory(_ directory: String, relative: String, _ visit: (String, stat) throws -> Void) throws {
+        guard let handle = opendir(directory) else { throw posixError("cannot list \(directory)", key: nil) }
+        defer { closedir(handle) }
+        var names: [String] = []
+        while true {
+            errno = 0
+            guard let entry = readdir(handle) else {
+                if errno != 0 { throw posixError("cannot list \(directory)", key: nil) }
+                break
+            }
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        for name in names {
+            let child = directory + "/" + name
+            let key = relative.isEmpty ? name : relative + "/" + name
+            var info = stat()
+            guard lstat(child, &info) == 0 else {
+                // Removed between readdir and lstat (a concurrent delete or commit): not there.
+                if errno == ENOENT { continue }
+                throw posixError("cannot stat \(child)", key: key)
+            }
+            switch info.st_mode & S_IFMT {
+            case S_IFDIR: try walkDirectory(child, relative: key, visit)
+            case S_IFREG: try visit(key, info)
+            default: continue
+            }
+        }
     }
 
     /// `mkdir -p`, fsyncing each parent whose entries changed so the new directories survive a crash.
@@ -232,8 +265,17 @@ func fsyncDirectory(_ directory: String, key: String?) throws {
 func posixError(_ what: String, key: String?) -> StorageError {
     let code = errno
     let reason = String(cString: strerror(code))
+    if code == EACCES || code == EPERM {
+        return StorageError(.accessDenied, key: key, message: "\(what): \(reason) for \(currentUserDescription()): give that user access to the repository directory (owner, group or mode), or run pgbackd as its owner")
+    }
     var message = "\(what): \(reason)"
-    if code == EACCES || code == EPERM { message += " (check the permissions of the repository directory)" }
     if code == ENOSPC { message += " (the repository's file system is full)" }
     return StorageError(.io, key: key, message: message)
+}
+
+/// `user postgres (uid 105)`: who was refused, so the fix is obvious.
+func currentUserDescription() -> String {
+    let uid = geteuid()
+    guard let entry = getpwuid(uid), let name = entry.pointee.pw_name else { return "uid \(uid)" }
+    return "user \(String(cString: name)) (uid \(uid))"
 }
