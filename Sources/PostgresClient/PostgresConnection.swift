@@ -42,7 +42,7 @@ public final class PostgresConnection: Sendable {
             guard PQstatus(conn) == CONNECTION_OK else {
                 let message = errorText(PQerrorMessage(conn))
                 PQfinish(conn)
-                throw PostgresError(.connectionFailed, message: message)
+                throw PostgresError(isAuthenticationFailure(message) ? .authenticationFailed : .connectionFailed, message: message)
             }
             return OpaqueHandle(pointer: conn)
         }
@@ -57,6 +57,58 @@ public final class PostgresConnection: Sendable {
         return try await offload(on: queue) { [self] in
             try Self.execute(handle, sql, parameters)
         }
+    }
+
+    /// Runs exactly one statement, as written (comments, CTEs, a trailing semicolon), and reads
+    /// its rows one at a time: the first `limit` are kept, the rest only counted, so a query that
+    /// returns millions of rows costs no memory. The extended protocol refuses several statements.
+    public func sample(_ sql: String, limit: Int) async throws -> (columns: [String], rows: [[String?]], total: Int64) {
+        logger.trace("postgres query", metadata: ["postgres.query": "\(sql)"])
+        return try await offload(on: queue) { [self] in
+            try Self.sampleRows(handle, sql, limit: limit)
+        }
+    }
+
+    private static func sampleRows(_ conn: OpaquePointer, _ sql: String, limit: Int) throws -> (columns: [String], rows: [[String?]], total: Int64) {
+        guard PQsendQueryParams(conn, sql, 0, nil, nil, nil, nil, 0) == 1 else {
+            throw PostgresError(PQstatus(conn) == CONNECTION_OK ? .queryFailed : .connectionLost, message: errorText(PQerrorMessage(conn)), query: sql)
+        }
+        _ = PQsetSingleRowMode(conn)
+        var columns: [String] = []
+        var rows: [[String?]] = []
+        var total: Int64 = 0
+        var failure: PostgresError?
+        // Every result must be read, the failed one too, before the connection takes another query.
+        while let result = PQgetResult(conn) {
+            defer { PQclear(result) }
+            switch PQresultStatus(result) {
+            case PGRES_SINGLE_TUPLE:
+                total += 1
+                if columns.isEmpty { columns = (0..<Int(PQnfields(result))).map { String(cString: PQfname(result, Int32($0))) } }
+                if rows.count < limit {
+                    rows.append((0..<Int(PQnfields(result))).map { column in
+                        PQgetisnull(result, 0, Int32(column)) == 1 ? nil : String(cString: PQgetvalue(result, 0, Int32(column)))
+                    })
+                }
+            case PGRES_TUPLES_OK, PGRES_COMMAND_OK:
+                if columns.isEmpty { columns = (0..<Int(PQnfields(result))).map { String(cString: PQfname(result, Int32($0))) } }
+            default:
+                if failure == nil { failure = error(from: result, conn, sql) }
+            }
+        }
+        if let failure { throw failure }
+        return (columns, rows, total)
+    }
+
+    private static func error(from result: OpaquePointer, _ conn: OpaquePointer, _ sql: String) -> PostgresError {
+        let field = { (code: Character) -> String? in
+            guard let value = PQresultErrorField(result, Int32(code.asciiValue!)) else { return nil }
+            return String(cString: value)
+        }
+        let lost = PQstatus(conn) != CONNECTION_OK
+        return PostgresError(lost ? .connectionLost : .queryFailed,
+                             message: field("M") ?? errorText(PQresultErrorMessage(result)),
+                             sqlState: field("C"), detail: field("D"), hint: field("H"), query: sql)
     }
 
     private static func execute(_ conn: OpaquePointer, _ sql: String, _ parameters: [String?]) throws -> QueryResult {
@@ -77,14 +129,7 @@ public final class PostgresConnection: Sendable {
         case PGRES_TUPLES_OK, PGRES_COMMAND_OK:
             break
         default:
-            let field = { (code: Character) -> String? in
-                guard let value = PQresultErrorField(result, Int32(code.asciiValue!)) else { return nil }
-                return String(cString: value)
-            }
-            let lost = PQstatus(conn) != CONNECTION_OK
-            throw PostgresError(lost ? .connectionLost : .queryFailed,
-                                message: field("M") ?? errorText(PQresultErrorMessage(result)),
-                                sqlState: field("C"), detail: field("D"), hint: field("H"), query: sql)
+            throw error(from: result, conn, sql)
         }
         let columnCount = Int(PQnfields(result))
         let rowCount = Int(PQntuples(result))
@@ -104,6 +149,14 @@ public final class PostgresConnection: Sendable {
 /// Carries a `PGconn*` from the connect closure back to the caller, before an owner exists.
 private struct OpaqueHandle: @unchecked Sendable {
     let pointer: OpaquePointer
+}
+
+/// libpq gives no SQLSTATE for a refused connection, only its text; these are the server's
+/// (28000, 28P01, 42501 at connect) and libpq's own words for it, in PostgreSQL 14 to 18.
+func isAuthenticationFailure(_ message: String) -> Bool {
+    ["authentication failed for user", "no password supplied", "pg_hba.conf rejects connection", "no pg_hba.conf entry for",
+     "permission denied for database", "is not permitted to log in", "password authentication failed"].contains { message.contains($0) }
+        || (message.contains("role \"") && message.contains("\" does not exist"))
 }
 
 func errorText(_ text: UnsafePointer<CChar>?) -> String {

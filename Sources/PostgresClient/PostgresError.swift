@@ -6,6 +6,9 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
         public static let connectionFailed = Code(name: "connectionFailed")
         /// The server rejected a statement.
         public static let queryFailed = Code(name: "queryFailed")
+        /// The server refused who we are: wrong password, no pg_hba.conf entry, no such role, no
+        /// CONNECT privilege. Told apart from an unreachable server because the fix differs.
+        public static let authenticationFailed = Code(name: "authenticationFailed")
         /// The connection broke while in use.
         public static let connectionLost = Code(name: "connectionLost")
         /// The conninfo string itself does not parse.

@@ -4,6 +4,15 @@ import PostgresClient
 /// What a database holds, read inside the backup's snapshot so it describes exactly the dumped
 /// data: the row count of every table, the foreign keys and an object census.
 enum SnapshotCatalog {
+    /// Makes every catalog text this session produces independent of the database's and role's
+    /// settings: `pg_get_constraintdef()` and `::regclass` print names relative to `search_path`,
+    /// so a database with `ALTER DATABASE … SET search_path` would describe one constraint two
+    /// ways (backup session, scratch database). `row_security = off` makes a count that row-level
+    /// security would filter fail instead of coming out short.
+    static func pinSessionSettings(_ connection: PostgresConnection) async throws {
+        try await connection.query("select pg_catalog.set_config('search_path', 'pg_catalog', false), pg_catalog.set_config('row_security', 'off', false)")
+    }
+
     /// Schemas pg_dump leaves out; the same filter is used everywhere so the counts compare.
     static let userSchemas = """
         n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_toast%' and n.nspname not like 'pg\\_temp\\_%'
@@ -30,6 +39,10 @@ enum SnapshotCatalog {
         return counts
     }
 
+    /// The foreign keys users declared. PostgreSQL clones each one onto every partition of a
+    /// partitioned referencing table and, per partition of a partitioned referenced table, adds
+    /// an internal one (`conparentid <> 0`): those are enforcement details of the declared key,
+    /// which is checked once, against the whole referenced table.
     static let foreignKeysQuery = """
         select coalesce(json_agg(fk order by fk.table, fk.name), '[]')::text from (
           select n.nspname || '.' || cl.relname as table, format('%I.%I', n.nspname, cl.relname) as quoted_table,
@@ -39,11 +52,13 @@ enum SnapshotCatalog {
             rn.nspname || '.' || rc.relname as referenced_table, format('%I.%I', rn.nspname, rc.relname) as quoted_referenced_table,
             array(select a.attname from unnest(con.confkey) with ordinality k(attnum, ord)
                   join pg_attribute a on a.attrelid = con.confrelid and a.attnum = k.attnum order by k.ord) as referenced_columns,
-            pg_get_constraintdef(con.oid) as definition
+            pg_get_constraintdef(con.oid) as definition,
+            con.confupdtype::text || con.confdeltype::text || case when con.condeferrable then 'd' else '-' end
+              || case when con.condeferred then 'i' else '-' end as actions
           from pg_constraint con
           join pg_class cl on cl.oid = con.conrelid join pg_namespace n on n.oid = cl.relnamespace
           join pg_class rc on rc.oid = con.confrelid join pg_namespace rn on rn.oid = rc.relnamespace
-          where con.contype = 'f' and \(userSchemas)
+          where con.contype = 'f' and con.conparentid = 0 and \(userSchemas)
         ) fk
         """
 

@@ -26,9 +26,11 @@ func quoteIdentifier(_ name: String) -> String {
     "\"" + name.split(separator: "\"", omittingEmptySubsequences: false).joined(separator: "\"\"") + "\""
 }
 
-/// A `concat_ws` expression that renders several columns of alias `alias` as one text value.
+/// A `concat_ws` expression that renders several columns of alias `alias` as one text value;
+/// a NULL shows as `NULL` (a partly NULL key is the evidence under MATCH FULL).
 func renderColumns(_ columns: [String], alias: String) -> String {
-    columns.isEmpty ? "\(alias).ctid::text" : "concat_ws(', ', " + columns.map { "\(alias).\(quoteIdentifier($0))::text" }.joined(separator: ", ") + ")"
+    columns.isEmpty ? "\(alias).ctid::pg_catalog.text"
+        : "pg_catalog.concat_ws(', ', " + columns.map { "coalesce(\(alias).\(quoteIdentifier($0))::pg_catalog.text, 'NULL')" }.joined(separator: ", ") + ")"
 }
 
 /// The primary key's columns of a (quoted) table, in key order; empty when it has none, and

@@ -33,7 +33,9 @@ public struct ChecksConfiguration: Sendable {
         public var column: String
         public var maxBytes: Int64
         public enum Measure: String, Sendable { case pgColumnSize = "pg_column_size", octetLength = "octet_length" }
-        /// `pg_column_size` (default: the stored, possibly compressed size) or `octet_length`.
+        /// `octet_length` (default: the bytes the application stored, as text for non-text
+        /// types) or `pg_column_size` (the stored size, after TOAST compression: a 1.6 MB
+        /// entry of repetitive JSON can be stored in 100 kB).
         public var measure: Measure
         /// Only for this database; default: every database that has the table.
         public var database: String?
@@ -63,7 +65,7 @@ public struct ChecksConfiguration: Sendable {
             guard !column.isEmpty else { throw rule.error(.missingKey, "column", "a content_size rule needs column = \"...\"") }
             let max = try rule.int("max_bytes", in: 1...Int.max) ?? 0
             guard max > 0 else { throw rule.error(.missingKey, "max_bytes", "a content_size rule needs max_bytes (e.g. 1048576 for 1 MiB)") }
-            let measure = ContentSizeRule.Measure(rawValue: try rule.oneOf("measure", ["pg_column_size", "octet_length"], default: "pg_column_size"))!
+            let measure = ContentSizeRule.Measure(rawValue: try rule.oneOf("measure", ["octet_length", "pg_column_size"], default: "octet_length"))!
             let database = try rule.string("database")
             try rule.rejectUnknownKeys()
             return ContentSizeRule(table: table.contains(".") ? table : "public.\(table)", column: column, maxBytes: Int64(max), measure: measure, database: database)

@@ -91,15 +91,23 @@ struct BaseDrill {
         guard promoted else { return report(manifest, drillId: drillId, startedAt: startedAt, checks: checks, databases: []) }
 
         let names = try await connection.query("select datname from pg_database where datallowconn and not datistemplate order by 1").rows.compactMap { $0[0] }
-        var databases: [DrillReport.DatabaseDrill] = []
+        var sessions: [(name: String, connection: PostgresConnection)] = []
+        var tables: [String: Set<String>] = [:]
         for name in names {
-            let checkStarted = Date()
             let database = try await PostgresConnection.connect(conninfo: conninfo(name), logger: logger)
             try await database.query("set statement_timeout = '\(timeout)s'")
+            try await SnapshotCatalog.pinSessionSettings(database)
+            tables[name] = Set(try await database.query(SnapshotCatalog.dumpedTables).rows.compactMap { row in row[0].flatMap { schema in row[1].map { "\(schema).\($0)" } } })
+            sessions.append((name, database))
+        }
+        var databases: [DrillReport.DatabaseDrill] = []
+        for (name, database) in sessions {
+            let checkStarted = Date()
             var results = [try await ReferentialCheck(connection: database, expected: SnapshotCatalog.foreignKeys(database)).run()]
-            if let contentSize = try await ContentSizeCheck(connection: database, rules: configuration.checks.contentSize).run(database: name) {
+            if let contentSize = try await ContentSizeCheck(connection: database, rules: configuration.checks.contentSize).run(database: name, tablesInBackup: tables) {
                 results.append(contentSize)
             }
+            try await database.query("reset search_path")
             for check in configuration.checks.sql where check.database == nil || check.database == name {
                 results.append(try await UserSQLCheck(connection: database, check: check).run())
             }

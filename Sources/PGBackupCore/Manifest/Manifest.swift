@@ -20,6 +20,11 @@ public struct Manifest: Codable, Sendable, Equatable {
     public var databases: [DatabaseSnapshot]
     /// Base backups: the WAL a restore needs. Nil for logical backups.
     public var wal: WALRange? = nil
+    /// Logical backups: whether globals.sql holds role passwords. False when the backup role
+    /// could not read `pg_authid` (not a superuser): roles are dumped with
+    /// `--no-role-passwords` and need their passwords set again after a restore of globals.
+    /// Nil for base backups and manifests written before it was recorded (which always had them).
+    public var rolePasswords: Bool? = nil
 
     /// Totals over every artifact.
     public var rawSize: Int64 { artifacts.reduce(0) { $0 + $1.rawSize } }
@@ -102,6 +107,9 @@ public struct DatabaseSnapshot: Codable, Sendable, Equatable {
     public var rowCounts: [String: Int64]
     public var foreignKeys: [ForeignKey]
     public var objects: ObjectCensus
+    /// Owner, comment, privileges and settings of the database itself. Absent in manifests
+    /// written before they were recorded.
+    public var properties: DatabaseProperties? = nil
 }
 
 public struct ForeignKey: Codable, Sendable, Equatable, Hashable {
@@ -116,8 +124,13 @@ public struct ForeignKey: Codable, Sendable, Equatable, Hashable {
     public var referencedColumns: [String]
     /// `s` (MATCH SIMPLE: a NULL in the key exempts the row), `f` (MATCH FULL) or `p`.
     public var matchType: String
-    /// `pg_get_constraintdef`, e.g. `FOREIGN KEY (user_id) REFERENCES auth_user(id) ON DELETE CASCADE`.
+    /// `pg_get_constraintdef` with `search_path` pinned to `pg_catalog`, e.g.
+    /// `FOREIGN KEY (user_id) REFERENCES public.auth_user(id) ON DELETE CASCADE`. For reading;
+    /// constraints are compared by their parts, never by this text.
     public var definition: String
+    /// `confupdtype`, `confdeltype`, then `d`/`-` (deferrable) and `i`/`-` (initially deferred),
+    /// e.g. `ac--`. Absent in manifests written before it was recorded.
+    public var actions: String? = nil
 }
 
 /// How many objects of each kind a schema holds, for the drill's object comparison.
