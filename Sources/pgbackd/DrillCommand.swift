@@ -15,16 +15,44 @@ struct DrillCommand: AsyncParsableCommand {
     @Option(name: .customLong("database"), help: "Drill only this database (repeatable). Default: all in the backup.")
     var databases: [String] = []
 
-    @Flag(help: "Keep the scratch databases for inspection.")
+    @Flag(help: "Keep the scratch databases for inspection; later drills leave them alone until --drop-kept.")
     var keep = false
+
+    @Flag(help: "List the scratch databases on the drill server (kept ones, and any a running drill uses), then exit.")
+    var listKept = false
+
+    @Flag(help: "Drop the scratch databases that drills kept with --keep, then exit.")
+    var dropKept = false
 
     @Flag(help: "Print the report as JSON.")
     var json = false
+
+    func validate() throws {
+        if listKept && dropKept { throw ValidationError("give one of --list-kept and --drop-kept") }
+        if (listKept || dropKept) && (keep || !databases.isEmpty || backup != "latest") {
+            throw ValidationError("--list-kept and --drop-kept take no backup id, --database or --keep")
+        }
+    }
 
     func run() async throws {
         try await runReportingErrors {
             let (configuration, logger, repository) = try await common.openRepository()
             let drill = Drill(configuration: configuration, repository: repository, logger: logger)
+            if listKept {
+                let scratch = try await drill.scratchDatabases()
+                if json { try printJSON(scratch); return }
+                if scratch.isEmpty { print("no scratch databases") }
+                for database in scratch {
+                    print("\(database.name)  \(formatBytes(database.bytes))  \(database.kept ? "kept" : "not kept: a running drill's, or an interrupted one's that the next drill drops")  \(database.comment)")
+                }
+                return
+            }
+            if dropKept {
+                let dropped = try await drill.dropKeptScratchDatabases()
+                if json { try printJSON(dropped); return }
+                print(dropped.isEmpty ? "no kept scratch databases" : "dropped \(dropped.joined(separator: ", "))")
+                return
+            }
             let request = Drill.Request(backup: backup, databases: databases, keep: keep)
             let alerts = AlertDispatcher(configuration: configuration.alerts, logger: logger)
             let report: DrillReport
@@ -60,8 +88,8 @@ struct DrillCommand: AsyncParsableCommand {
         let width = max(checks.map(\.name.count).max() ?? 0, 12)
         for check in checks {
             print("  \(check.passed ? "ok  " : "FAIL") \(check.name.padding(toLength: width, withPad: " ", startingAt: 0))  \(check.summary)")
-            for row in check.evidence.prefix(check.passed ? 0 : 12) {
-                print("         " + row.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
+            if !check.passed {
+                for line in EvidenceText.lines(check.evidence) { print("         " + line) }
             }
         }
     }

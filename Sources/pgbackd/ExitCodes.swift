@@ -14,6 +14,9 @@ enum ExitCodes {
     static let notFound: Int32 = 66         // EX_NOINPUT: no such backup
     static let databaseUnavailable: Int32 = 69 // EX_UNAVAILABLE: PostgreSQL unreachable
     static let toolMissing: Int32 = 72      // EX_OSFILE: pg_dump of the right version missing
+    /// A restore's target (database or data directory) is not empty and --force was not given.
+    static let targetExists: Int32 = 73     // EX_CANTCREAT
+    static let usage: Int32 = 64            // EX_USAGE: arguments that cannot be used
     static let storageIO: Int32 = 74        // EX_IOERR: storage unreachable or failing
     static let repositoryMissing: Int32 = 76 // the bucket does not exist
     static let permission: Int32 = 77       // EX_NOPERM: credentials or privileges refused
@@ -52,12 +55,19 @@ enum ExitCodes {
             case .wrongCluster: return configuration
             default: return dataError
             }
-        case is PostgresError:
-            return databaseUnavailable
+        case let error as PostgresError:
+            // 42501: a privilege the role lacks; authentication: who we are was refused.
+            return error.code == .authenticationFailed || error.sqlState == "42501" ? permission : databaseUnavailable
         case is IntegrityError:
             return dataError
         case let error as RestoreError:
-            return error.code == .pgRestoreFailed ? operational : dataError
+            switch error.code {
+            case .pgRestoreFailed: return operational
+            case .targetNotEmpty: return targetExists
+            case .databaseNotInBackup: return notFound
+            case .notABaseBackup, .invalidTarget: return usage
+            default: return failure
+            }
         case is StagingError:
             return storageIO
         case let error as WALError:

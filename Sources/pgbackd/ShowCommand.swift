@@ -29,6 +29,9 @@ struct ShowCommand: AsyncParsableCommand {
             print("system id   \(manifest.server.systemIdentifier)")
             print("taken       \(manifest.startedAt) – \(manifest.finishedAt)")
             print("compression \(manifest.compression.algorithm) level \(manifest.compression.level)\(manifest.compression.engine.map { " (\($0))" } ?? "")")
+            if manifest.rolePasswords == false {
+                print("globals     roles WITHOUT passwords (the backup role could not read pg_authid): set them again after restoring globals")
+            }
             print("")
             printTable(header: ["ARTIFACT", "DUMPED", "STORED", "SHA-256 (STORED)"], rows: manifest.artifacts.map {
                 [$0.key, formatBytes($0.rawSize), formatBytes($0.storedSize), $0.storedSha256]

@@ -37,6 +37,15 @@ public struct LogicalBackup: Sendable {
         let databases = try await server.databases(requested: requested)
         let pgDump = try await server.tool("pg_dump")
         let pgDumpall = try await server.tool("pg_dumpall")
+        // Privileges first: a backup that would fail half-way for want of a grant fails here,
+        // with the grant named, before anything is stored.
+        let privileges = try await BackupPrivileges.probe(server)
+        for database in databases {
+            try await BackupPrivileges.check(database: database, connection: try await server.connect(database: database, logger: logger))
+        }
+        if !privileges.canReadRolePasswords {
+            logger.notice("the backup role cannot read pg_authid; roles are backed up without their passwords", metadata: ["backup.role": "\(privileges.role)"])
+        }
         let id = try await repository.beginBackup(kind: .logical, systemIdentifier: server.info.systemIdentifier, startedAt: startedAt, logger: logger)
         var logger = logger
         logger[metadataKey: "backup.id"] = "\(id)"
@@ -45,7 +54,7 @@ public struct LogicalBackup: Sendable {
         var artifacts: [Artifact] = []
         var snapshots: [DatabaseSnapshot] = []
         do {
-            artifacts.append(try await dumpGlobals(id: id, pgDumpall: pgDumpall, server: server, logger: logger))
+            artifacts.append(try await dumpGlobals(id: id, pgDumpall: pgDumpall, server: server, rolePasswords: privileges.canReadRolePasswords, logger: logger))
             for database in databases {
                 let (artifact, snapshot) = try await dumpDatabase(database, id: id, pgDump: pgDump, server: server, logger: logger)
                 artifacts.append(artifact)
@@ -56,7 +65,7 @@ public struct LogicalBackup: Sendable {
                 startedAt: startedAt, finishedAt: now(), pgbackdVersion: PGBackd.version, server: server.info,
                 compression: CompressionInfo(algorithm: "gzip", level: configuration.compression.level,
                                              engine: configuration.compression.effectiveEngine.rawValue),
-                artifacts: artifacts, databases: snapshots)
+                artifacts: artifacts, databases: snapshots, rolePasswords: privileges.canReadRolePasswords)
             try Task.checkCancellation()
             try await repository.storage.put(key: repository.manifestKey(id), bytes: try manifest.encoded())
             logger.info("backup committed", metadata: ["backup.raw_bytes": "\(manifest.rawSize)", "backup.stored_bytes": "\(manifest.storedSize)"])
@@ -70,10 +79,10 @@ public struct LogicalBackup: Sendable {
         }
     }
 
-    private func dumpGlobals(id: String, pgDumpall: String, server: PostgresServer, logger: Logger) async throws -> Artifact {
+    private func dumpGlobals(id: String, pgDumpall: String, server: PostgresServer, rolePasswords: Bool, logger: Logger) async throws -> Artifact {
         var writer = try await ArtifactWriter(repository: repository, relativeKey: "backups/\(id)/globals.sql.gz", content: .globals, database: nil, compression: configuration.compression)
         do {
-            try await streamChildOutput(program: pgDumpall, arguments: ["--globals-only", "--no-password"],
+            try await streamChildOutput(program: pgDumpall, arguments: ["--globals-only", "--no-password"] + (rolePasswords ? [] : ["--no-role-passwords"]),
                                         environment: server.childEnvironment(database: nil), logger: logger) { chunk in
                 try await writer.write(chunk)
             }
@@ -87,12 +96,8 @@ public struct LogicalBackup: Sendable {
     private func dumpDatabase(_ database: String, id: String, pgDump: String, server: PostgresServer, logger: Logger) async throws -> (Artifact, DatabaseSnapshot) {
         var logger = logger
         logger[metadataKey: "backup.database"] = "\(database)"
-        let connection: PostgresConnection
-        do {
-            connection = try await PostgresConnection.connect(conninfo: server.conninfo.with(database: database), logger: logger)
-        } catch let error as PostgresError {
-            throw BackupError(.databaseUnreachable, message: "cannot connect to database \"\(database)\" (\(error.message))")
-        }
+        let connection = try await server.connect(database: database, logger: logger)
+        try await SnapshotCatalog.pinSessionSettings(connection)
         // The dump and the row counts must see the same data: pg_dump imports this snapshot.
         try await connection.query("begin transaction isolation level repeatable read, read only")
         guard let snapshot = try await connection.query("select pg_export_snapshot()").scalar else {
@@ -102,7 +107,8 @@ public struct LogicalBackup: Sendable {
         var writer = try await ArtifactWriter(repository: repository, relativeKey: key, content: .databaseDump, database: database, compression: configuration.compression)
         let startedAt = Date()
         do {
-            async let catalog = (SnapshotCatalog.rowCounts(connection), SnapshotCatalog.foreignKeys(connection), SnapshotCatalog.census(connection))
+            async let catalog = (SnapshotCatalog.rowCounts(connection), SnapshotCatalog.foreignKeys(connection), SnapshotCatalog.census(connection),
+                                 DatabaseProperties.read(database: database, connection))
             var lastReport = Date.distantPast
             try await streamChildOutput(program: pgDump,
                                         arguments: ["--format=custom", "--compress=0", "--snapshot=\(snapshot)", "--no-password"],
@@ -113,11 +119,12 @@ public struct LogicalBackup: Sendable {
                     progress(BackupProgress(database: database, rawBytes: writer.rawSize, startedAt: startedAt))
                 }
             }
-            let (rowCounts, foreignKeys, census) = try await catalog
+            let (rowCounts, foreignKeys, census, properties) = try await catalog
             let artifact = try await writer.commit()
             try await connection.query("commit")
             logger.info("database dumped", metadata: ["backup.raw_bytes": "\(artifact.rawSize)", "backup.stored_bytes": "\(artifact.storedSize)", "backup.tables": "\(rowCounts.count)"])
-            return (artifact, DatabaseSnapshot(name: database, snapshot: snapshot, rowCounts: rowCounts, foreignKeys: foreignKeys, objects: census))
+            return (artifact, DatabaseSnapshot(name: database, snapshot: snapshot, rowCounts: rowCounts, foreignKeys: foreignKeys, objects: census,
+                                               properties: properties))
         } catch {
             await writer.abort()
             throw error

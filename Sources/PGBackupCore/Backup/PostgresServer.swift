@@ -14,8 +14,10 @@ struct PostgresServer {
         let connection: PostgresConnection
         do {
             connection = try await PostgresConnection.connect(conninfo: configuration.conninfo, logger: logger)
+        } catch let error as PostgresError where error.code == .authenticationFailed {
+            throw BackupError(.insufficientPrivilege, message: "PostgreSQL refused the login with \(configuration.conninfoSetting) \"\(redacted(conninfo))\" (\(error.message)); fix the user or the password (PGPASSFILE, mode 0600), the pg_hba.conf entry, or GRANT CONNECT on the database")
         } catch let error as PostgresError {
-            throw BackupError(.databaseUnreachable, message: "cannot connect to PostgreSQL with postgres.conninfo \"\(redacted(conninfo))\" (\(error.message)); check that the server runs and the conninfo, or PGPASSFILE for the password")
+            throw BackupError(.databaseUnreachable, message: "cannot connect to PostgreSQL with \(configuration.conninfoSetting) \"\(redacted(conninfo))\" (\(error.message)); check that the server runs and \(configuration.conninfoSetting)")
         }
         let version = try await connection.query("select version()").scalar ?? ""
         let systemIdentifier: String
@@ -26,6 +28,16 @@ struct PostgresServer {
         }
         let info = ServerInfo(versionNumber: connection.serverVersionNumber, version: version, systemIdentifier: systemIdentifier, timeline: nil)
         return PostgresServer(conninfo: conninfo, connection: connection, configuration: configuration, info: info)
+    }
+
+    /// A session on another database of the same server, as the same role.
+    func connect(database: String, logger: Logger) async throws -> PostgresConnection {
+        do {
+            return try await PostgresConnection.connect(conninfo: conninfo.with(database: database), logger: logger)
+        } catch let error as PostgresError {
+            throw BackupError(error.code == .authenticationFailed ? .insufficientPrivilege : .databaseUnreachable,
+                              message: "cannot connect to database \"\(database)\" with \(configuration.conninfoSetting) (\(error.message))")
+        }
     }
 
     /// The conninfo without its password, for messages.

@@ -209,11 +209,15 @@ public struct PostgresConfiguration: Sendable {
     public var databases: [String]
     /// Where pg_dump and friends live. Default: the binaries matching the server's major version.
     public var binDirectory: String?
+    /// The configuration key `conninfo` came from, for messages: `postgres.conninfo`, or
+    /// `drill.conninfo` for the server scratch databases are made on.
+    public var conninfoSetting = "postgres.conninfo"
 
-    public init(conninfo: String, databases: [String] = [], binDirectory: String? = nil) {
+    public init(conninfo: String, databases: [String] = [], binDirectory: String? = nil, conninfoSetting: String = "postgres.conninfo") {
         self.conninfo = conninfo
         self.databases = databases
         self.binDirectory = binDirectory
+        self.conninfoSetting = conninfoSetting
     }
 
     init(_ reader: TOMLReader?) throws {

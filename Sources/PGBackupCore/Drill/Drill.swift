@@ -53,15 +53,21 @@ public struct Drill: Sendable {
         }
         let dumps = try databases.map { try LogicalRestore.dump(of: $0, in: manifest) }
 
-        let server = try await PostgresServer.connect(
-            PostgresConfiguration(conninfo: configuration.drill.conninfo ?? configuration.postgres.conninfo, binDirectory: configuration.postgres.binDirectory),
-            logger: logger)
+        let server = try await drillServer(logger: logger)
         let scratch = ScratchDatabases(connection: server.connection, logger: logger)
         _ = try await scratch.dropStale()
 
         var reportChecks: [CheckResult] = []
         if let globals = manifest.artifacts.first(where: { $0.content == .globals }) {
-            reportChecks.append(await verifyArtifact(globals))
+            var check = await verifyArtifact(globals)
+            if manifest.rolePasswords == false {
+                check.summary += "; roles without passwords (the backup role could not read pg_authid)"
+                check.figures["role_passwords"] = 0
+            }
+            reportChecks.append(check)
+        }
+        if let rules = Self.rulesNamingOtherDatabases(configuration.checks, manifest: manifest) {
+            reportChecks.append(rules)
         }
         let restorer = DumpRestorer(repository: repository, server: server, stagingDirectory: configuration.drill.stagingDirectory,
                                     jobs: configuration.drill.jobs, logger: logger)
@@ -70,8 +76,12 @@ public struct Drill: Sendable {
             let snapshot = manifest.databases.first { $0.name == dump.database }!
             let name = try await scratch.create(drillId: drillId, index: index)
             do {
-                results.append(try await drill(snapshot, dump: dump, scratchName: name, restorer: restorer, server: server, keep: request.keep, logger: logger))
-                if !request.keep { try await scratch.drop(name) }
+                results.append(try await drill(snapshot, of: manifest, dump: dump, scratchName: name, restorer: restorer, server: server, keep: request.keep, logger: logger))
+                if request.keep {
+                    try await scratch.keep(name, drillId: drillId, backupId: manifest.backupId)
+                } else {
+                    try await scratch.drop(name)
+                }
             } catch {
                 try? await scratch.drop(name)
                 throw error
@@ -86,11 +96,85 @@ public struct Drill: Sendable {
         return report
     }
 
+    /// The server scratch databases are made on: `drill.conninfo`, else the backed-up one.
+    private func drillServer(logger: Logger) async throws -> PostgresServer {
+        try await PostgresServer.connect(
+            PostgresConfiguration(conninfo: configuration.drill.conninfo ?? configuration.postgres.conninfo, binDirectory: configuration.postgres.binDirectory,
+                                  conninfoSetting: configuration.drill.conninfo == nil ? "postgres.conninfo (drill.conninfo is not set)" : "drill.conninfo"),
+            logger: logger)
+    }
+
+    /// Scratch databases on the drill server: those `--keep` kept, and any a running drill uses.
+    public func scratchDatabases() async throws -> [KeptScratchDatabase] {
+        try await ScratchDatabases(connection: try await drillServer(logger: logger).connection, logger: logger).all()
+    }
+
+    /// Drops the scratch databases drills kept; returns their names.
+    public func dropKeptScratchDatabases() async throws -> [String] {
+        try await ScratchDatabases(connection: try await drillServer(logger: logger).connection, logger: logger).dropKept()
+    }
+
+    /// Gives the scratch database the source database's settings (`ALTER DATABASE … SET`,
+    /// `ALTER ROLE … IN DATABASE … SET`) before any check connects, and proves they read back:
+    /// user checks then see the database as its application does. Owner, privileges and comment
+    /// are `pgbackd restore`'s to restore; a drill restores without owners.
+    private func restoreSettings(_ properties: DatabaseProperties, scratch: String, server: PostgresServer) async throws -> CheckResult {
+        let roles = Set(try await server.connection.query("select rolname::text from pg_catalog.pg_roles").rows.compactMap { $0[0] })
+        let (statements, skipped) = try await properties.statements(for: scratch, parts: .settings, existingRoles: roles, server.connection)
+        var evidence: [[String: String]] = []
+        for sql in statements {
+            do {
+                try await server.connection.query(sql)
+            } catch let error as PostgresError {
+                evidence.append(["statement": sql, "problem": error.message])
+            }
+        }
+        if evidence.isEmpty, let restored = try await DatabaseProperties.read(database: scratch, server.connection) {
+            if restored.settings.sorted() != properties.settings.sorted() {
+                evidence.append(["problem": "database settings differ", "snapshot": properties.settings.joined(separator: "; "), "restored": restored.settings.joined(separator: "; ")])
+            }
+            let wanted = properties.roleSettings.filter { roles.contains($0.role) }
+            if restored.roleSettings.map({ "\($0.role): \($0.settings.sorted())" }).sorted() != wanted.map({ "\($0.role): \($0.settings.sorted())" }).sorted() {
+                evidence.append(["problem": "role settings in the database differ",
+                                 "snapshot": wanted.map { "\($0.role): \($0.settings.joined(separator: ", "))" }.joined(separator: "; "),
+                                 "restored": restored.roleSettings.map { "\($0.role): \($0.settings.joined(separator: ", "))" }.joined(separator: "; ")])
+            }
+        }
+        let count = properties.settings.count + properties.roleSettings.reduce(0) { $0 + $1.settings.count }
+        var summary = evidence.isEmpty ? "\(count) database and role setting(s) restored and read back" : "\(evidence.count) setting problem(s)"
+        if !skipped.isEmpty { summary += "; not applied, no such role on the drill server: \(skipped.joined(separator: "; "))" }
+        summary += "; owner \(properties.owner), privileges and comment are restored by pgbackd restore"
+        return CheckResult(name: "database-properties", passed: evidence.isEmpty, summary: summary,
+                           figures: ["settings": Int64(count), "skipped_roles": Int64(skipped.count)], evidence: evidence)
+    }
+
     private static func runChecks(conninfo: String, timeout: Int, logger: Logger,
                                   _ body: @Sendable (PostgresConnection) async throws -> [CheckResult]) async throws -> [CheckResult] {
         let connection = try await PostgresConnection.connect(conninfo: conninfo, logger: logger)
         try await connection.query("set statement_timeout = '\(timeout)s'")
+        try await SnapshotCatalog.pinSessionSettings(connection)
         return try await body(connection)
+    }
+
+    /// A rule or SQL check for a database the backup does not hold would never run: it names
+    /// nothing real, which is a failed check, not a silent pass.
+    static func rulesNamingOtherDatabases(_ checks: ChecksConfiguration, manifest: Manifest) -> CheckResult? {
+        let held = Set(manifest.databases.map(\.name))
+        var evidence: [[String: String]] = []
+        for rule in checks.contentSize {
+            if let database = rule.database, !held.contains(database) {
+                evidence.append(["rule": ContentSizeCheck.describe(rule), "problem": "database \(database) is not in the backup"])
+            }
+        }
+        for check in checks.sql {
+            if let database = check.database, !held.contains(database) {
+                evidence.append(["check": "sql:\(check.name)", "problem": "database \(database) is not in the backup"])
+            }
+        }
+        guard !evidence.isEmpty else { return nil }
+        return CheckResult(name: "configuration", passed: false,
+                           summary: "\(evidence.count) check(s) name a database the backup does not hold (it holds \(held.sorted().joined(separator: ", ")))",
+                           evidence: evidence)
     }
 
     static func drillID(_ date: Date) -> String {
@@ -107,7 +191,7 @@ public struct Drill: Sendable {
         }
     }
 
-    private func drill(_ snapshot: DatabaseSnapshot, dump: Artifact, scratchName: String, restorer: DumpRestorer,
+    private func drill(_ snapshot: DatabaseSnapshot, of manifest: Manifest, dump: Artifact, scratchName: String, restorer: DumpRestorer,
                        server: PostgresServer, keep: Bool, logger: Logger) async throws -> DrillReport.DatabaseDrill {
         var checks: [CheckResult] = []
         let restoreStarted = Date()
@@ -124,6 +208,9 @@ public struct Drill: Sendable {
             checks.append(CheckResult(name: "artifacts", passed: false, summary: error.message, evidence: [["object": error.key, "problem": error.code.description]]))
             return DrillReport.DatabaseDrill(name: snapshot.name, scratchDatabase: scratchName, kept: keep, restoreSeconds: 0, checkSeconds: 0, checks: checks)
         }
+        if let properties = snapshot.properties {
+            checks.append(try await restoreSettings(properties, scratch: scratchName, server: server))
+        }
 
         // Two sessions check at once: the anti-joins and counts on one, sizes, objects and user
         // queries on the other, so both cores (and the server's) work.
@@ -134,12 +221,18 @@ public struct Drill: Sendable {
              try await SnapshotComparisonChecks.rowCounts(connection, expected: snapshot.rowCounts)]
         }
         let rules = configuration.checks
+        let tablesInBackup = Dictionary(manifest.databases.map { ($0.name, Set($0.rowCounts.keys)) }, uniquingKeysWith: { first, _ in first })
         async let contentAndObjects = Self.runChecks(conninfo: conninfo, timeout: configuration.drill.checkTimeoutSeconds, logger: logger) { connection in
             var results: [CheckResult] = []
-            if let contentSize = try await ContentSizeCheck(connection: connection, rules: rules.contentSize).run(database: snapshot.name) {
+            if let contentSize = try await ContentSizeCheck(connection: connection, rules: rules.contentSize)
+                .run(database: snapshot.name, tablesInBackup: tablesInBackup) {
                 results.append(contentSize)
             }
             results.append(try await SnapshotComparisonChecks.objects(connection, expected: snapshot.objects))
+            // User queries see the database as its application does: its own search_path
+            // (ALTER DATABASE/ROLE … SET), not pgbackd's pinned one; row security stays off, so
+            // a query row security would filter fails rather than pass on part of the rows.
+            try await connection.query("reset search_path")
             for check in rules.sql where check.database == nil || check.database == snapshot.name {
                 results.append(try await UserSQLCheck(connection: connection, check: check).run())
             }

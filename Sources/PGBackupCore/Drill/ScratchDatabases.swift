@@ -4,9 +4,12 @@ import PostgresClient
 
 /// Scratch databases for drills. Each is named `pgbackd_drill_…` and, while a drill uses it, its
 /// session holds an advisory lock on the name. A scratch database whose lock anyone can take
-/// belongs to a drill that died (SIGKILL, power loss) and is dropped by the next drill.
+/// belongs to a drill that died (SIGKILL, power loss) and is dropped by the next drill, unless
+/// its drill kept it (`--keep`, marked in the database's comment): those stay until
+/// `pgbackd drill --drop-kept`, and `--list-kept` shows them.
 struct ScratchDatabases {
     static let prefix = "pgbackd_drill_"
+    static let keptMarker = "kept by pgbackd drill --keep"
     let connection: PostgresConnection
     let logger: Logger
 
@@ -19,21 +22,50 @@ struct ScratchDatabases {
         return name
     }
 
+    /// Keeps a scratch database past its drill, and past the next drill's clean-up.
+    func keep(_ name: String, drillId: String, backupId: String) async throws {
+        let comment = "pgbackd drill \(drillId) of backup \(backupId): \(Self.keptMarker); drop with pgbackd drill --drop-kept"
+        try await connection.query(try await connection.query("select pg_catalog.format('comment on database %I is %L', $1::text, $2::text)", [name, comment]).scalar ?? "")
+        try await connection.query("select pg_advisory_unlock(hashtext($1))", [name])
+    }
+
     func drop(_ name: String) async throws {
         try await connection.query("drop database if exists \(quoteIdentifier(name)) with (force)")
         try await connection.query("select pg_advisory_unlock(hashtext($1))", [name])
     }
 
-    /// Drops every scratch database whose drill is gone. Returns their names.
+    /// Drops every scratch database whose drill is gone and did not keep it. Returns their names.
     func dropStale() async throws -> [String] {
-        let names = try await connection.query("select datname from pg_database where datname like 'pgbackd\\_drill\\_%' order by 1").rows.compactMap { $0[0] }
         var dropped: [String] = []
-        for name in names where try await lock(name, wait: false) {
-            logger.notice("dropping a scratch database left by an interrupted drill", metadata: ["drill.scratch": "\(name)"])
-            try await drop(name)
-            dropped.append(name)
+        for scratch in try await all() where !scratch.kept {
+            guard try await lock(scratch.name, wait: false) else { continue }
+            logger.notice("dropping a scratch database left by an interrupted drill", metadata: ["drill.scratch": "\(scratch.name)"])
+            try await drop(scratch.name)
+            dropped.append(scratch.name)
         }
         return dropped
+    }
+
+    /// Drops the kept scratch databases (none a running drill holds). Returns their names.
+    func dropKept() async throws -> [String] {
+        var dropped: [String] = []
+        for scratch in try await all() where scratch.kept {
+            guard try await lock(scratch.name, wait: false) else { continue }
+            try await drop(scratch.name)
+            dropped.append(scratch.name)
+        }
+        return dropped
+    }
+
+    func all() async throws -> [KeptScratchDatabase] {
+        try await connection.query("""
+            select datname::text, coalesce(pg_catalog.shobj_description(oid, 'pg_database'), ''), pg_catalog.pg_database_size(oid)::text
+            from pg_catalog.pg_database where datname like 'pgbackd\\_drill\\_%' order by 1
+            """).rows.compactMap { row in
+            guard let name = row[0] else { return nil }
+            let comment = row[1] ?? ""
+            return KeptScratchDatabase(name: name, comment: comment, bytes: Int64(row[2] ?? "") ?? 0, kept: comment.contains(Self.keptMarker))
+        }
     }
 
     @discardableResult
@@ -44,4 +76,13 @@ struct ScratchDatabases {
         }
         return try await connection.query("select pg_try_advisory_lock(hashtext($1))", [name]).scalar == "t"
     }
+}
+
+/// A scratch database on the drill server, for `pgbackd drill --list-kept`.
+public struct KeptScratchDatabase: Sendable, Encodable {
+    public var name: String
+    /// Which drill made it, of which backup.
+    public var comment: String
+    public var bytes: Int64
+    public var kept: Bool
 }

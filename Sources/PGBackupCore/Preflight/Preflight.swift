@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import ObjectStorage
+import PostgresClient
 
 /// `pgbackd check`: everything a backup needs, tried without taking one, each problem with its fix.
 public struct Preflight: Sendable {
@@ -30,11 +31,17 @@ public struct Preflight: Sendable {
             let server = try await PostgresServer.connect(configuration.postgres, logger: logger)
             systemIdentifier = server.info.systemIdentifier
             results.append(Result(check: "database", passed: true, detail: "connected: \(server.info.version.split(separator: ",").first ?? ""), system identifier \(server.info.systemIdentifier)"))
+            var sessions: [(database: String, connection: PostgresConnection)] = []
             do {
                 let databases = try await server.databases(requested: [])
                 results.append(Result(check: "databases", passed: true, detail: "will back up: \(databases.joined(separator: ", "))"))
+                for database in databases { sessions.append((database, try await server.connect(database: database, logger: logger))) }
             } catch {
                 results.append(Result(check: "databases", passed: false, detail: "\(error)", error: error))
+            }
+            results.append(await privileges(server, sessions: sessions))
+            if !configuration.checks.contentSize.isEmpty || !configuration.checks.sql.isEmpty {
+                results.append(await rules(sessions))
             }
             for tool in ["pg_dump", "pg_dumpall", "pg_restore"] {
                 do {
@@ -47,6 +54,7 @@ public struct Preflight: Sendable {
         } catch {
             results.append(Result(check: "database", passed: false, detail: "\(error)", error: error))
         }
+        results.append(await drillServer())
 
         do {
             let repository = try await RepositoryFactory.open(configuration, logger: logger)
@@ -71,5 +79,53 @@ public struct Preflight: Sendable {
             results.append(Result(check: "repository", passed: false, detail: "\(RepositoryFactory.describe(configuration)): \(error)", error: error))
         }
         return results
+    }
+
+    /// The probes `backup` runs before it stores anything, run the same way.
+    private func privileges(_ server: PostgresServer, sessions: [(database: String, connection: PostgresConnection)]) async -> Result {
+        do {
+            let privileges = try await BackupPrivileges.probe(server)
+            for (database, connection) in sessions {
+                try await BackupPrivileges.check(database: database, connection: connection)
+            }
+            let passwords = privileges.canReadRolePasswords
+                ? "role passwords included"
+                : "roles backed up WITHOUT passwords (role \(privileges.role) cannot read pg_authid; connect as a superuser to include them)"
+            return Result(check: "privileges", passed: true, detail: "role \(privileges.role) can read every table, sequence and large object; \(passwords)")
+        } catch {
+            return Result(check: "privileges", passed: false, detail: "\(error)", error: error)
+        }
+    }
+
+    private func rules(_ sessions: [(database: String, connection: PostgresConnection)]) async -> Result {
+        do {
+            let problems = try await CheckRulesValidation(checks: configuration.checks, file: configuration.file).run(sessions: sessions)
+            guard let first = problems.first else {
+                return Result(check: "checks", passed: true, detail: "\(configuration.checks.contentSize.count) content-size rule(s) and \(configuration.checks.sql.count) SQL check(s) name real tables and columns")
+            }
+            return Result(check: "checks", passed: false, detail: problems.map(\.description).joined(separator: "; "), error: first)
+        } catch {
+            return Result(check: "checks", passed: false, detail: "\(error)", error: error)
+        }
+    }
+
+    /// A drill creates scratch databases on `drill.conninfo` (default: the backed-up server).
+    private func drillServer() async -> Result {
+        let postgres = PostgresConfiguration(conninfo: configuration.drill.conninfo ?? configuration.postgres.conninfo,
+                                             binDirectory: configuration.postgres.binDirectory,
+                                             conninfoSetting: configuration.drill.conninfo == nil ? "postgres.conninfo (drill.conninfo is not set)" : "drill.conninfo")
+        do {
+            let server = try await PostgresServer.connect(postgres, logger: logger)
+            let row = try await server.connection.query("select current_user::text, rolsuper or rolcreatedb from pg_catalog.pg_roles where rolname = current_user").rows.first
+            guard row?[1] == "t" else {
+                let role = row?[0] ?? "the role"
+                let error = BackupError(.insufficientPrivilege, message: "role \(role) on \(postgres.conninfoSetting) cannot create the drill's scratch databases: ALTER ROLE \(role) CREATEDB, or set drill.conninfo to a role that can")
+                return Result(check: "drill", passed: false, detail: "\(error)", error: error)
+            }
+            let pgRestore = try await server.tool("pg_restore")
+            return Result(check: "drill", passed: true, detail: "role \(row?[0] ?? "") may create scratch databases; \(pgRestore) matches the server")
+        } catch {
+            return Result(check: "drill", passed: false, detail: "\(error)", error: error)
+        }
     }
 }

@@ -34,27 +34,65 @@ struct DumpRestorer {
         var errors: [String]
     }
 
-    func restore(_ artifact: Artifact, into database: String, options: Options) async throws -> Outcome {
+    /// A dump verified against its manifest entry and staged for pg_restore.
+    struct StagedDump {
+        let artifact: Artifact
+        let path: String
+        let directory: StagingDirectory
+        let startedAt: Date
+
+        func remove() { directory.remove() }
+    }
+
+    /// Verifies the dump while staging it: size, SHA-256 and gzip stream are proven before
+    /// anything is created on the server. The caller removes what it returns.
+    func stage(_ artifact: Artifact) async throws -> StagedDump {
         let started = Date()
-        let pgRestore = try await server.tool("pg_restore")
         // First: creating it removes what killed drills left, which the free space counts.
         let staging = try StagingDirectory(in: stagingDirectory, logger: logger)
-        defer { staging.remove() }
-        try checkFreeSpace(needed: artifact.rawSize)
-        let staged = staging.path + "/" + ((artifact.key as NSString).lastPathComponent as NSString).deletingPathExtension
-        logger.info("verifying and staging dump", metadata: ["restore.object": "\(artifact.key)", "restore.staging": "\(staged)"])
-        _ = try await ArtifactVerifier(repository: repository).verify(artifact, stagingPath: staged)
+        do {
+            try checkFreeSpace(needed: artifact.rawSize)
+            let staged = staging.path + "/" + ((artifact.key as NSString).lastPathComponent as NSString).deletingPathExtension
+            logger.info("verifying and staging dump", metadata: ["restore.object": "\(artifact.key)", "restore.staging": "\(staged)"])
+            _ = try await ArtifactVerifier(repository: repository).verify(artifact, stagingPath: staged)
+            return StagedDump(artifact: artifact, path: staged, directory: staging, startedAt: started)
+        } catch {
+            staging.remove()
+            throw error
+        }
+    }
 
+    func restore(_ artifact: Artifact, into database: String, options: Options) async throws -> Outcome {
+        let staged = try await stage(artifact)
+        defer { staged.remove() }
+        return try await restore(staged, into: database, options: options)
+    }
+
+    /// Two runs of `pg_restore -j N`: tables and data, then indexes and constraints. In one run,
+    /// parallel pg_restore may create a foreign key on a partitioned table before the data of
+    /// every partition is in (nothing orders the partitions' data before the parent's
+    /// constraint), and the COPY into a later partition then fails: its rows are lost in a
+    /// drill and a restore fails on data that is fine.
+    func restore(_ staged: StagedDump, into database: String, options: Options) async throws -> Outcome {
+        let pgRestore = try await server.tool("pg_restore")
         // pg_restore only connects when given --dbname; a conninfo with nothing but the name keeps
         // any name safe to pass and every secret in the environment.
         var arguments = ["--jobs=\(jobs)", "--no-password", "--dbname=dbname=\(Conninfo.quote(database))"]
         if options.noOwner { arguments += ["--no-owner", "--no-privileges"] }
         if options.exitOnError { arguments.append("--exit-on-error") }
-        arguments.append(staged)
-        let outcome = try await runProgram(program: pgRestore, arguments: arguments, environment: server.childEnvironment(database: database), logger: logger)
-        let errors = outcome.stderr.split(separator: "\n").filter { $0.contains("error:") }.map(String.init)
-        return Outcome(rawBytes: artifact.rawSize, seconds: Date().timeIntervalSince(started),
-                       succeeded: outcome.succeeded && errors.isEmpty, status: outcome.statusText, errors: errors)
+        var errors: [String] = []
+        var status = "exit code 0"
+        var succeeded = true
+        for sections in [["--section=pre-data", "--section=data"], ["--section=post-data"]] {
+            let outcome = try await runProgram(program: pgRestore, arguments: arguments + sections + [staged.path],
+                                               environment: server.childEnvironment(database: database), logger: logger)
+            errors += outcome.stderr.split(separator: "\n").filter { $0.contains("error:") }.map(String.init)
+            if succeeded { status = outcome.statusText }
+            succeeded = succeeded && outcome.succeeded
+            if !outcome.succeeded && options.exitOnError { break }
+        }
+        return Outcome(rawBytes: staged.artifact.rawSize, seconds: Date().timeIntervalSince(staged.startedAt),
+                       succeeded: succeeded && errors.isEmpty, status: status, errors: errors)
     }
 
     /// Replays `globals.sql` (roles, tablespaces) with psql; roles that exist already are reported, not fatal.

@@ -13,6 +13,8 @@ public struct RestoreError: Error, Sendable, CustomStringConvertible {
         public static let notABaseBackup = Code(name: "notABaseBackup")
         /// The recovery target cannot be used (unparseable, or before every base backup).
         public static let invalidTarget = Code(name: "invalidTarget")
+        /// The database's owner, comment, privileges or settings could not be restored.
+        public static let propertiesFailed = Code(name: "propertiesFailed")
         /// The base backup's files could not be laid out (tar, ownership).
         public static let extractFailed = Code(name: "extractFailed")
         public var description: String { name }
@@ -76,19 +78,85 @@ public struct LogicalRestore: Sendable {
         let manifest = try await repository.manifest(request.backup)
         let artifact = try Self.dump(of: request.database, in: manifest)
         let server = try await PostgresServer.connect(configuration.postgres, logger: logger)
-        try await prepareTarget(request, server: server)
+        // Everything that can refuse the restore does so before anything is created: the
+        // target's state, then the dump itself, verified while it is staged.
+        let target = try await inspectTarget(request, server: server)
         let restorer = DumpRestorer(repository: repository, server: server, stagingDirectory: configuration.drill.stagingDirectory,
                                     jobs: request.jobs ?? configuration.drill.jobs, logger: logger)
+        let staged = try await restorer.stage(artifact)
+        defer { staged.remove() }
+
         var globalsErrors: [String] = []
         if request.globals, let globals = manifest.artifacts.first(where: { $0.content == .globals }) {
             globalsErrors = try await restorer.restoreGlobals(globals).errors
         }
-        let outcome = try await restorer.restore(artifact, into: request.target, options: .init(noOwner: request.noOwner, exitOnError: true))
-        guard outcome.succeeded else {
-            throw RestoreError(code: .pgRestoreFailed, message: "pg_restore into \"\(request.target)\" failed (\(outcome.status)): \(outcome.errors.prefix(3).joined(separator: " / "))")
+        if target != .empty { try await createTarget(request, dropFirst: target == .notEmpty, server: server) }
+        do {
+            let outcome = try await restorer.restore(staged, into: request.target, options: .init(noOwner: request.noOwner, exitOnError: true))
+            guard outcome.succeeded else {
+                throw RestoreError(code: .pgRestoreFailed, message: "pg_restore into \"\(request.target)\" failed (\(outcome.status)): \(outcome.errors.prefix(3).joined(separator: " / "))")
+            }
+            let snapshot = manifest.databases.first { $0.name == request.database }
+            if let properties = snapshot?.properties {
+                try await apply(properties, to: request.target, noOwner: request.noOwner, server: server)
+            }
+            return Result(backupId: manifest.backupId, database: request.database, target: request.target,
+                          rawBytes: outcome.rawBytes, seconds: outcome.seconds, globalsErrors: globalsErrors)
+        } catch {
+            await removeFailedTarget(request.target, createdHere: target != .empty, server: server)
+            throw error
         }
-        return Result(backupId: manifest.backupId, database: request.database, target: request.target,
-                      rawBytes: outcome.rawBytes, seconds: outcome.seconds, globalsErrors: globalsErrors)
+    }
+
+    /// What a failed restore leaves: nothing, when it made the database itself.
+    private func removeFailedTarget(_ name: String, createdHere: Bool, server: PostgresServer) async {
+        guard createdHere else {
+            logger.error("restore failed; the target database existed before and keeps what pg_restore put into it", metadata: ["restore.target": "\(name)"])
+            return
+        }
+        do {
+            try await server.connection.query(try await statement("drop database if exists %I with (force)", name, server: server))
+            logger.notice("restore failed; dropped the database it had created", metadata: ["restore.target": "\(name)"])
+        } catch {
+            logger.error("restore failed, and dropping the database it created failed too", metadata: ["restore.target": "\(name)", "restore.error": "\(error)"])
+        }
+    }
+
+    /// The source database's owner, comment, privileges and settings, onto the target. They are
+    /// part of what an application needs (its `search_path`), so one that fails fails the restore.
+    private func apply(_ properties: DatabaseProperties, to target: String, noOwner: Bool, server: PostgresServer) async throws {
+        let parts: DatabaseProperties.Parts = noOwner ? [.comment, .settings, .connectionLimit] : .all
+        let statements = try await properties.statements(for: target, parts: parts, existingRoles: nil, server.connection).statements
+        for sql in statements {
+            do {
+                try await server.connection.query(sql)
+            } catch let error as PostgresError {
+                throw RestoreError(code: .propertiesFailed, message: "restoring the properties of database \"\(target)\" failed at \"\(sql)\": \(error.message)\(error.message.contains("does not exist") ? " (restore the roles first: --globals)" : "")")
+            }
+        }
+    }
+
+    private enum TargetState { case missing, empty, notEmpty }
+
+    /// Refuses a non-empty target unless `force`.
+    private func inspectTarget(_ request: Request, server: PostgresServer) async throws -> TargetState {
+        let exists = try await server.connection.query("select 1 from pg_database where datname = $1", [request.target]).rows.count == 1
+        guard exists else { return .missing }
+        let target = try await server.connect(database: request.target, logger: logger)
+        let relations = Int(try await target.query("select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace where \(SnapshotCatalog.userSchemas)").scalar ?? "0") ?? 0
+        guard relations > 0 else { return .empty }
+        guard request.force else {
+            throw RestoreError(code: .targetNotEmpty, message: "database \"\(request.target)\" is not empty (\(relations) relations): choose another --target-db, or pass --force to drop and recreate it")
+        }
+        return .notEmpty
+    }
+
+    private func createTarget(_ request: Request, dropFirst: Bool, server: PostgresServer) async throws {
+        if dropFirst {
+            logger.warning("dropping the non-empty target database (--force)", metadata: ["restore.target": "\(request.target)"])
+            try await server.connection.query(try await statement("drop database %I with (force)", request.target, server: server))
+        }
+        try await server.connection.query(try await statement("create database %I template template0", request.target, server: server))
     }
 
     static func dump(of database: String, in manifest: Manifest) throws -> Artifact {
@@ -97,25 +165,6 @@ public struct LogicalRestore: Sendable {
             throw RestoreError(code: .databaseNotInBackup, message: "backup \(manifest.backupId) holds no database \"\(database)\"; it holds: \(held.joined(separator: ", "))")
         }
         return artifact
-    }
-
-    /// Creates the target, or refuses a non-empty one unless `force`, which drops and recreates it.
-    private func prepareTarget(_ request: Request, server: PostgresServer) async throws {
-        let exists = try await server.connection.query("select 1 from pg_database where datname = $1", [request.target]).rows.count == 1
-        if exists {
-            let target = try await PostgresConnection.connect(conninfo: server.conninfo.with(database: request.target), logger: logger)
-            let relations = Int(try await target.query("select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace where \(SnapshotCatalog.userSchemas)").scalar ?? "0") ?? 0
-            if relations > 0 {
-                guard request.force else {
-                    throw RestoreError(code: .targetNotEmpty, message: "database \"\(request.target)\" is not empty (\(relations) relations): choose another --target-db, or pass --force to drop and recreate it")
-                }
-                logger.warning("dropping the non-empty target database (--force)", metadata: ["restore.target": "\(request.target)"])
-                try await server.connection.query(try await statement("drop database %I with (force)", request.target, server: server))
-                try await server.connection.query(try await statement("create database %I template template0", request.target, server: server))
-            }
-        } else {
-            try await server.connection.query(try await statement("create database %I template template0", request.target, server: server))
-        }
     }
 
     /// Quotes an identifier with the server's own `format('%I')`.

@@ -1,0 +1,40 @@
+/// A failed check's evidence as text: grouped by the constraint, rule or check it is about, each
+/// group's totals, then its first rows. Nothing is dropped silently: what is not shown is
+/// counted, and `--json` has it.
+public enum EvidenceText {
+    static let rowsPerGroup = 5
+    static let linesPerGroup = 20
+
+    public static func lines(_ evidence: [[String: String]]) -> [String] {
+        var order: [String] = []
+        var groups: [String: [[String: String]]] = [:]
+        for row in evidence {
+            let key = row["constraint"].map { "constraint \($0) on \(row["table"] ?? "")" } ?? row["rule"].map { "rule \($0)" } ?? row["check"] ?? ""
+            if groups[key] == nil { order.append(key) }
+            groups[key, default: []].append(row)
+        }
+        var lines: [String] = []
+        for key in order {
+            let rows = groups[key]!
+            // Rows that name one offending row are samples; the others describe the group.
+            let samples = rows.filter { $0["row"] != nil }
+            let notes = rows.filter { $0["row"] == nil }
+            for note in notes.prefix(linesPerGroup) { lines.append(render(note)) }
+            if notes.count > linesPerGroup { lines.append("… and \(notes.count - linesPerGroup) more (full list: --json)") }
+            for sample in samples.prefix(rowsPerGroup) { lines.append("  " + render(sample)) }
+            let total = notes.compactMap { $0["rows"].flatMap { Int64($0) } }.reduce(0, +)
+            if samples.count > rowsPerGroup {
+                var more = "  … and \(samples.count - rowsPerGroup) more (full list: --json)"
+                if total > Int64(samples.count) { more = "  … and \(total - Int64(rowsPerGroup)) more (the first \(samples.count) in --json)" }
+                lines.append(more)
+            } else if total > Int64(samples.count), !samples.isEmpty {
+                lines.append("  … and \(total - Int64(samples.count)) more")
+            }
+        }
+        return lines
+    }
+
+    public static func render(_ row: [String: String]) -> String {
+        row.filter { $0.key != "rows" }.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+    }
+}
