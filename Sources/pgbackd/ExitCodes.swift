@@ -62,7 +62,7 @@ enum ExitCodes {
             return dataError
         case let error as RestoreError:
             switch error.code {
-            case .pgRestoreFailed: return operational
+            case .pgRestoreFailed, .propertiesFailed: return operational
             case .targetNotEmpty: return targetExists
             case .databaseNotInBackup: return notFound
             case .notABaseBackup, .invalidTarget: return usage
