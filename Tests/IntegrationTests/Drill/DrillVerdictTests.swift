@@ -1,0 +1,177 @@
+import Foundation
+import Logging
+import ObjectStorage
+import PostgresClient
+@testable import PGBackupCore
+import Testing
+
+/// Verdicts that were wrong once: each test here failed before its fix.
+@Suite(.serialized, .enabled(if: TestServices.postgresEnabled))
+struct DrillVerdictTests {
+    struct Setup {
+        var fixture: DaylogFixture
+        var directory: String
+        var config: String
+        var configuration: Configuration
+        var repository: Repository
+    }
+
+    func setup(_ postgres: TestServices.Postgres, _ cleanup: Cleanup, extra: String) async throws -> Setup {
+        let fixture = try await DaylogFixture.create(postgres, entries: 50)
+        cleanup.dropDatabase(fixture.name)
+        let directory = try temporaryDirectory("verdict")
+        cleanup.remove(directory)
+        let toml = BackupHarness.fileTOML(postgres, repository: "\(directory)/repo", databases: [fixture.name], extra: extra)
+        let config = "\(directory)/pgbackd.toml"
+        try toml.write(toFile: config, atomically: true, encoding: .utf8)
+        let configuration = try Configuration.parse(toml, file: config)
+        return Setup(fixture: fixture, directory: directory, config: config, configuration: configuration,
+                     repository: try await RepositoryFactory.open(configuration, logger: BackupHarness.logger))
+    }
+
+    func backupAndDrill(_ setup: Setup) async throws -> DrillReport {
+        _ = try await LogicalBackup(configuration: setup.configuration, repository: setup.repository, logger: BackupHarness.logger).run()
+        return try await Drill(configuration: setup.configuration, repository: setup.repository, logger: BackupHarness.logger).run(.init())
+    }
+
+    func check(_ report: DrillReport, _ name: String) throws -> CheckResult {
+        try #require(report.databases.first?.checks.first { $0.name == name } ?? report.checks.first { $0.name == name },
+                     "no \(name) check in \(report.databases.first?.checks.map(\.name) ?? [])")
+    }
+
+    /// A rule on a table that does not exist used to be dropped without a word.
+    @Test func aRuleOrQueryNamingNothingRealFailsTheDrillAndCheck() async throws {
+        let postgres = try TestServices.requirePostgres()
+        try await withCleanup(postgres) { cleanup in
+            let setup = try await setup(postgres, cleanup, extra: """
+                [[checks.content_size]]
+                table = "public.journal_entry"
+                column = "content"
+                max_bytes = 1048576
+
+                [[checks.content_size]]
+                table = "public.journal_journalentry"
+                column = "content"
+                max_bytes = 1048576
+                database = "daylog_typo"
+
+                [[checks.sql]]
+                name = "no-such-table"
+                query = "select id from journal_entries where content is null"
+                """)
+            let report = try await backupAndDrill(setup)
+            #expect(!report.passed)
+            let contentSize = try check(report, "content-size")
+            #expect(!contentSize.passed)
+            #expect(contentSize.evidence.contains { $0["problem"]?.contains("no table public.journal_entry") == true }, "\(contentSize.evidence)")
+            let configuration = try check(report, "configuration")
+            #expect(!configuration.passed && configuration.evidence.contains { $0["problem"] == "database daylog_typo is not in the backup" })
+            let sql = try check(report, "sql:no-such-table")
+            #expect(!sql.passed && sql.summary.contains("journal_entries"), "\(sql.summary)")
+
+            let preflight = try await shell(pgbackdExecutable, ["check", "--config", setup.config])
+            #expect(preflight.status == 78, "\(preflight.stdout)")
+            #expect(preflight.stdout.contains("FAIL checks"), "\(preflight.stdout)")
+            for key in ["checks.content_size[1].table", "checks.content_size[2].database", "checks.sql[1].query"] {
+                #expect(preflight.stdout.contains(key), "check must name \(key): \(preflight.stdout)")
+            }
+        }
+    }
+
+    /// Queries as psql takes them: comments (the wrapper's closing parenthesis once landed in a
+    /// trailing `--` comment), CTEs, a trailing semicolon. Several statements are refused.
+    @Test func sqlChecksRunAsWritten() async throws {
+        let postgres = try TestServices.requirePostgres()
+        try await withCleanup(postgres) { cleanup in
+            let queries = [
+                "trailing-comment": "select id from journal_journalentry where content is null -- nothing should be null",
+                "trailing-semicolon": "select id from journal_journalentry where content is null;",
+                "semicolon-and-comment": "-- entries without blocks\nselect id from journal_journalentry\nwhere not content ? 'blocks'; -- EditorJS",
+                "cte": "with long_titles as (select id, title from journal_journalentry where length(title) > 200) select * from long_titles",
+                "finds-rows": "/* every entry of the first user */ select id, title from journal_journalentry where user_id = 1 and title in ('Entry 2', 'Entry 3', 'Entry 4') order by title;",
+                "two-statements": "select 1 where false; select 2 where false",
+            ]
+            let setup = try await setup(postgres, cleanup, extra: queries.sorted { $0.key < $1.key }.map { name, query in
+                "[[checks.sql]]\nname = \"\(name)\"\nquery = '''\n\(query)'''\n"
+            }.joined(separator: "\n"))
+            let report = try await backupAndDrill(setup)
+            for name in ["trailing-comment", "trailing-semicolon", "semicolon-and-comment", "cte"] {
+                let result = try check(report, "sql:\(name)")
+                #expect(result.passed, "\(name): \(result.summary)")
+            }
+            let found = try check(report, "sql:finds-rows")
+            #expect(!found.passed && found.figures["rows"] == 3 && found.evidence.map { $0["title"] } == ["Entry 2", "Entry 3", "Entry 4"], "\(found)")
+            let several = try check(report, "sql:two-statements")
+            #expect(!several.passed && several.summary.contains("the query failed"), "\(several.summary)")
+        }
+    }
+
+    /// "No entry over 1 MiB" is about the bytes the application stored; TOAST compresses this
+    /// 1.6 MB entry to a few kB, which `pg_column_size` (the old default) let pass.
+    @Test func contentSizeMeasuresTheContentByDefault() async throws {
+        let postgres = try TestServices.requirePostgres()
+        try await withCleanup(postgres) { cleanup in
+            let setup = try await setup(postgres, cleanup, extra: """
+                [[checks.content_size]]
+                table = "public.journal_journalentry"
+                column = "content"
+                max_bytes = 1048576
+                """)
+            try await setup.fixture.execute("""
+                update journal_journalentry set content = jsonb_build_object('blocks', jsonb_build_array(jsonb_build_object('type', 'paragraph',
+                  'data', jsonb_build_object('text', repeat('dear diary ', 160000))))) where id = md5('entry7')::uuid
+                """)
+            let report = try await backupAndDrill(setup)
+            let contentSize = try check(report, "content-size")
+            #expect(!contentSize.passed)
+            let offender = try #require(contentSize.evidence.first { $0["row"] != nil })
+            #expect(offender["row"] == UUIDFromMD5.entry7)
+            #expect((Int(offender["bytes"] ?? "") ?? 0) > 1_600_000)
+            #expect(offender["rule"]?.contains("(octet_length)") == true, "the report names the measure: \(offender)")
+        }
+    }
+
+    /// The error said `postgres.conninfo` when `drill.conninfo` was the one that failed, and so
+    /// did the alert.
+    @Test func aDrillServerFailureNamesDrillConninfo() async throws {
+        let postgres = try TestServices.requirePostgres()
+        try await withCleanup(postgres) { cleanup in
+            let directory = try temporaryDirectory("verdict-alert")
+            cleanup.remove(directory)
+            let setup = try await setup(postgres, cleanup, extra: """
+                conninfo = "host=127.0.0.1 port=9 user=postgres connect_timeout=3"
+                [[alerts.command]]
+                events = ["drill.failed"]
+                run = ["/bin/sh", "-c", "cat > \(directory)/alert.json"]
+                """)
+            _ = try await LogicalBackup(configuration: setup.configuration, repository: setup.repository, logger: BackupHarness.logger).run()
+            let drill = try await shell(pgbackdExecutable, ["drill", "--config", setup.config])
+            #expect(drill.status == 69, "\(drill.stderr)")
+            #expect(drill.stderr.contains("drill.conninfo") && !drill.stderr.contains("postgres.conninfo"), "\(drill.stderr)")
+            let alert = try String(contentsOfFile: "\(directory)/alert.json", encoding: .utf8)
+            #expect(alert.contains("drill.conninfo") && !alert.contains("postgres.conninfo"), "\(alert)")
+        }
+    }
+
+    /// A scratch database kept with --keep used to be dropped by the very next drill.
+    @Test func aKeptScratchDatabaseSurvivesLaterDrillsUntilDropKept() async throws {
+        let postgres = try TestServices.requirePostgres()
+        try await withCleanup(postgres) { cleanup in
+            let setup = try await setup(postgres, cleanup, extra: "")
+            _ = try await LogicalBackup(configuration: setup.configuration, repository: setup.repository, logger: BackupHarness.logger).run()
+            let kept = try await Drill(configuration: setup.configuration, repository: setup.repository, logger: BackupHarness.logger).run(.init(keep: true))
+            let name = try #require(kept.databases.first?.scratchDatabase)
+            cleanup.dropDatabase(name)
+            let next = try await Drill(configuration: setup.configuration, repository: setup.repository, logger: BackupHarness.logger).run(.init())
+            #expect(next.passed)
+            let admin = try await PostgresConnection.connect(conninfo: postgres.conninfo(), logger: Logger(label: "test"))
+            #expect(try await admin.query("select 1 from pg_database where datname = $1", [name]).rows.count == 1, "the next drill dropped the kept \(name)")
+
+            let list = try await shell(pgbackdExecutable, ["drill", "--list-kept", "--config", setup.config])
+            #expect(list.status == 0 && list.stdout.contains(name) && list.stdout.contains("kept"), "\(list.stdout) \(list.stderr)")
+            let drop = try await shell(pgbackdExecutable, ["drill", "--drop-kept", "--config", setup.config])
+            #expect(drop.status == 0 && drop.stdout.contains(name), "\(drop.stdout) \(drop.stderr)")
+            #expect(try await admin.query("select 1 from pg_database where datname = $1", [name]).rows.isEmpty)
+        }
+    }
+}
