@@ -73,24 +73,6 @@ struct DrillCommand: AsyncParsableCommand {
     }
 
     func printReport(_ report: DrillReport) {
-        let all = report.checks + report.databases.flatMap(\.checks)
-        let failed = all.filter { !$0.passed }.count
-        print("drill \(report.drillId) of backup \(report.backupId): \(report.passed ? "PASSED" : "FAILED") (\(all.count - failed) of \(all.count) checks passed)")
-        printChecks(report.checks)
-        for database in report.databases {
-            print("")
-            print("database \(database.name) (scratch \(database.scratchDatabase)\(database.kept ? ", kept" : ""); restore \(String(format: "%.1f", database.restoreSeconds)) s, checks \(String(format: "%.1f", database.checkSeconds)) s)")
-            printChecks(database.checks)
-        }
-    }
-
-    func printChecks(_ checks: [CheckResult]) {
-        let width = max(checks.map(\.name.count).max() ?? 0, 12)
-        for check in checks {
-            print("  \(check.passed ? "ok  " : "FAIL") \(check.name.padding(toLength: width, withPad: " ", startingAt: 0))  \(check.summary)")
-            if !check.passed {
-                for line in EvidenceText.lines(check.evidence) { print("         " + line) }
-            }
-        }
+        for line in DrillReportText.lines(report) { print(line) }
     }
 }

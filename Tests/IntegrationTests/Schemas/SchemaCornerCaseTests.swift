@@ -69,6 +69,7 @@ struct SchemaCornerCaseTests {
     @Test(arguments: SchemaCase.all)
     func injectedFaultsFailTheDrillNamingEveryBadRow(_ schema: SchemaCase) async throws {
         #expect(schema.orphans.count < ReferentialCheck.sampleLimit && schema.oversize.count < ContentSizeCheck.sampleLimit)
+        #expect(Dictionary(grouping: schema.orphans, by: \.constraint).values.allSatisfy { $0.count <= DrillReportText.rowsPerGroup })
         try await SchemaHarness.withDatabase(schema, faulty: true) { db in
             let manifest = try await db.backup()
             let report = try await db.drill()
@@ -80,6 +81,19 @@ struct SchemaCornerCaseTests {
             let encoded = try Self.evidence(json: try report.encoded())
             for (source, evidence) in [("in-memory report", inMemory), ("stored JSON report", stored), ("encoded JSON", encoded)] {
                 expectNamed(schema, evidence, in: source)
+            }
+            // The text `pgbackd drill` prints names them too (at most 5 rows per constraint or
+            // rule are shown, and no schema injects more).
+            let text = DrillReportText.lines(report)
+            for orphan in schema.orphans {
+                #expect(text.contains { line in
+                    line.contains("constraint=\(orphan.constraint) ") && (orphan.row.map { line.contains("row=\($0) ") } ?? line.contains("row="))
+                        && (orphan.danglingKey.map { line.contains("dangling_key=\($0) ") } ?? true)
+                }, "\(schema.id) (text report): orphan \(orphan) is not named:\n\(text.joined(separator: "\n"))")
+            }
+            for oversize in schema.oversize {
+                #expect(text.contains { $0.contains("row=\(oversize.row) ") && $0.contains("rule=\(oversize.rule) ") },
+                        "\(schema.id) (text report): oversize row \(oversize) is not named:\n\(text.joined(separator: "\n"))")
             }
 
             let referential = try #require(report.databases.first?.checks.first { $0.name == "referential" })

@@ -1,11 +1,38 @@
-/// A failed check's evidence as text: grouped by the constraint, rule or check it is about, each
-/// group's totals, then its first rows. Nothing is dropped silently: what is not shown is
-/// counted, and `--json` has it.
-public enum EvidenceText {
+import Foundation
+
+/// A drill report as `pgbackd drill` prints it. A failed check's evidence is grouped by the
+/// constraint, rule or check it is about: each group's totals, then its first rows. Nothing is
+/// dropped silently: what is not shown is counted, and `--json` has it.
+public enum DrillReportText {
     static let rowsPerGroup = 5
     static let linesPerGroup = 20
 
-    public static func lines(_ evidence: [[String: String]]) -> [String] {
+    public static func lines(_ report: DrillReport) -> [String] {
+        let all = report.checks + report.databases.flatMap(\.checks)
+        let failed = all.filter { !$0.passed }.count
+        var lines = ["drill \(report.drillId) of backup \(report.backupId): \(report.passed ? "PASSED" : "FAILED") (\(all.count - failed) of \(all.count) checks passed)"]
+        lines += checkLines(report.checks)
+        for database in report.databases {
+            lines.append("")
+            lines.append("database \(database.name) (scratch \(database.scratchDatabase)\(database.kept ? ", kept" : ""); restore \(String(format: "%.1f", database.restoreSeconds)) s, checks \(String(format: "%.1f", database.checkSeconds)) s)")
+            lines += checkLines(database.checks)
+        }
+        return lines
+    }
+
+    static func checkLines(_ checks: [CheckResult]) -> [String] {
+        let width = max(checks.map(\.name.count).max() ?? 0, 12)
+        var lines: [String] = []
+        for check in checks {
+            lines.append("  \(check.passed ? "ok  " : "FAIL") \(check.name.padding(toLength: width, withPad: " ", startingAt: 0))  \(check.summary)")
+            if !check.passed {
+                lines += evidenceLines(check.evidence).map { "         " + $0 }
+            }
+        }
+        return lines
+    }
+
+    public static func evidenceLines(_ evidence: [[String: String]]) -> [String] {
         var order: [String] = []
         var groups: [String: [[String: String]]] = [:]
         for row in evidence {
