@@ -216,17 +216,20 @@ struct ExitCodeTableTests {
         },
 
         ExitCodeScenario(77, "wrong database password (scram-sha-256, PGPASSFILE)", fragments: ["password"]) { setup in
-            let role = "exit_table_\(UUID().uuidString.prefix(8).lowercased())"
-            let right = "right-\(UUID().uuidString.prefix(12))", wrong = "wrong-\(UUID().uuidString.prefix(12))"
-            return try await setup.withPasswordRequired(role: role, password: right) {
-                let passfile = "\(setup.directory)/pgpass"
-                try "127.0.0.1:\(setup.postgres.port):*:\(role):\(wrong)\n".write(toFile: passfile, atomically: true, encoding: .utf8)
-                chmod(passfile, 0o600)
-                let config = try setup.write(setup.fileTOML(conninfo: "host=127.0.0.1 port=\(setup.postgres.port) user=\(role) dbname=postgres", databases: ["postgres"]))
+            // PasswordRole edits the shared pg_hba.conf under the lock every such test takes.
+            let role = try await PasswordRole.create(setup.postgres)
+            do {
+                let wrong = "wrong-\(UUID().uuidString.prefix(12))"
+                let passfile = try role.passfile(in: setup.directory, password: wrong)
+                let config = try setup.write(setup.fileTOML(conninfo: "host=127.0.0.1 port=\(setup.postgres.port) user=\(role.name) dbname=postgres", databases: ["postgres"]))
                 var outcome = try await setup.pgbackd(["backup", "--config", config], environment: ["PGPASSFILE": passfile])
-                #expect(outcome.stderr.contains(role), "row 77: the message should name the role \(role): \(outcome.stderr)")
-                outcome.secrets += [right, wrong]
+                #expect(outcome.stderr.contains(role.name), "row 77: the message should name the role \(role.name): \(outcome.stderr)")
+                outcome.secrets += [role.password, wrong]
+                await role.drop()
                 return outcome
+            } catch {
+                await role.drop()
+                throw error
             }
         },
 
@@ -357,36 +360,6 @@ struct ScenarioSetup: Sendable {
     func query(_ sql: String, database: String = "postgres", conninfo: String? = nil) async throws -> String? {
         let connection = try await PostgresConnection.connect(conninfo: conninfo ?? postgres.conninfo(database: database), logger: Logger(label: "test"))
         return try await connection.query(sql).scalar
-    }
-
-    /// Makes `role` (LOGIN, `password`) need scram-sha-256 over 127.0.0.1 for `body`: a line at
-    /// the top of the test cluster's pg_hba.conf (trust for everyone else), removed again after.
-    func withPasswordRequired<T>(role: String, password: String, _ body: () async throws -> T) async throws -> T {
-        try await query("create role \(role) login password '\(password)'")
-        let hbaFile = try #require(try await query("show hba_file"))
-        let original = try String(contentsOfFile: hbaFile, encoding: .utf8)
-        // In place (not atomically): the file keeps its owner and mode 0600.
-        try "host all \(role) 127.0.0.1/32 scram-sha-256\n\(original)".write(toFile: hbaFile, atomically: false, encoding: .utf8)
-        func restore() async {
-            try? original.write(toFile: hbaFile, atomically: false, encoding: .utf8)
-            _ = try? await query("select pg_reload_conf()")
-            _ = try? await query("drop role if exists \(role)")
-        }
-        do {
-            try await query("select pg_reload_conf()")
-            // The reload is asynchronous: wait until a login without a password is refused.
-            let probe = "host=127.0.0.1 port=\(postgres.port) user=\(role) dbname=postgres passfile=/nonexistent/pgpass connect_timeout=3"
-            let enforced = try await eventually(attempts: 50) {
-                do { _ = try await query("select 1", conninfo: probe); return false } catch { return true }
-            }
-            try #require(enforced, "pg_hba.conf line for \(role) did not take effect in \(hbaFile)")
-            let result = try await body()
-            await restore()
-            return result
-        } catch {
-            await restore()
-            throw error
-        }
     }
 }
 

@@ -24,6 +24,8 @@ struct UnreadableRepositoryTests {
             try BackupHarness.fileTOML(postgres, repository: repository, databases: [fixture.name], extra: """
                 [wal]
                 spool_dir = "\(directory)/spool"
+                [daemon]
+                state_dir = "\(directory)/state"
                 """).write(toFile: config, atomically: true, encoding: .utf8)
             chmod(config, 0o644)
             let binary = "\(directory)/pgbackd"
@@ -46,6 +48,7 @@ struct UnreadableRepositoryTests {
                 (["wal-check"], 77),
                 (["backup"], 77),
                 (["check"], 77),
+                (["status"], 77),
                 (["wal-fetch", "000000010000000000000001", walTarget], 126),
                 (["wal-fetch", "00000002.history", walTarget], 126),
             ]
