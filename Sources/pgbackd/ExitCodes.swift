@@ -68,6 +68,9 @@ enum ExitCodes {
             case .notABaseBackup, .invalidTarget: return usage
             default: return failure
             }
+        case let error as ChildProcessError where error.stderr.contains("permission denied"):
+            // pg_dump refused by the server for want of a privilege the probes did not foresee.
+            return permission
         case is StagingError:
             return storageIO
         case let error as WALError:

@@ -108,7 +108,7 @@ public struct LogicalBackup: Sendable {
         let startedAt = Date()
         do {
             async let catalog = (SnapshotCatalog.rowCounts(connection), SnapshotCatalog.foreignKeys(connection), SnapshotCatalog.census(connection),
-                                 DatabaseProperties.read(database: database, connection))
+                                 DatabaseProperties.read(database: database, connection), SnapshotCatalog.largeObjectCount(connection))
             var lastReport = Date.distantPast
             try await streamChildOutput(program: pgDump,
                                         arguments: ["--format=custom", "--compress=0", "--snapshot=\(snapshot)", "--no-password"],
@@ -119,12 +119,12 @@ public struct LogicalBackup: Sendable {
                     progress(BackupProgress(database: database, rawBytes: writer.rawSize, startedAt: startedAt))
                 }
             }
-            let (rowCounts, foreignKeys, census, properties) = try await catalog
+            let (rowCounts, foreignKeys, census, properties, largeObjects) = try await catalog
             let artifact = try await writer.commit()
             try await connection.query("commit")
             logger.info("database dumped", metadata: ["backup.raw_bytes": "\(artifact.rawSize)", "backup.stored_bytes": "\(artifact.storedSize)", "backup.tables": "\(rowCounts.count)"])
             return (artifact, DatabaseSnapshot(name: database, snapshot: snapshot, rowCounts: rowCounts, foreignKeys: foreignKeys, objects: census,
-                                               properties: properties))
+                                               properties: properties, largeObjects: largeObjects))
         } catch {
             await writer.abort()
             throw error

@@ -43,6 +43,11 @@ enum SnapshotCatalog {
     /// partitioned referencing table and, per partition of a partitioned referenced table, adds
     /// an internal one (`conparentid <> 0`): those are enforcement details of the declared key,
     /// which is checked once, against the whole referenced table.
+    /// Large objects live outside every table; the row counts would not notice them missing.
+    static func largeObjectCount(_ connection: PostgresConnection) async throws -> Int64 {
+        Int64(try await connection.query("select count(*) from pg_catalog.pg_largeobject_metadata").scalar ?? "0") ?? 0
+    }
+
     static let foreignKeysQuery = """
         select coalesce(json_agg(fk order by fk.table, fk.name), '[]')::text from (
           select n.nspname || '.' || cl.relname as table, format('%I.%I', n.nspname, cl.relname) as quoted_table,

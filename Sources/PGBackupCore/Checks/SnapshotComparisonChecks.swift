@@ -2,7 +2,8 @@ import PostgresClient
 
 /// The restored database against the manifest: exact row counts per table, and object counts.
 enum SnapshotComparisonChecks {
-    static func rowCounts(_ connection: PostgresConnection, expected: [String: Int64]) async throws -> CheckResult {
+    /// - Parameter largeObjects: the snapshot's large-object count; nil in older manifests.
+    static func rowCounts(_ connection: PostgresConnection, expected: [String: Int64], largeObjects: Int64? = nil) async throws -> CheckResult {
         let restored = try await SnapshotCatalog.rowCounts(connection)
         var evidence: [[String: String]] = []
         for table in Set(expected.keys).union(restored.keys).sorted() {
@@ -10,10 +11,20 @@ enum SnapshotComparisonChecks {
             guard want != got else { continue }
             evidence.append(["table": table, "snapshot_rows": want.map(String.init) ?? "(no such table)", "restored_rows": got.map(String.init) ?? "(missing)"])
         }
-        let total = expected.values.reduce(0, +)
+        var figures: [String: Int64] = ["tables": Int64(expected.count), "rows": expected.values.reduce(0, +)]
+        var objects = ""
+        if let largeObjects {
+            let restoredObjects = try await SnapshotCatalog.largeObjectCount(connection)
+            figures["large_objects"] = largeObjects
+            objects = ", \(largeObjects) large object(s)"
+            if restoredObjects != largeObjects {
+                evidence.append(["table": "(large objects)", "snapshot_rows": String(largeObjects), "restored_rows": String(restoredObjects)])
+            }
+        }
+        figures["tables_differing"] = Int64(evidence.count)
         return CheckResult(name: "row-counts", passed: evidence.isEmpty,
-                           summary: evidence.isEmpty ? "\(expected.count) tables, \(total) rows: every count equals the snapshot" : "\(evidence.count) table(s) differ from the snapshot counts",
-                           figures: ["tables": Int64(expected.count), "rows": total, "tables_differing": Int64(evidence.count)], evidence: evidence)
+                           summary: evidence.isEmpty ? "\(expected.count) tables, \(figures["rows"]!) rows\(objects): every count equals the snapshot" : "\(evidence.count) table(s) differ from the snapshot counts",
+                           figures: figures, evidence: evidence)
     }
 
     static func objects(_ connection: PostgresConnection, expected: ObjectCensus) async throws -> CheckResult {

@@ -218,7 +218,7 @@ public struct Drill: Sendable {
         let conninfo = server.conninfo.with(database: scratchName)
         async let keysAndCounts = Self.runChecks(conninfo: conninfo, timeout: configuration.drill.checkTimeoutSeconds, logger: logger) { connection in
             [try await ReferentialCheck(connection: connection, expected: snapshot.foreignKeys).run(),
-             try await SnapshotComparisonChecks.rowCounts(connection, expected: snapshot.rowCounts)]
+             try await SnapshotComparisonChecks.rowCounts(connection, expected: snapshot.rowCounts, largeObjects: snapshot.largeObjects)]
         }
         let rules = configuration.checks
         let tablesInBackup = Dictionary(manifest.databases.map { ($0.name, Set($0.rowCounts.keys)) }, uniquingKeysWith: { first, _ in first })

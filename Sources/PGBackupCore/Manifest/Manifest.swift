@@ -110,6 +110,8 @@ public struct DatabaseSnapshot: Codable, Sendable, Equatable {
     /// Owner, comment, privileges and settings of the database itself. Absent in manifests
     /// written before they were recorded.
     public var properties: DatabaseProperties? = nil
+    /// How many large objects the database held. Absent in manifests written before it was recorded.
+    public var largeObjects: Int64? = nil
 }
 
 public struct ForeignKey: Codable, Sendable, Equatable, Hashable {

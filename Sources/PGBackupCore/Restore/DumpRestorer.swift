@@ -68,11 +68,12 @@ struct DumpRestorer {
         return try await restore(staged, into: database, options: options)
     }
 
-    /// Two runs of `pg_restore -j N`: tables and data, then indexes and constraints. In one run,
-    /// parallel pg_restore may create a foreign key on a partitioned table before the data of
-    /// every partition is in (nothing orders the partitions' data before the parent's
-    /// constraint), and the COPY into a later partition then fails: its rows are lost in a
-    /// drill and a restore fails on data that is fine.
+    /// Three runs of `pg_restore -j N`: tables and data; then indexes and every other constraint;
+    /// then foreign keys. In one run, parallel pg_restore may create a partitioned table's
+    /// foreign key before every partition's data is in (the COPY into a later partition then
+    /// fails, and its rows are lost in a drill), or before the referenced partitioned table's
+    /// key is valid, which needs every partition's index attached ("there is no unique
+    /// constraint matching given keys"). The order is pg_restore's own within each run.
     func restore(_ staged: StagedDump, into database: String, options: Options) async throws -> Outcome {
         let pgRestore = try await server.tool("pg_restore")
         // pg_restore only connects when given --dbname; a conninfo with nothing but the name keeps
@@ -80,11 +81,23 @@ struct DumpRestorer {
         var arguments = ["--jobs=\(jobs)", "--no-password", "--dbname=dbname=\(Conninfo.quote(database))"]
         if options.noOwner { arguments += ["--no-owner", "--no-privileges"] }
         if options.exitOnError { arguments.append("--exit-on-error") }
+
+        let listing = try await runProgram(program: pgRestore, arguments: ["--list", staged.path], environment: [:], logger: logger)
+        guard listing.succeeded else {
+            throw RestoreError(code: .pgRestoreFailed, message: "pg_restore --list \(staged.path) failed (\(listing.statusText)): \(listing.stderr.split(separator: "\n").suffix(3).joined(separator: " / "))")
+        }
+        let (withoutForeignKeys, foreignKeysOnly) = Self.splitForeignKeys(listing.stdout)
+        let withoutPath = staged.path + ".post-data.list", onlyPath = staged.path + ".foreign-keys.list"
+        try withoutForeignKeys.write(toFile: withoutPath, atomically: false, encoding: .utf8)
+        try foreignKeysOnly.write(toFile: onlyPath, atomically: false, encoding: .utf8)
+
         var errors: [String] = []
         var status = "exit code 0"
         var succeeded = true
-        for sections in [["--section=pre-data", "--section=data"], ["--section=post-data"]] {
-            let outcome = try await runProgram(program: pgRestore, arguments: arguments + sections + [staged.path],
+        let passes = [["--section=pre-data", "--section=data"], ["--section=post-data", "--use-list=\(withoutPath)"],
+                      ["--section=post-data", "--use-list=\(onlyPath)"]]
+        for pass in passes {
+            let outcome = try await runProgram(program: pgRestore, arguments: arguments + pass + [staged.path],
                                                environment: server.childEnvironment(database: database), logger: logger)
             errors += outcome.stderr.split(separator: "\n").filter { $0.contains("error:") }.map(String.init)
             if succeeded { status = outcome.statusText }
@@ -93,6 +106,20 @@ struct DumpRestorer {
         }
         return Outcome(rawBytes: staged.artifact.rawSize, seconds: Date().timeIntervalSince(staged.startedAt),
                        succeeded: succeeded && errors.isEmpty, status: status, errors: errors)
+    }
+
+    /// pg_restore's table of contents twice: with the foreign keys commented out, and with only
+    /// them. An entry line reads `<id>; <class oid> <oid> FK CONSTRAINT <schema> <table> <name> <owner>`.
+    static func splitForeignKeys(_ listing: String) -> (without: String, only: String) {
+        var without: [String] = [], only: [String] = []
+        for line in listing.split(separator: "\n", omittingEmptySubsequences: false) {
+            guard !line.hasPrefix(";"), !line.isEmpty else { continue }
+            let isForeignKey = line.split(separator: " ", maxSplits: 4).dropFirst(3).first.map { $0 == "FK" } == true
+                && line.contains(" FK CONSTRAINT ")
+            without.append(isForeignKey ? ";" + line : String(line))
+            only.append(isForeignKey ? String(line) : ";" + line)
+        }
+        return (without.joined(separator: "\n") + "\n", only.joined(separator: "\n") + "\n")
     }
 
     /// Replays `globals.sql` (roles, tablespaces) with psql; roles that exist already are reported, not fatal.

@@ -174,4 +174,20 @@ struct DrillVerdictTests {
             #expect(try await admin.query("select 1 from pg_database where datname = $1", [name]).rows.isEmpty)
         }
     }
+
+    /// Large objects live outside every table: a dump without them passed every check.
+    @Test func aDumpWithoutItsLargeObjectsFailsTheRowCounts() async throws {
+        let postgres = try TestServices.requirePostgres()
+        try await withCleanup(postgres) { cleanup in
+            let bin = try BackupHarness.wrappedPgDump(postgres, script: "exec \"$REAL\" --no-blobs \"$@\"")
+            cleanup.remove(bin)
+            var setup = try await setup(postgres, cleanup, extra: "")
+            setup.configuration.postgres.binDirectory = bin
+            try await setup.fixture.execute("select lo_from_bytea(0, 'an attachment'), lo_from_bytea(0, 'another one')")
+            let report = try await backupAndDrill(setup)
+            let rowCounts = try check(report, "row-counts")
+            #expect(!rowCounts.passed)
+            #expect(rowCounts.evidence == [["table": "(large objects)", "snapshot_rows": "2", "restored_rows": "0"]], "\(rowCounts.evidence)")
+        }
+    }
 }

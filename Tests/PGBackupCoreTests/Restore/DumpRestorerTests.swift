@@ -1,0 +1,28 @@
+@testable import PGBackupCore
+import Testing
+
+struct DumpRestorerTests {
+    static let listing = """
+        ;
+        ; Archive created at 2026-12-07 14:20:00 UTC
+        ;
+        216; 1259 46700 TABLE public c postgres
+        214; 1259 46690 TABLE public p postgres
+        3204; 0 0 TABLE ATTACH public p1 postgres
+        3356; 0 46700 TABLE DATA public c postgres
+        3206; 2606 46694 CONSTRAINT public p p_pkey postgres
+        3211; 0 0 INDEX ATTACH public p1_pkey postgres
+        3212; 2606 46705 FK CONSTRAINT public c c_p_fkey postgres
+        3213; 2606 46706 CONSTRAINT public "FK CONSTRAINT" "FK CONSTRAINT_pkey" postgres
+        """
+
+    /// Foreign keys get a pg_restore run of their own, after every index is attached.
+    @Test func foreignKeysAreSplitFromTheRestOfTheListing() {
+        let (without, only) = DumpRestorer.splitForeignKeys(Self.listing)
+        let active = { (text: String) in text.split(separator: "\n").filter { !$0.hasPrefix(";") }.map(String.init) }
+        #expect(active(only) == ["3212; 2606 46705 FK CONSTRAINT public c c_p_fkey postgres"])
+        #expect(active(without).count == 7)
+        #expect(!active(without).contains { $0.contains("c_p_fkey") })
+        #expect(active(without).contains { $0.contains("\"FK CONSTRAINT_pkey\"") }, "a table named FK CONSTRAINT is not a foreign key")
+    }
+}
