@@ -64,7 +64,7 @@ struct SchemaCase: Sendable, CustomTestStringConvertible {
             create table customer_h0 partition of customer for values with (modulus 2, remainder 0);
             create table customer_h1 partition of customer for values with (modulus 2, remainder 1);
             create table orders (id int, placed date not null, customer_id int not null constraint orders_customer_id_fkey references customer (id),
-              primary key (id, placed)) partition by range (placed);
+              memo text, primary key (id, placed)) partition by range (placed);
             create table orders_2025 partition of orders for values from ('2025-01-01') to ('2026-01-01');
             create table orders_2026 partition of orders for values from ('2026-01-01') to ('2027-01-01');
             create table event (id int, kind text, at date, primary key (id, kind, at)) partition by list (kind);
@@ -87,6 +87,7 @@ struct SchemaCase: Sendable, CustomTestStringConvertible {
             insert into customer values (100, 'xx');
             insert into event_note values (100, 2, 'click', '2025-03-01');
             insert into eu_office values (100, 'us');
+            update orders set memo = repeat('m', 300) where id = 3;
             """,
         orphans: [
             ExpectedOrphan(constraint: "orders_customer_id_fkey", row: "101, 2026-05-01", danglingKey: "999"),
@@ -94,7 +95,15 @@ struct SchemaCase: Sendable, CustomTestStringConvertible {
             ExpectedOrphan(constraint: "event_note_event_fkey", row: "100", danglingKey: "2, click, 2025-03-01"),
             // 'us' is in region, but not in the partition region_eu the FK points at.
             ExpectedOrphan(constraint: "eu_office_region_fkey", row: "100", danglingKey: "us"),
-        ])
+        ],
+        oversize: [ExpectedOversize(rule: "public.orders.memo", row: "3, 2025-08-30")],
+        checksTOML: """
+            [[checks.content_size]]
+            table = "public.orders"
+            column = "memo"
+            max_bytes = 64
+            measure = "octet_length"
+            """)
 
     // MARK: - Composite, self-referencing, MATCH FULL/SIMPLE, deferrable, no primary key
 
@@ -132,6 +141,7 @@ struct SchemaCase: Sendable, CustomTestStringConvertible {
             insert into employee values (100, 999, 'ghost');
             insert into shipment values (100, 999);
             insert into audit_log values ('2026-02-01', 'nowhere', 5, 'orphan without a primary key');
+            update employee set name = repeat('x', 100) where id = 4;
             """,
         orphans: [
             ExpectedOrphan(constraint: "bin_warehouse_fkey", row: "100", danglingKey: "nowhere, 9"),
@@ -140,7 +150,15 @@ struct SchemaCase: Sendable, CustomTestStringConvertible {
             ExpectedOrphan(constraint: "employee_manager_id_fkey", row: "100", danglingKey: "999"),
             ExpectedOrphan(constraint: "shipment_next_fkey", row: "100", danglingKey: "999"),
             ExpectedOrphan(constraint: "audit_log_warehouse_fkey", row: nil, danglingKey: "nowhere, 5"),
-        ])
+        ],
+        oversize: [ExpectedOversize(rule: "public.employee.name", row: "4")],
+        checksTOML: """
+            [[checks.content_size]]
+            table = "public.employee"
+            column = "name"
+            max_bytes = 64
+            measure = "octet_length"
+            """)
 
     // MARK: - Table inheritance
 
@@ -164,12 +182,21 @@ struct SchemaCase: Sendable, CustomTestStringConvertible {
             -- 10 is a car: a row of the child only, which the FK (to ONLY vehicle) does not see.
             insert into vehicle_note values (100, 10, 'refers to a row of the child table');
             insert into vehicle_note values (101, 555, 'plain orphan');
+            update vehicle set plate = repeat('P', 40) where id = 2;
             """,
         orphans: [
             ExpectedOrphan(constraint: "vehicle_owner_fkey", row: "100", danglingKey: "999"),
             ExpectedOrphan(constraint: "vehicle_note_vehicle_fkey", row: "100", danglingKey: "10"),
             ExpectedOrphan(constraint: "vehicle_note_vehicle_fkey", row: "101", danglingKey: "555"),
-        ])
+        ],
+        oversize: [ExpectedOversize(rule: "public.vehicle.plate", row: "2")],
+        checksTOML: """
+            [[checks.content_size]]
+            table = "public.vehicle"
+            column = "plate"
+            max_bytes = 16
+            measure = "octet_length"
+            """)
 
     // MARK: - Unlogged, materialized view, generated columns, domains, enums, large objects, extensions
 
@@ -292,6 +319,17 @@ struct SchemaCase: Sendable, CustomTestStringConvertible {
     static let searchPathFaults = """
         insert into child values (100, 999);
         insert into note values (100, 999);
+        update parent set name = repeat('n', 40) where id = 2;
+        """
+
+    static let searchPathOversize = [ExpectedOversize(rule: "app.parent.name", row: "2")]
+
+    static let searchPathChecks = """
+        [[checks.content_size]]
+        table = "app.parent"
+        column = "name"
+        max_bytes = 16
+        measure = "octet_length"
         """
 
     static let searchPathOrphans = [
@@ -308,7 +346,7 @@ struct SchemaCase: Sendable, CustomTestStringConvertible {
             comment on database {db} is 'search_path set on the database';
             grant connect on database {db} to {role};
             """,
-        setupSQL: searchPathSetup, faultSQL: searchPathFaults, orphans: searchPathOrphans)
+        setupSQL: searchPathSetup, faultSQL: searchPathFaults, orphans: searchPathOrphans, oversize: searchPathOversize, checksTOML: searchPathChecks)
 
     static let roleSearchPath = SchemaCase(
         id: "ALTER ROLE IN DATABASE SET search_path = app, public (the backup's own role and another); unqualified FKs in app",
@@ -318,7 +356,7 @@ struct SchemaCase: Sendable, CustomTestStringConvertible {
             alter role current_user in database {db} set search_path = app, public;
             alter role {role} in database {db} set search_path = app, "$user";
             """,
-        setupSQL: searchPathSetup, faultSQL: searchPathFaults, orphans: searchPathOrphans)
+        setupSQL: searchPathSetup, faultSQL: searchPathFaults, orphans: searchPathOrphans, oversize: searchPathOversize, checksTOML: searchPathChecks)
 
     // MARK: - Row-level security, forced on the owner
 
@@ -355,6 +393,15 @@ struct SchemaCase: Sendable, CustomTestStringConvertible {
         faultSQL: """
             insert into document values (100, 999, 'a hidden orphan', true);
             insert into tenant values (100, 'hidden but fine', false);
+            update document set body = repeat('b', 40) where id = 2;
             """,
-        orphans: [ExpectedOrphan(constraint: "document_tenant_fkey", row: "100", danglingKey: "999")])
+        orphans: [ExpectedOrphan(constraint: "document_tenant_fkey", row: "100", danglingKey: "999")],
+        oversize: [ExpectedOversize(rule: "public.document.body", row: "2")],
+        checksTOML: """
+            [[checks.content_size]]
+            table = "public.document"
+            column = "body"
+            max_bytes = 16
+            measure = "octet_length"
+            """)
 }
