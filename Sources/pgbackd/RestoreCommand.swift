@@ -103,6 +103,7 @@ struct RestoreCommand: AsyncParsableCommand {
             } else {
                 print("restored \(result.database) of \(result.backupId) into \(result.target): \(formatBytes(result.rawBytes)) in \(String(format: "%.1f", result.seconds)) s")
                 for error in result.globalsErrors { print("  globals: \(error)") }
+                for setting in result.settingsNotRestored { print("  not restored: \(setting)") }
             }
         }
     }

@@ -54,6 +54,9 @@ public struct LogicalRestore: Sendable {
         public var rawBytes: Int64
         public var seconds: Double
         public var globalsErrors: [String]
+        /// Settings of other roles in the database that the restoring role may not make, and
+        /// settings of roles this server lacks (with --no-owner): said, not silently dropped.
+        public var settingsNotRestored: [String] = []
     }
 
     let configuration: Configuration
@@ -97,11 +100,12 @@ public struct LogicalRestore: Sendable {
                 throw RestoreError(code: .pgRestoreFailed, message: "pg_restore into \"\(request.target)\" failed (\(outcome.status)): \(outcome.errors.prefix(3).joined(separator: " / "))")
             }
             let snapshot = manifest.databases.first { $0.name == request.database }
+            var notRestored: [String] = []
             if let properties = snapshot?.properties {
-                try await apply(properties, to: request.target, noOwner: request.noOwner, server: server)
+                notRestored = try await apply(properties, to: request.target, noOwner: request.noOwner, server: server)
             }
             return Result(backupId: manifest.backupId, database: request.database, target: request.target,
-                          rawBytes: outcome.rawBytes, seconds: outcome.seconds, globalsErrors: globalsErrors)
+                          rawBytes: outcome.rawBytes, seconds: outcome.seconds, globalsErrors: globalsErrors, settingsNotRestored: notRestored)
         } catch {
             await removeFailedTarget(request.target, createdHere: target != .empty, server: server)
             throw error
@@ -124,16 +128,31 @@ public struct LogicalRestore: Sendable {
 
     /// The source database's owner, comment, privileges and settings, onto the target. They are
     /// part of what an application needs (its `search_path`), so one that fails fails the restore.
-    private func apply(_ properties: DatabaseProperties, to target: String, noOwner: Bool, server: PostgresServer) async throws {
+    /// - Returns: what was left out (see ``Result/settingsNotRestored``).
+    private func apply(_ properties: DatabaseProperties, to target: String, noOwner: Bool, server: PostgresServer) async throws -> [String] {
+        // Without --no-owner every role must exist, as pg_restore itself requires; with it (a
+        // server without the source's roles) settings of missing roles are left out, and said so.
         let parts: DatabaseProperties.Parts = noOwner ? [.comment, .settings, .connectionLimit] : .all
-        let statements = try await properties.statements(for: target, parts: parts, existingRoles: nil, server.connection).statements
+        let roles = noOwner ? Set(try await server.connection.query("select rolname::text from pg_catalog.pg_roles").rows.compactMap { $0[0] }) : nil
+        let (statements, skipped) = try await properties.statements(for: target, parts: parts, existingRoles: roles, server.connection)
+        var notRestored = skipped
         for sql in statements {
             do {
                 try await server.connection.query(sql)
+            } catch let error as PostgresError where error.sqlState == "42501" && sql.hasPrefix("alter role") {
+                // Another role's settings need superuser (or CREATEROLE); the database is still
+                // the source's in everything that makes it work.
+                notRestored.append("\(sql) (\(error.message): restore as a superuser to include it)")
             } catch let error as PostgresError {
-                throw RestoreError(code: .propertiesFailed, message: "restoring the properties of database \"\(target)\" failed at \"\(sql)\": \(error.message)\(error.message.contains("does not exist") ? " (restore the roles first: --globals)" : "")")
+                let fix = error.message.contains("does not exist") ? " (restore the roles first with --globals, or pass --no-owner)"
+                    : error.sqlState == "42501" ? " (restore as a superuser, or pass --no-owner to leave owner and privileges out)" : ""
+                throw RestoreError(code: .propertiesFailed, message: "restoring the properties of database \"\(target)\" failed at \"\(sql)\": \(error.message)\(fix)")
             }
         }
+        for entry in notRestored {
+            logger.warning("a database setting was not restored", metadata: ["restore.target": "\(target)", "restore.skipped": "\(entry)"])
+        }
+        return notRestored
     }
 
     private enum TargetState { case missing, empty, notEmpty }

@@ -32,6 +32,8 @@ struct NonSuperuserTests {
                 try await admin.query("create database \(database) owner \(role.name)")
                 try await admin.query("alter database \(database) set search_path = app, public")
                 try await admin.query("comment on database \(database) is 'owned by a role without superuser'")
+                // A setting of another role, which only a superuser may make again.
+                try await admin.query("alter role \(postgres.user) in database \(database) set work_mem = '8MB'")
                 // Everything inside is created by the owner role itself, as an application's migrations do.
                 let owner = try await PostgresConnection.connect(conninfo: role.conninfo(database: database), logger: Logger(label: "test"))
                 try await owner.query("""
@@ -77,9 +79,11 @@ struct NonSuperuserTests {
                 let drill = try await run.pgbackd(["drill", "latest"])
                 #expect(drill.status == 0, "drill as \(role.name): \(drill.stdout) \(drill.stderr)")
                 #expect(drill.stdout.contains("roles without passwords"), "\(drill.stdout)")
+                #expect(drill.stdout.contains("not applied, the drill role may not: alter role \(postgres.user) in database"), "\(drill.stdout)")
 
                 let restore = try await run.pgbackd(["restore", "latest", "--database", database, "--target-db", "\(database)_restored"])
                 #expect(restore.status == 0, "restore as \(role.name): \(restore.stderr)")
+                #expect(restore.stdout.contains("not restored: alter role \(postgres.user) in database"), "\(restore.stdout)")
                 let restored = try await admin.query("""
                     select pg_get_userbyid(datdba)::text || '|' || coalesce(shobj_description(oid, 'pg_database'), '') || '|' ||
                       coalesce((select array_to_string(setconfig, ';') from pg_db_role_setting where setdatabase = d.oid and setrole = 0), '')
