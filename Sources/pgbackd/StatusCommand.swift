@@ -43,6 +43,10 @@ struct StatusCommand: AsyncParsableCommand {
             print("")
             print("WAL: last archived \(status.wal.lastArchived ?? "-"); spool \(status.wal.spooledFiles) file(s), \(formatBytes(status.wal.spoolBytes)); lag \(status.wal.lagSeconds.map { "\(Int($0)) s" } ?? "none")")
             print("newest verified backup: \(status.verifiedBackupId.map { "\($0) (drill \(status.verifiedDrillId ?? ""), \(show(status.verifiedAt)))" } ?? "none")")
+            if let drill = status.lastDrill {
+                let time = drill.restoreSeconds.map { String(format: "restore took %.1f s", $0) } ?? "restore time not recorded"
+                print("last drill: \(drill.drillId) of \(drill.backupId), \(drill.passed ? "passed" : "failed") at \(show(drill.finishedAt)); \(time)")
+            }
         }
     }
 }

@@ -57,25 +57,11 @@ struct PostgresServer {
         return wanted
     }
 
-    /// The path of a client program (pg_dump, pg_dumpall, pg_restore) of the server's major
-    /// version: pg_dump refuses newer servers and an older-major dump can lose features.
+    /// The path of a program (pg_dump, pg_dumpall, pg_restore, psql, pg_basebackup) for this
+    /// server: of its major, or a newer one where that works (``PostgresInstalls``).
     func tool(_ name: String) async throws -> String {
-        let major = info.versionNumber / 10_000
-        let directory = configuration.binDirectory ?? "/usr/lib/postgresql/\(major)/bin"
-        let path = directory + "/" + name
-        guard FileManager.default.isExecutableFile(atPath: path) else {
-            let fix = configuration.binDirectory == nil
-                ? "install the PostgreSQL \(major) client programs (Debian: apt-get install postgresql-client-\(major)) or set postgres.bin_dir"
-                : "fix postgres.bin_dir or install the PostgreSQL \(major) client programs there"
-            throw BackupError(.toolMissing, message: "\(name) for PostgreSQL \(major) not found at \(path): \(fix)")
-        }
-        let versionText = try await runChild(program: path, arguments: ["--version"])
-        // "pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"
-        let toolMajor = versionText.split(separator: " ").dropFirst(2).first.flatMap { Int($0.split(separator: ".").first ?? "") }
-        guard toolMajor == major else {
-            throw BackupError(.toolMissing, message: "\(path) is version \(versionText.trimmingCharacters(in: .whitespacesAndNewlines)) but the server is PostgreSQL \(major): set postgres.bin_dir to the PostgreSQL \(major) binaries")
-        }
-        return path
+        try await PostgresInstalls.program(name, forServerMajor: info.versionNumber / 10_000, configured: configuration.binDirectory,
+                                           setting: configuration.binDirectorySetting)
     }
 
     /// Environment for a child program connecting to `database`: the conninfo's settings as

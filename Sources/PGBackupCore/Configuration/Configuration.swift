@@ -212,6 +212,8 @@ public struct PostgresConfiguration: Sendable {
     /// The configuration key `conninfo` came from, for messages: `postgres.conninfo`, or
     /// `drill.conninfo` for the server scratch databases are made on.
     public var conninfoSetting = "postgres.conninfo"
+    /// Likewise for `binDirectory`.
+    public var binDirectorySetting = "postgres.bin_dir"
 
     public init(conninfo: String, databases: [String] = [], binDirectory: String? = nil, conninfoSetting: String = "postgres.conninfo") {
         self.conninfo = conninfo

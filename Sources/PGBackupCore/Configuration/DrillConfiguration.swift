@@ -10,12 +10,16 @@ public struct DrillConfiguration: Sendable {
     public var stagingDirectory: String
     /// `statement_timeout` for each check query, in seconds. Default 3600.
     public var checkTimeoutSeconds: Int
+    /// Restores (all databases of a drill together) slower than this fail the drill's
+    /// `restore-time` check: the recovery time objective slipped. Default: not checked.
+    public var maxRestoreSeconds: Int?
 
     init(_ reader: TOMLReader?) throws {
         conninfo = try reader?.string("conninfo")
         jobs = try reader?.int("jobs", in: 1...64, default: 2) ?? 2
         stagingDirectory = try reader?.string("staging_dir", default: "/var/tmp") ?? "/var/tmp"
         checkTimeoutSeconds = try reader?.int("check_timeout_seconds", in: 1...86_400, default: 3600) ?? 3600
+        maxRestoreSeconds = try reader?.int("max_restore_seconds", in: 1...604_800)
         if let reader {
             guard stagingDirectory.hasPrefix("/") else {
                 throw reader.error(.invalidValue, "staging_dir", "expected an absolute directory path, got \"\(stagingDirectory)\"")

@@ -47,6 +47,7 @@ public struct DaemonJobs: ScheduledJobRunner {
                 }
                 backupId = newest.backupId
                 let report = try await Drill(configuration: configuration, repository: repository, logger: logger).run(.init(backup: newest.backupId))
+                metrics?.drillRestored(report)
                 await alerts.send(.drill(report, reportKey: repository.drillReportKey(backupId: report.backupId, drillId: report.drillId)))
                 guard report.passed else {
                     throw DrillFailed(report: report)

@@ -36,6 +36,20 @@ public struct DaemonStatus: Codable, Sendable {
     public var verifiedBackupId: String?
     public var verifiedDrillId: String?
     public var verifiedAt: Date?
+    /// The newest drill, passed or not, and how long its restores took: this host's recovery
+    /// time for that backup.
+    public var lastDrill: LastDrill?
+
+    public struct LastDrill: Codable, Sendable {
+        public var drillId: String
+        public var backupId: String
+        public var passed: Bool
+        public var finishedAt: Date
+        /// All databases together; nil for reports written before it was recorded.
+        public var restoreSeconds: Double?
+        /// Per database.
+        public var databaseRestoreSeconds: [String: Double]
+    }
 
     public static func gather(configuration: Configuration, repository: Repository, now: Date = Date()) async throws -> DaemonStatus {
         let directory = configuration.daemon.stateDirectory
@@ -59,10 +73,20 @@ public struct DaemonStatus: Codable, Sendable {
         let wal = WAL(spoolDirectory: spool.directory, spooledFiles: pending.count, spoolBytes: pending.reduce(0) { $0 + $1.size },
                       oldestSpooled: oldest?.file.name, lagSeconds: oldest.map { max(now.timeIntervalSince($0.modified), 0) },
                       lastArchived: lastArchived?.0.name, lastArchivedAt: lastArchived?.1)
-        let verified = try await repository.newestPassedDrill()
+        let reports = try await repository.drillReports()
+        let verified = try await repository.newestPassedDrill(in: reports)
+        var newest: DrillReport?
+        // A damaged report must not hide the rest of the status; it shows as no last drill.
+        if let key = reports.last { newest = try? await repository.drillReport(key) }
+        let lastDrill = newest.map { report in
+            LastDrill(drillId: report.drillId, backupId: report.backupId, passed: report.passed, finishedAt: report.finishedAt,
+                      restoreSeconds: report.restoreSeconds,
+                      databaseRestoreSeconds: Dictionary(report.databases.map { ($0.name, $0.restoreSeconds) }, uniquingKeysWith: { first, _ in first }))
+        }
         return DaemonStatus(stanza: configuration.repository.stanza, repository: RepositoryFactory.describe(configuration),
                             stateFile: DaemonState.path(stateDirectory: directory), stateFilePresent: recorded != nil, time: now,
                             timeZone: configuration.schedule.timeZone.identifier, jobs: jobs, wal: wal,
-                            verifiedBackupId: verified?.backupId, verifiedDrillId: verified?.drillId, verifiedAt: verified?.finishedAt)
+                            verifiedBackupId: verified?.backupId, verifiedDrillId: verified?.drillId, verifiedAt: verified?.finishedAt,
+                            lastDrill: lastDrill)
     }
 }

@@ -46,6 +46,11 @@ public struct Drill: Sendable {
         if manifest.kind == .base {
             var report = try await BaseDrill(configuration: configuration, repository: repository, logger: logger)
                 .run(manifest, drillId: drillId, startedAt: startedAt, keep: request.keep)
+            // One restore and recovery of the whole cluster, which every database's entry shares.
+            report.restoreSeconds = report.databases.first?.restoreSeconds
+            if let limit = configuration.drill.maxRestoreSeconds, let seconds = report.restoreSeconds {
+                report.checks.append(Self.restoreTime(seconds, limit: limit, databases: []))
+            }
             report.passed = report.failures.isEmpty
             try await repository.storage.put(key: repository.drillReportKey(backupId: manifest.backupId, drillId: drillId), bytes: try report.encoded())
             logger.info(report.passed ? "drill passed" : "drill failed", metadata: ["drill.failed_checks": "\(report.failures.count)"])
@@ -88,8 +93,13 @@ public struct Drill: Sendable {
             }
         }
 
+        let restoreSeconds = results.reduce(0) { $0 + $1.restoreSeconds }
+        if let limit = configuration.drill.maxRestoreSeconds {
+            reportChecks.append(Self.restoreTime(restoreSeconds, limit: limit, databases: results))
+        }
         var report = DrillReport(drillId: drillId, backupId: manifest.backupId, stanza: repository.stanza, host: ProcessInfo.processInfo.hostName,
-                                 startedAt: startedAt, finishedAt: Date(), passed: false, checks: reportChecks, databases: results)
+                                 startedAt: startedAt, finishedAt: Date(), passed: false, checks: reportChecks, databases: results,
+                                 restoreSeconds: restoreSeconds)
         report.passed = report.failures.isEmpty
         try await repository.storage.put(key: repository.drillReportKey(backupId: manifest.backupId, drillId: drillId), bytes: try report.encoded())
         logger.info(report.passed ? "drill passed" : "drill failed", metadata: ["drill.failed_checks": "\(report.failures.count)"])
@@ -160,6 +170,18 @@ public struct Drill: Sendable {
         try await connection.query("set statement_timeout = '\(timeout)s'")
         try await SnapshotCatalog.pinSessionSettings(connection)
         return try await body(connection)
+    }
+
+    /// The recovery time objective as a check: a restore slower than `drill.max_restore_seconds`
+    /// is news an operator wants before an outage, not during one.
+    static func restoreTime(_ seconds: Double, limit: Int, databases: [DrillReport.DatabaseDrill]) -> CheckResult {
+        let passed = seconds <= Double(limit)
+        let text = String(format: "%.1f", seconds)
+        return CheckResult(name: "restore-time", passed: passed,
+                           summary: passed ? "restored in \(text) s, within drill.max_restore_seconds (\(limit) s)"
+                                           : "restored in \(text) s, over drill.max_restore_seconds (\(limit) s): the recovery time objective slipped",
+                           figures: ["restore_milliseconds": Int64(seconds * 1000), "max_restore_seconds": Int64(limit)],
+                           evidence: passed ? [] : databases.map { ["database": $0.name, "restore_seconds": String(format: "%.1f", $0.restoreSeconds)] })
     }
 
     /// A rule or SQL check for a database the backup does not hold would never run: it names

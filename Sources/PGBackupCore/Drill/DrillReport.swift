@@ -13,6 +13,9 @@ public struct DrillReport: Codable, Sendable {
     /// Checks about the backup as a whole (its artifacts).
     public var checks: [CheckResult]
     public var databases: [DatabaseDrill]
+    /// How long the restores took, all databases together: the recovery time this backup gives
+    /// (its RTO) on this host. Absent in reports written before it was recorded.
+    public var restoreSeconds: Double? = nil
 
     public struct DatabaseDrill: Codable, Sendable {
         public var name: String

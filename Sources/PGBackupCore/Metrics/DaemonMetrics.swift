@@ -64,6 +64,18 @@ public final class DaemonMetrics: Sendable {
             .set(manifest.finishedAt.timeIntervalSince1970)
     }
 
+    /// A drill finished: how long its restores took, in all and per database, this host's
+    /// recovery time for that backup.
+    public func drillRestored(_ report: DrillReport) {
+        guard let total = report.restoreSeconds else { return }
+        gauge("pgbackd_drill_restore_seconds", [], "How long the newest drill's restores took, all databases together: the recovery time (RTO) its backup gives on this host.")
+            .set(total)
+        for database in report.databases {
+            gauge("pgbackd_drill_database_restore_seconds", [("database", database.name)], "How long the newest drill's restore of each database took.")
+                .set(database.restoreSeconds)
+        }
+    }
+
     /// A drill passed: the data as of that backup's end is proven restorable.
     public func verified(backupFinishedAt: Date, drillFinishedAt: Date) {
         gauge("pgbackd_verified_backup_timestamp_seconds", [], "End of the newest backup a drill restored and checked: data up to here is proven restorable.")
@@ -150,10 +162,12 @@ extension DaemonMetrics {
             for kind in [BackupKind.logical, .base] {
                 if let newest = backups.last(where: { $0.kind == kind }) { backupCommitted(newest) }
             }
-            if let drill = try await repository.newestPassedDrill(),
+            let reports = try await repository.drillReports()
+            if let drill = try await repository.newestPassedDrill(in: reports),
                let backup = backups.first(where: { $0.backupId == drill.backupId }) {
                 verified(backupFinishedAt: backup.finishedAt, drillFinishedAt: drill.finishedAt)
             }
+            if let newest = reports.last, let report = try? await repository.drillReport(newest) { drillRestored(report) }
         } catch {
             logger.warning("metrics: cannot read the repository's backups at start; their series fill as jobs run",
                            metadata: ["metrics.error": "\(error)"])

@@ -128,14 +128,14 @@ struct ExitCodeTableTests {
             return outcome
         },
 
-        ExitCodeScenario(72, "pg_dump of another major version in bin_dir", fragments: ["99.0", "postgres.bin_dir"]) { setup in
+        ExitCodeScenario(72, "pg_dump of an older major version in bin_dir", fragments: ["9.6", "postgres.bin_dir"]) { setup in
             let fixture = try await setup.fixture()
             let bin = "\(setup.directory)/bin"
             try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)
             for tool in ["pg_dumpall", "pg_restore", "psql"] {
                 try FileManager.default.createSymbolicLink(atPath: "\(bin)/\(tool)", withDestinationPath: "\(setup.postgres.binDirectory)/\(tool)")
             }
-            try "#!/bin/sh\necho 'pg_dump (PostgreSQL) 99.0'\n[ \"$1\" = --version ] || exit 1\n".write(toFile: "\(bin)/pg_dump", atomically: true, encoding: .utf8)
+            try "#!/bin/sh\necho 'pg_dump (PostgreSQL) 9.6.24'\n[ \"$1\" = --version ] || exit 1\n".write(toFile: "\(bin)/pg_dump", atomically: true, encoding: .utf8)
             chmod("\(bin)/pg_dump", 0o755)
             let config = try setup.write(setup.fileTOML(databases: [fixture.name], binDirectory: bin))
             return try await setup.pgbackd(["backup", "--config", config])

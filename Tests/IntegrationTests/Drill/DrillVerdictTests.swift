@@ -190,4 +190,30 @@ struct DrillVerdictTests {
             #expect(rowCounts.evidence == [["table": "(large objects)", "snapshot_rows": "2", "restored_rows": "0"]], "\(rowCounts.evidence)")
         }
     }
+
+    /// Every drill measures its restore; `max_restore_seconds` makes a slow one a failed check,
+    /// and `status` shows the newest drill's time.
+    @Test func aRestoreSlowerThanTheObjectiveFailsTheDrill() async throws {
+        let postgres = try TestServices.requirePostgres()
+        try await withCleanup(postgres) { cleanup in
+            let bin = try BackupHarness.wrappedTool(postgres, "pg_restore", script: "sleep 1; exec \"$REAL\" \"$@\"")
+            cleanup.remove(bin)
+            var setup = try await setup(postgres, cleanup, extra: "max_restore_seconds = 2")
+            _ = try await LogicalBackup(configuration: setup.configuration, repository: setup.repository, logger: BackupHarness.logger).run()
+            setup.configuration.postgres.binDirectory = bin
+            let report = try await Drill(configuration: setup.configuration, repository: setup.repository, logger: BackupHarness.logger).run(.init())
+            // Three pg_restore runs (data, indexes, foreign keys), each a second late.
+            let seconds = try #require(report.restoreSeconds)
+            #expect(seconds > 3 && seconds == report.databases[0].restoreSeconds)
+            let check = try #require(report.checks.first { $0.name == "restore-time" })
+            #expect(!check.passed && !report.passed, "\(check.summary)")
+            #expect(check.evidence.first?["database"] == setup.fixture.name)
+
+            let status = try await shell(pgbackdExecutable, ["status", "--json", "--config", setup.config])
+            let json = try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any]
+            let last = try #require(json?["last_drill"] as? [String: Any], "\(status.stdout) \(status.stderr)")
+            #expect(last["drill_id"] as? String == report.drillId)
+            #expect((last["restore_seconds"] as? Double).map { abs($0 - seconds) < 0.01 } == true, "\(last)")
+        }
+    }
 }

@@ -72,6 +72,21 @@ struct DaemonMetricsTests {
         #expect(values[#"pgbackd_job_last_duration_seconds{job="drill"}"#] == 60)
     }
 
+    /// The recovery time a drill measured, in all and per database.
+    @Test func drillsGiveTheirRestoreTime() {
+        let metrics = DaemonMetrics()
+        let now = Date(timeIntervalSince1970: 1_800_000_000)
+        let databases = [("daylog", 41.5), ("auth", 3.5)].map {
+            DrillReport.DatabaseDrill(name: $0.0, scratchDatabase: "s", kept: false, restoreSeconds: $0.1, checkSeconds: 1, checks: [])
+        }
+        metrics.drillRestored(DrillReport(drillId: "d", backupId: "b", stanza: "main", host: "h", startedAt: now, finishedAt: now,
+                                          passed: true, checks: [], databases: databases, restoreSeconds: 45))
+        let values = samples(metrics)
+        #expect(values["pgbackd_drill_restore_seconds"] == 45)
+        #expect(values[#"pgbackd_drill_database_restore_seconds{database="daylog"}"#] == 41.5)
+        #expect(values[#"pgbackd_drill_database_restore_seconds{database="auth"}"#] == 3.5)
+    }
+
     @Test func alertsCountRaisedEventsAndDeliveries() {
         let metrics = DaemonMetrics()
         metrics.alertSent(.backupFailed, hooks: 3, failed: 1)

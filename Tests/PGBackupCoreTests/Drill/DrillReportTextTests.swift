@@ -34,3 +34,19 @@ struct DrillReportTextTests {
         #expect(lines == (1...3).map { "restored_rows=4 snapshot_rows=5 table=public.t\($0)" })
     }
 }
+
+struct RestoreTimeCheckTests {
+    let databases = [DrillReport.DatabaseDrill(name: "daylog", scratchDatabase: "s", kept: false, restoreSeconds: 75.25, checkSeconds: 1, checks: [])]
+
+    @Test func aRestoreWithinTheObjectivePasses() {
+        let check = Drill.restoreTime(75.25, limit: 90, databases: databases)
+        #expect(check.passed && check.name == "restore-time" && check.evidence.isEmpty)
+    }
+
+    @Test func aSlowerRestoreFailsNamingEachDatabasesTime() {
+        let check = Drill.restoreTime(75.25, limit: 60, databases: databases)
+        #expect(!check.passed)
+        #expect(check.summary == "restored in 75.2 s, over drill.max_restore_seconds (60 s): the recovery time objective slipped")
+        #expect(check.evidence == [["database": "daylog", "restore_seconds": "75.2"]])
+    }
+}
