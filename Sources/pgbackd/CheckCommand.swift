@@ -20,7 +20,7 @@ struct CheckCommand: AsyncParsableCommand {
                 try printJSON(results)
             } else {
                 for result in results {
-                    print("\(result.passed ? "ok  " : "FAIL") \(result.check): \(result.detail)")
+                    print("\(result.passed ? (result.warning ? "warn" : "ok  ") : "FAIL") \(result.check): \(result.detail)")
                 }
             }
             if let failure = results.first(where: { !$0.passed }) {

@@ -5,7 +5,7 @@ import PGBackupCore
 struct DrillCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "drill",
-        abstract: "Restore a backup into scratch databases and check the data; exit 0 all passed, 1 a check failed.")
+        abstract: "Restore a backup into scratch databases and check the data; exit 0 all passed, 1 a check failed, 3 not verifiable on this host.")
 
     @OptionGroup var common: CommonOptions
 
@@ -68,7 +68,17 @@ struct DrillCommand: AsyncParsableCommand {
             } else {
                 printReport(report)
             }
-            if !report.passed { throw ExitCode(ExitCodes.checkFailed) }
+            let verdict = report.verdict ?? report.computedVerdict
+            if verdict != .passed {
+                // One line on stderr too, for cron mail and scripts that read only that.
+                let summary = AlertEvent.drill(report, reportKey: nil).summary
+                FileHandle.standardError.write(Data("pgbackd: drill: \(summary)\n".utf8))
+            }
+            switch verdict {
+            case .passed: break
+            case .unverifiable: throw ExitCode(ExitCodes.unverifiable)
+            case .failed: throw ExitCode(ExitCodes.checkFailed)
+            }
         }
     }
 

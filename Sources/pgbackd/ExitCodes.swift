@@ -8,6 +8,9 @@ enum ExitCodes {
     static let failure: Int32 = 1
     /// A drill ran and a check failed: the backup is not sound.
     static let checkFailed: Int32 = 1
+    /// A drill ran, nothing failed, but the drill host could not verify everything (an
+    /// extension it lacks): neither a pass nor a finding about the backup.
+    static let unverifiable: Int32 = 3
     /// A drill or restore could not run (as opposed to ran and found a problem).
     static let operational: Int32 = 70     // EX_SOFTWARE
     static let dataError: Int32 = 65        // EX_DATAERR: a corrupt manifest or object

@@ -54,7 +54,8 @@ public enum AlertSeverity: String, Codable, Sendable, CaseIterable {
 /// added (with a new ``currentSchemaVersion``), never renamed or removed. Every field is always
 /// present; the ones that do not apply are `null` (or `[]` for `failed_checks`).
 public struct AlertEvent: Codable, Sendable, Equatable {
-    public static let currentSchemaVersion = 1
+    /// 2 added `verdict`.
+    public static let currentSchemaVersion = 2
     /// A failed check copies at most this many evidence rows into the event; the drill report
     /// (``reportKey``) has them all.
     public static let maxEvidenceRows = 20
@@ -77,6 +78,9 @@ public struct AlertEvent: Codable, Sendable, Equatable {
     public var error: String?
     /// The repository key of the drill report, e.g. `main/drills/<backup-id>/<drill-id>.json`.
     public var reportKey: String?
+    /// A drill that ran: `passed`, `failed` (a check found a problem with the backup) or
+    /// `unverifiable` (the drill host could not check it, e.g. an extension it lacks). nil otherwise.
+    public var verdict: DrillReport.Verdict?
 
     public struct FailedCheck: Codable, Sendable, Equatable {
         /// The database the check ran in; nil for checks of the backup as a whole (`artifacts`).
@@ -120,6 +124,7 @@ public struct AlertEvent: Codable, Sendable, Equatable {
         failedChecks: [FailedCheck] = [],
         error: String? = nil,
         reportKey: String? = nil,
+        verdict: DrillReport.Verdict? = nil,
         host: String = ProcessInfo.processInfo.hostName,
         time: Date = Date()
     ) {
@@ -135,6 +140,7 @@ public struct AlertEvent: Codable, Sendable, Equatable {
         self.failedChecks = failedChecks
         self.error = error
         self.reportKey = reportKey
+        self.verdict = verdict
     }
 
     // MARK: from job outcomes
@@ -149,16 +155,20 @@ public struct AlertEvent: Codable, Sendable, Equatable {
                         evidence: Array(failure.check.evidence.prefix(maxEvidenceRows)))
         }
         let summary: String
+        let verdict = report.verdict ?? report.computedVerdict
         if report.passed {
             summary = "drill \(report.drillId) of backup \(report.backupId) passed: all \(total) checks passed"
+        } else if verdict == .unverifiable {
+            summary = "drill \(report.drillId) could not verify backup \(report.backupId) on this host: \(failed.map(\.summary).joined(separator: "; "))"
         } else {
             let names = failed.prefix(5).map { check in check.database.map { "\(check.check) on \($0)" } ?? check.check }
             let more = failed.count > 5 ? ", …" : ""
             summary = "drill \(report.drillId) of backup \(report.backupId) FAILED: \(failed.count) of \(total) checks failed (\(names.joined(separator: ", "))\(more))"
         }
         return AlertEvent(
-            event: report.passed ? .drillSucceeded : .drillFailed, stanza: report.stanza, summary: summary,
-            backupId: report.backupId, drillId: report.drillId, failedChecks: failed, reportKey: reportKey,
+            event: report.passed ? .drillSucceeded : .drillFailed, severity: verdict == .unverifiable ? .warning : nil,
+            stanza: report.stanza, summary: summary,
+            backupId: report.backupId, drillId: report.drillId, failedChecks: failed, reportKey: reportKey, verdict: verdict,
             host: report.host, time: report.finishedAt
         )
     }
@@ -243,6 +253,7 @@ public struct AlertEvent: Codable, Sendable, Equatable {
         case failedChecks = "failed_checks"
         case error
         case reportKey = "report_key"
+        case verdict
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -259,6 +270,7 @@ public struct AlertEvent: Codable, Sendable, Equatable {
         try container.encode(failedChecks, forKey: .failedChecks)
         try container.encode(error, forKey: .error)
         try container.encode(reportKey, forKey: .reportKey)
+        try container.encode(verdict, forKey: .verdict)
     }
 
     public init(from decoder: any Decoder) throws {
@@ -280,5 +292,6 @@ public struct AlertEvent: Codable, Sendable, Equatable {
         failedChecks = try container.decodeIfPresent([FailedCheck].self, forKey: .failedChecks) ?? []
         error = try container.decodeIfPresent(String.self, forKey: .error)
         reportKey = try container.decodeIfPresent(String.self, forKey: .reportKey)
+        verdict = try container.decodeIfPresent(DrillReport.Verdict.self, forKey: .verdict)
     }
 }

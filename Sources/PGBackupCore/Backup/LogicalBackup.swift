@@ -108,7 +108,8 @@ public struct LogicalBackup: Sendable {
         let startedAt = Date()
         do {
             async let catalog = (SnapshotCatalog.rowCounts(connection), SnapshotCatalog.foreignKeys(connection), SnapshotCatalog.census(connection),
-                                 DatabaseProperties.read(database: database, connection), SnapshotCatalog.largeObjectCount(connection))
+                                 DatabaseProperties.read(database: database, connection), SnapshotCatalog.largeObjectCount(connection),
+                                 SnapshotCatalog.extensions(connection))
             var lastReport = Date.distantPast
             try await streamChildOutput(program: pgDump,
                                         arguments: ["--format=custom", "--compress=0", "--snapshot=\(snapshot)", "--no-password"],
@@ -119,12 +120,12 @@ public struct LogicalBackup: Sendable {
                     progress(BackupProgress(database: database, rawBytes: writer.rawSize, startedAt: startedAt))
                 }
             }
-            let (rowCounts, foreignKeys, census, properties, largeObjects) = try await catalog
+            let (rowCounts, foreignKeys, census, properties, largeObjects, extensions) = try await catalog
             let artifact = try await writer.commit()
             try await connection.query("commit")
             logger.info("database dumped", metadata: ["backup.raw_bytes": "\(artifact.rawSize)", "backup.stored_bytes": "\(artifact.storedSize)", "backup.tables": "\(rowCounts.count)"])
             return (artifact, DatabaseSnapshot(name: database, snapshot: snapshot, rowCounts: rowCounts, foreignKeys: foreignKeys, objects: census,
-                                               properties: properties, largeObjects: largeObjects))
+                                               properties: properties, largeObjects: largeObjects, extensions: extensions))
         } catch {
             await writer.abort()
             throw error

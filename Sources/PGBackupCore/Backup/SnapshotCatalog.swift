@@ -48,6 +48,12 @@ enum SnapshotCatalog {
         Int64(try await connection.query("select count(*) from pg_catalog.pg_largeobject_metadata").scalar ?? "0") ?? 0
     }
 
+    /// Extension name → version.
+    static func extensions(_ connection: PostgresConnection) async throws -> [String: String] {
+        let json = try await connection.query("select coalesce(pg_catalog.json_object_agg(extname, extversion), '{}')::text from pg_catalog.pg_extension").scalar ?? "{}"
+        return try JSONDecoder().decode([String: String].self, from: Data(json.utf8))
+    }
+
     static let foreignKeysQuery = """
         select coalesce(json_agg(fk order by fk.table, fk.name), '[]')::text from (
           select n.nspname || '.' || cl.relname as table, format('%I.%I', n.nspname, cl.relname) as quoted_table,

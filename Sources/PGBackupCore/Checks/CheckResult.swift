@@ -11,13 +11,18 @@ public struct CheckResult: Codable, Sendable, Equatable {
     public var figures: [String: Int64]
     /// Up to a few rows each failure is shown by (a primary key, a size, a count pair…).
     public var evidence: [[String: String]]
+    /// The drill host could not verify this (an extension it lacks): not passed, and not a
+    /// finding about the backup either. Absent (nil) for every other check.
+    public var unverifiable: Bool? = nil
 
-    public init(name: String, passed: Bool, summary: String, figures: [String: Int64] = [:], evidence: [[String: String]] = []) {
+    public init(name: String, passed: Bool, summary: String, figures: [String: Int64] = [:], evidence: [[String: String]] = [],
+                unverifiable: Bool? = nil) {
         self.name = name
         self.passed = passed
         self.summary = summary
         self.figures = figures
         self.evidence = evidence
+        self.unverifiable = unverifiable
     }
 }
 

@@ -51,7 +51,7 @@ public struct Drill: Sendable {
             if let limit = configuration.drill.maxRestoreSeconds, let seconds = report.restoreSeconds {
                 report.checks.append(Self.restoreTime(seconds, limit: limit, databases: []))
             }
-            report.passed = report.failures.isEmpty
+            report.settle()
             try await repository.storage.put(key: repository.drillReportKey(backupId: manifest.backupId, drillId: drillId), bytes: try report.encoded())
             logger.info(report.passed ? "drill passed" : "drill failed", metadata: ["drill.failed_checks": "\(report.failures.count)"])
             return report
@@ -76,9 +76,18 @@ public struct Drill: Sendable {
         }
         let restorer = DumpRestorer(repository: repository, server: server, stagingDirectory: configuration.drill.stagingDirectory,
                                     jobs: configuration.drill.jobs, logger: logger)
+        let hostExtensions = try await DrillHostExtensions.read(server.connection)
         var results: [DrillReport.DatabaseDrill] = []
         for (index, dump) in dumps.enumerated() {
             let snapshot = manifest.databases.first { $0.name == dump.database }!
+            let missing = hostExtensions.missing(snapshot.extensions ?? [:])
+            guard missing.isEmpty else {
+                logger.warning("the drill server lacks extensions this database uses; it cannot be verified here",
+                               metadata: ["drill.database": "\(snapshot.name)", "drill.missing_extensions": "\(missing.joined(separator: ","))"])
+                results.append(DrillReport.DatabaseDrill(name: snapshot.name, scratchDatabase: "", kept: false, restoreSeconds: 0, checkSeconds: 0,
+                                                         checks: [hostExtensions.unverifiable(missing, versions: snapshot.extensions ?? [:])]))
+                continue
+            }
             let name = try await scratch.create(drillId: drillId, index: index)
             do {
                 results.append(try await drill(snapshot, of: manifest, dump: dump, scratchName: name, restorer: restorer, server: server, keep: request.keep, logger: logger))
@@ -100,7 +109,7 @@ public struct Drill: Sendable {
         var report = DrillReport(drillId: drillId, backupId: manifest.backupId, stanza: repository.stanza, host: ProcessInfo.processInfo.hostName,
                                  startedAt: startedAt, finishedAt: Date(), passed: false, checks: reportChecks, databases: results,
                                  restoreSeconds: restoreSeconds)
-        report.passed = report.failures.isEmpty
+        report.settle()
         try await repository.storage.put(key: repository.drillReportKey(backupId: manifest.backupId, drillId: drillId), bytes: try report.encoded())
         logger.info(report.passed ? "drill passed" : "drill failed", metadata: ["drill.failed_checks": "\(report.failures.count)"])
         return report

@@ -10,6 +10,14 @@ public struct DrillReport: Codable, Sendable {
     public var finishedAt: Date
     /// True when every check of every database passed.
     public var passed: Bool
+    /// `passed`; `failed`: a check found a problem with the backup; `unverifiable`: nothing
+    /// failed, but this drill host could not check everything (an extension it lacks). Absent in
+    /// reports written before it was recorded.
+    public var verdict: Verdict? = nil
+
+    public enum Verdict: String, Codable, Sendable {
+        case passed, failed, unverifiable
+    }
     /// Checks about the backup as a whole (its artifacts).
     public var checks: [CheckResult]
     public var databases: [DatabaseDrill]
@@ -25,6 +33,19 @@ public struct DrillReport: Codable, Sendable {
         public var restoreSeconds: Double
         public var checkSeconds: Double
         public var checks: [CheckResult]
+    }
+
+    /// What the checks add up to: a finding about the backup outranks what the host could not verify.
+    public var computedVerdict: Verdict {
+        let failed = failures
+        if failed.isEmpty { return .passed }
+        return failed.allSatisfy { $0.check.unverifiable == true } ? .unverifiable : .failed
+    }
+
+    /// Sets ``passed`` and ``verdict`` from the checks.
+    mutating func settle() {
+        passed = failures.isEmpty
+        verdict = computedVerdict
     }
 
     /// Every failed check, with the database it belongs to.

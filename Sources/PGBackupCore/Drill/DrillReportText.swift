@@ -10,7 +10,8 @@ public enum DrillReportText {
     public static func lines(_ report: DrillReport) -> [String] {
         let all = report.checks + report.databases.flatMap(\.checks)
         let failed = all.filter { !$0.passed }.count
-        var lines = ["drill \(report.drillId) of backup \(report.backupId): \(report.passed ? "PASSED" : "FAILED") (\(all.count - failed) of \(all.count) checks passed)"]
+        let verdict = (report.verdict ?? report.computedVerdict) == .unverifiable ? "NOT VERIFIABLE ON THIS HOST" : report.passed ? "PASSED" : "FAILED"
+        var lines = ["drill \(report.drillId) of backup \(report.backupId): \(verdict) (\(all.count - failed) of \(all.count) checks passed)"]
         lines += checkLines(report.checks)
         for database in report.databases {
             lines.append("")
@@ -24,7 +25,7 @@ public enum DrillReportText {
         let width = max(checks.map(\.name.count).max() ?? 0, 12)
         var lines: [String] = []
         for check in checks {
-            lines.append("  \(check.passed ? "ok  " : "FAIL") \(check.name.padding(toLength: width, withPad: " ", startingAt: 0))  \(check.summary)")
+            lines.append("  \(check.passed ? "ok  " : check.unverifiable == true ? "N/A " : "FAIL") \(check.name.padding(toLength: width, withPad: " ", startingAt: 0))  \(check.summary)")
             if !check.passed {
                 lines += evidenceLines(check.evidence).map { "         " + $0 }
             }

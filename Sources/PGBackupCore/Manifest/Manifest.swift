@@ -112,6 +112,8 @@ public struct DatabaseSnapshot: Codable, Sendable, Equatable {
     public var properties: DatabaseProperties? = nil
     /// How many large objects the database held. Absent in manifests written before it was recorded.
     public var largeObjects: Int64? = nil
+    /// Its extensions, name → version: a drill host needs each of them installed.
+    public var extensions: [String: String]? = nil
 }
 
 public struct ForeignKey: Codable, Sendable, Equatable, Hashable {

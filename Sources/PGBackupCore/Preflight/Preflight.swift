@@ -8,12 +8,15 @@ public struct Preflight: Sendable {
     public struct Result: Sendable, Encodable {
         public var check: String
         public var passed: Bool
+        /// Passed, but something will not work as the operator may expect (a drill host that
+        /// lacks an extension): printed as `warn`, exit 0.
+        public var warning = false
         /// What was found, or what is wrong and how to fix it.
         public var detail: String
         /// Kept for the exit code; not encoded.
         public var error: (any Error)? = nil
 
-        enum CodingKeys: String, CodingKey { case check, passed, detail }
+        enum CodingKeys: String, CodingKey { case check, passed, warning, detail }
     }
 
     let configuration: Configuration
@@ -27,6 +30,7 @@ public struct Preflight: Sendable {
     public func run() async -> [Result] {
         var results = [Result(check: "configuration", passed: true, detail: "\(configuration.file) is valid")]
         var systemIdentifier: String?
+        var extensionsInUse: [String: [String]] = [:]
         do {
             let server = try await PostgresServer.connect(configuration.postgres, logger: logger)
             systemIdentifier = server.info.systemIdentifier
@@ -40,6 +44,9 @@ public struct Preflight: Sendable {
                 results.append(Result(check: "databases", passed: false, detail: "\(error)", error: error))
             }
             results.append(await privileges(server, sessions: sessions))
+            for (database, connection) in sessions {
+                for name in (try? await SnapshotCatalog.extensions(connection).keys.sorted()) ?? [] { extensionsInUse[name, default: []].append(database) }
+            }
             if !configuration.checks.contentSize.isEmpty || !configuration.checks.sql.isEmpty {
                 results.append(await rules(sessions))
             }
@@ -54,7 +61,7 @@ public struct Preflight: Sendable {
         } catch {
             results.append(Result(check: "database", passed: false, detail: "\(error)", error: error))
         }
-        results.append(await drillServer())
+        results += await drillServer(extensionsInUse: extensionsInUse)
 
         do {
             let repository = try await RepositoryFactory.open(configuration, logger: logger)
@@ -109,8 +116,9 @@ public struct Preflight: Sendable {
         }
     }
 
-    /// A drill creates scratch databases on `drill.conninfo` (default: the backed-up server).
-    private func drillServer() async -> Result {
+    /// A drill creates scratch databases on `drill.conninfo` (default: the backed-up server),
+    /// which needs every extension the backed-up databases use.
+    private func drillServer(extensionsInUse: [String: [String]]) async -> [Result] {
         let postgres = PostgresConfiguration(conninfo: configuration.drill.conninfo ?? configuration.postgres.conninfo,
                                              binDirectory: configuration.postgres.binDirectory,
                                              conninfoSetting: configuration.drill.conninfo == nil ? "postgres.conninfo (drill.conninfo is not set)" : "drill.conninfo")
@@ -120,12 +128,20 @@ public struct Preflight: Sendable {
             guard row?[1] == "t" else {
                 let role = row?[0] ?? "the role"
                 let error = BackupError(.insufficientPrivilege, message: "role \(role) on \(postgres.conninfoSetting) cannot create the drill's scratch databases: ALTER ROLE \(role) CREATEDB, or set drill.conninfo to a role that can")
-                return Result(check: "drill", passed: false, detail: "\(error)", error: error)
+                return [Result(check: "drill", passed: false, detail: "\(error)", error: error)]
             }
             let pgRestore = try await server.tool("pg_restore")
-            return Result(check: "drill", passed: true, detail: "role \(row?[0] ?? "") may create scratch databases; \(pgRestore) matches the server")
+            var results = [Result(check: "drill", passed: true, detail: "role \(row?[0] ?? "") may create scratch databases; \(pgRestore) matches the server")]
+            let host = try await DrillHostExtensions.read(server.connection)
+            let missing = host.missing(extensionsInUse.mapValues { _ in "" })
+            if !missing.isEmpty {
+                let named = missing.map { "\($0) (package \(DrillHostExtensions.package(for: $0, major: host.major)), used by \(extensionsInUse[$0, default: []].joined(separator: ", ")))" }
+                results.append(Result(check: "extensions", passed: true, warning: true,
+                                      detail: "the drill server lacks \(named.joined(separator: "; ")): drills of those databases will say they cannot be verified on this host until it is installed"))
+            }
+            return results
         } catch {
-            return Result(check: "drill", passed: false, detail: "\(error)", error: error)
+            return [Result(check: "drill", passed: false, detail: "\(error)", error: error)]
         }
     }
 }

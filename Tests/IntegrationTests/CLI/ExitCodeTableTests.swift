@@ -65,6 +65,25 @@ struct ExitCodeTableTests {
             return try await setup.pgbackd(["wal-fetch", "000000010000000000000042", "\(setup.directory)/RECOVERYXLOG", "--config", config])
         },
 
+        ExitCodeScenario(1, "drill of a backup with an orphan row", fragments: ["FAILED", "referential"]) { setup in
+            let fixture = try await setup.fixture()
+            _ = try await setup.query("set session_replication_role = replica; insert into journal_tag (id, user_id, name) values (md5('orphan')::uuid, 4242, 'orphan')", database: fixture.name)
+            let config = try setup.write(setup.fileTOML(databases: [fixture.name]))
+            _ = try await setup.backup(config: config)
+            return try await setup.pgbackd(["drill", "--config", config])
+        },
+
+        ExitCodeScenario(3, "drill of a backup using an extension the drill server lacks", fragments: ["could not verify", "pgbackd_probe_"]) { setup in
+            let fake = try await FakeExtension.install(setup.postgres)
+            defer { fake.uninstall() }
+            let fixture = try await setup.fixture()
+            _ = try await setup.query("create extension \(fake.name)", database: fixture.name)
+            let config = try setup.write(setup.fileTOML(databases: [fixture.name]))
+            _ = try await setup.backup(config: config)
+            fake.uninstall()
+            return try await setup.pgbackd(["drill", "--config", config])
+        },
+
         ExitCodeScenario(64, "restore without --database/--target-db", fragments: ["--database", "--target-db"]) { setup in
             let config = try setup.write(setup.fileTOML())
             return try await setup.pgbackd(["restore", "--config", config])

@@ -216,4 +216,40 @@ struct DrillVerdictTests {
             #expect((last["restore_seconds"] as? Double).map { abs($0 - seconds) < 0.01 } == true, "\(last)")
         }
     }
+
+    /// A backup that uses an extension the drill server lacks is not "broken": the drill says
+    /// it cannot verify it on this host (exit 3, verdict `unverifiable`, a warning alert), and
+    /// `check` warns before the first drill.
+    @Test func anExtensionTheDrillHostLacksGivesItsOwnVerdict() async throws {
+        let postgres = try TestServices.requirePostgres()
+        let fake = try await FakeExtension.install(postgres)
+        defer { fake.uninstall() }
+        try await withCleanup(postgres) { cleanup in
+            let directory = try temporaryDirectory("verdict-extension")
+            cleanup.remove(directory)
+            let setup = try await setup(postgres, cleanup, extra: """
+                [[alerts.command]]
+                events = ["drill.failed"]
+                run = ["/bin/sh", "-c", "cat > \(directory)/alert.json"]
+                """)
+            try await setup.fixture.execute("create extension \(fake.name)")
+            let ok = try await shell(pgbackdExecutable, ["check", "--config", setup.config])
+            #expect(ok.status == 0 && !ok.stdout.contains("warn"), "\(ok.stdout)")
+            let backup = try await shell(pgbackdExecutable, ["backup", "--config", setup.config])
+            try #require(backup.status == 0, "\(backup.stderr)")
+            fake.uninstall()
+
+            let check = try await shell(pgbackdExecutable, ["check", "--config", setup.config])
+            #expect(check.status == 0, "a missing extension is a warning, not a failure: \(check.stdout)")
+            #expect(check.stdout.contains("warn extensions: the drill server lacks \(fake.name) (package postgresql-") && check.stdout.contains(setup.fixture.name), "\(check.stdout)")
+
+            let drill = try await shell(pgbackdExecutable, ["drill", "--config", setup.config])
+            #expect(drill.status == 3, "\(drill.stdout) \(drill.stderr)")
+            #expect(drill.stdout.contains("NOT VERIFIABLE ON THIS HOST") && !drill.stdout.contains("FAILED"), "\(drill.stdout)")
+            #expect(drill.stdout.contains("cannot verify on this drill host: extension \(fake.name) (package"), "\(drill.stdout)")
+            let alert = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(directory)/alert.json"))) as? [String: Any]
+            #expect(alert?["verdict"] as? String == "unverifiable" && alert?["severity"] as? String == "warning", "\(alert ?? [:])")
+            #expect((alert?["summary"] as? String)?.contains("could not verify") == true, "\(alert ?? [:])")
+        }
+    }
 }

@@ -6,7 +6,7 @@ import Testing
     /// The top-level fields docs/alerts.md documents, in its order.
     static let documentedFields = [
         "schema_version", "event", "severity", "stanza", "backup_id", "drill_id", "host", "time", "summary",
-        "failed_checks", "error", "report_key",
+        "failed_checks", "error", "report_key", "verdict",
     ]
     static let documentedCheckFields = ["database", "check", "summary", "evidence"]
 
@@ -41,7 +41,7 @@ import Testing
         let event = AlertEvent(event: .daemonStarted, stanza: "main", summary: "pgbackd started", host: "db1", time: Self.time)
         let json = try object(event)
         #expect(Set(json.keys) == Set(Self.documentedFields))
-        #expect(json["schema_version"] as? Int == 1)
+        #expect(json["schema_version"] as? Int == 2)
         #expect(json["event"] as? String == "daemon.started")
         #expect(json["severity"] as? String == "info")
         #expect(json["stanza"] as? String == "main")
