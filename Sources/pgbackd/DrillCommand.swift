@@ -18,6 +18,9 @@ struct DrillCommand: AsyncParsableCommand {
     @Flag(help: "Keep the scratch databases for inspection; later drills leave them alone until --drop-kept.")
     var keep = false
 
+    @Option(help: "Upgrade drill: restore into a throw-away cluster of this newer PostgreSQL major (default: drill.scratch_major).")
+    var scratchMajor: Int?
+
     @Flag(help: "List the scratch databases on the drill server (kept ones, and any a running drill uses), then exit.")
     var listKept = false
 
@@ -29,8 +32,8 @@ struct DrillCommand: AsyncParsableCommand {
 
     func validate() throws {
         if listKept && dropKept { throw ValidationError("give one of --list-kept and --drop-kept") }
-        if (listKept || dropKept) && (keep || !databases.isEmpty || backup != "latest") {
-            throw ValidationError("--list-kept and --drop-kept take no backup id, --database or --keep")
+        if (listKept || dropKept) && (keep || !databases.isEmpty || backup != "latest" || scratchMajor != nil) {
+            throw ValidationError("--list-kept and --drop-kept take no backup id, --database, --keep or --scratch-major")
         }
     }
 
@@ -53,7 +56,7 @@ struct DrillCommand: AsyncParsableCommand {
                 print(dropped.isEmpty ? "no kept scratch databases" : "dropped \(dropped.joined(separator: ", "))")
                 return
             }
-            let request = Drill.Request(backup: backup, databases: databases, keep: keep)
+            let request = Drill.Request(backup: backup, databases: databases, keep: keep, scratchMajor: scratchMajor)
             let alerts = AlertDispatcher(configuration: configuration.alerts, logger: logger)
             let report: DrillReport
             do {

@@ -118,6 +118,8 @@ struct ProgramOutcome: Sendable {
 ///   make a write fail with SIGPIPE. Without it, stdin is `/dev/null`.
 /// - `timeout`: past it the process group is torn down, and the outcome says `timedOut`.
 /// - `inheritEnvironment`: false gives the program only `environment`, nothing of ours.
+/// - `workingDirectory`: where it runs (default: ours); a program run as another user needs one
+///   it may enter.
 func runProgram(
     program: String,
     arguments: [String],
@@ -127,8 +129,10 @@ func runProgram(
     input: [UInt8]? = nil,
     timeout: Duration? = nil,
     killGrace: Duration = .seconds(5),
-    inheritEnvironment: Bool = true
+    inheritEnvironment: Bool = true,
+    workingDirectory: String? = nil
 ) async throws -> ProgramOutcome {
+    let directory = workingDirectory.map { FilePath($0) }
     var options = PlatformOptions()
     options.processGroupID = 0
     options.teardownSequence = [.gracefulShutDown(toProcessGroup: true, allowedDurationToNextStep: killGrace)]
@@ -145,12 +149,12 @@ func runProgram(
         do {
             let result = if let stdin {
                 try await run(
-                    .path(FilePath(program)), arguments: Arguments(arguments), environment: childEnvironment,
+                    .path(FilePath(program)), arguments: Arguments(arguments), environment: childEnvironment, workingDirectory: directory,
                     platformOptions: platformOptions, input: .fileDescriptor(stdin, closeAfterSpawningProcess: false),
                     output: .string(limit: outputLimit), error: .string(limit: outputLimit))
             } else {
                 try await run(
-                    .path(FilePath(program)), arguments: Arguments(arguments), environment: childEnvironment,
+                    .path(FilePath(program)), arguments: Arguments(arguments), environment: childEnvironment, workingDirectory: directory,
                     platformOptions: platformOptions, output: .string(limit: outputLimit), error: .string(limit: outputLimit))
             }
             return ProgramOutcome(status: result.terminationStatus, stdout: result.standardOutput, stderr: result.standardError)

@@ -13,6 +13,12 @@ public struct DrillConfiguration: Sendable {
     /// Restores (all databases of a drill together) slower than this fail the drill's
     /// `restore-time` check: the recovery time objective slipped. Default: not checked.
     public var maxRestoreSeconds: Int?
+    /// Drill logical backups in a throw-away cluster of this (newer) major, made with initdb
+    /// under `staging_dir`: an upgrade drill. Default: none (scratch databases on `conninfo`).
+    public var scratchMajor: Int?
+    /// Where the programs of the drill server's major are (pg_restore; initdb and pg_ctl for
+    /// `scratch_major`). Default: found among the installs (`/usr/lib/postgresql/<major>/bin`, …).
+    public var binDirectory: String?
 
     init(_ reader: TOMLReader?) throws {
         conninfo = try reader?.string("conninfo")
@@ -20,9 +26,17 @@ public struct DrillConfiguration: Sendable {
         stagingDirectory = try reader?.string("staging_dir", default: "/var/tmp") ?? "/var/tmp"
         checkTimeoutSeconds = try reader?.int("check_timeout_seconds", in: 1...86_400, default: 3600) ?? 3600
         maxRestoreSeconds = try reader?.int("max_restore_seconds", in: 1...604_800)
+        scratchMajor = try reader?.int("scratch_major", in: 10...99)
+        binDirectory = try reader?.string("bin_dir")
         if let reader {
             guard stagingDirectory.hasPrefix("/") else {
                 throw reader.error(.invalidValue, "staging_dir", "expected an absolute directory path, got \"\(stagingDirectory)\"")
+            }
+            if let binDirectory, !binDirectory.hasPrefix("/") {
+                throw reader.error(.invalidValue, "bin_dir", "expected an absolute directory path, got \"\(binDirectory)\"")
+            }
+            if scratchMajor != nil, conninfo != nil {
+                throw reader.error(.invalidValue, "scratch_major", "give either drill.conninfo (a server of your own) or drill.scratch_major (a throw-away cluster pgbackd makes), not both")
             }
             try reader.rejectUnknownKeys()
         }

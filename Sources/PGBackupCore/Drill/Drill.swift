@@ -11,11 +11,15 @@ public struct Drill: Sendable {
         public var backup: String
         public var databases: [String]
         public var keep: Bool
+        /// An upgrade drill into a throw-away cluster of this major (`--scratch-major`); default
+        /// `drill.scratch_major`.
+        public var scratchMajor: Int?
 
-        public init(backup: String = "latest", databases: [String] = [], keep: Bool = false) {
+        public init(backup: String = "latest", databases: [String] = [], keep: Bool = false, scratchMajor: Int? = nil) {
             self.backup = backup
             self.databases = databases
             self.keep = keep
+            self.scratchMajor = scratchMajor
         }
     }
 
@@ -31,7 +35,7 @@ public struct Drill: Sendable {
 
     public func run(_ request: Request) async throws -> DrillReport {
         try await BackupLease(repository: repository, purpose: "drill", logger: logger).withLease(resolving: request.backup) { backupId in
-            try await runLeased(Request(backup: backupId, databases: request.databases, keep: request.keep))
+            try await runLeased(Request(backup: backupId, databases: request.databases, keep: request.keep, scratchMajor: request.scratchMajor))
         }
     }
 
@@ -43,6 +47,9 @@ public struct Drill: Sendable {
         var logger = logger
         logger[metadataKey: "drill.id"] = "\(drillId)"
         logger[metadataKey: "backup.id"] = "\(manifest.backupId)"
+        if manifest.kind == .base, request.scratchMajor != nil {
+            throw RestoreError(code: .notABaseBackup, message: "\(manifest.backupId) is a base backup, which restores only into its own major (PostgreSQL \(manifest.server.versionNumber / 10_000)); an upgrade drill (--scratch-major) restores a logical backup")
+        }
         if manifest.kind == .base {
             var report = try await BaseDrill(configuration: configuration, repository: repository, logger: logger)
                 .run(manifest, drillId: drillId, startedAt: startedAt, keep: request.keep)
@@ -58,7 +65,17 @@ public struct Drill: Sendable {
         }
         let dumps = try databases.map { try LogicalRestore.dump(of: $0, in: manifest) }
 
-        let server = try await drillServer(logger: logger)
+        var cluster: ScratchCluster?
+        if let major = request.scratchMajor ?? configuration.drill.scratchMajor {
+            let sourceMajor = manifest.server.versionNumber / 10_000
+            guard major >= sourceMajor else {
+                throw RestoreError(code: .invalidTarget, message: "a backup of PostgreSQL \(sourceMajor) cannot be drilled into PostgreSQL \(major): choose --scratch-major \(sourceMajor) or newer")
+            }
+            cluster = try await ScratchCluster.start(major: major, configured: configuration.drill.binDirectory,
+                                                     stagingDirectory: configuration.drill.stagingDirectory, drillId: drillId, logger: logger)
+        }
+        defer { cluster?.stop(keep: request.keep) }
+        let server = try await drillServer(logger: logger, scratch: cluster)
         let scratch = ScratchDatabases(connection: server.connection, logger: logger)
         _ = try await scratch.dropStale()
 
@@ -108,19 +125,32 @@ public struct Drill: Sendable {
         }
         var report = DrillReport(drillId: drillId, backupId: manifest.backupId, stanza: repository.stanza, host: ProcessInfo.processInfo.hostName,
                                  startedAt: startedAt, finishedAt: Date(), passed: false, checks: reportChecks, databases: results,
-                                 restoreSeconds: restoreSeconds)
+                                 restoreSeconds: restoreSeconds,
+                                 servers: .init(source: manifest.server.versionNumber, scratch: server.info.versionNumber))
         report.settle()
         try await repository.storage.put(key: repository.drillReportKey(backupId: manifest.backupId, drillId: drillId), bytes: try report.encoded())
         logger.info(report.passed ? "drill passed" : "drill failed", metadata: ["drill.failed_checks": "\(report.failures.count)"])
         return report
     }
 
-    /// The server scratch databases are made on: `drill.conninfo`, else the backed-up one.
-    private func drillServer(logger: Logger) async throws -> PostgresServer {
-        try await PostgresServer.connect(
-            PostgresConfiguration(conninfo: configuration.drill.conninfo ?? configuration.postgres.conninfo, binDirectory: configuration.postgres.binDirectory,
-                                  conninfoSetting: configuration.drill.conninfo == nil ? "postgres.conninfo (drill.conninfo is not set)" : "drill.conninfo"),
-            logger: logger)
+    /// The server scratch databases are made on: a throw-away cluster of an upgrade drill, else
+    /// `drill.conninfo`, else the backed-up one. Its programs come from `drill.bin_dir`, else
+    /// `postgres.bin_dir` when it is the backed-up server, else the installs found.
+    private func drillServer(logger: Logger, scratch: ScratchCluster? = nil) async throws -> PostgresServer {
+        try await PostgresServer.connect(Self.drillServerConfiguration(configuration, scratch: scratch), logger: logger)
+    }
+
+    static func drillServerConfiguration(_ configuration: Configuration, scratch: ScratchCluster? = nil) -> PostgresConfiguration {
+        var postgres = PostgresConfiguration(conninfo: configuration.drill.conninfo ?? configuration.postgres.conninfo,
+                                             binDirectory: configuration.drill.binDirectory ?? (configuration.drill.conninfo == nil ? configuration.postgres.binDirectory : nil),
+                                             conninfoSetting: configuration.drill.conninfo == nil ? "postgres.conninfo (drill.conninfo is not set)" : "drill.conninfo")
+        if configuration.drill.binDirectory != nil { postgres.binDirectorySetting = "drill.bin_dir" }
+        if let scratch {
+            postgres = PostgresConfiguration(conninfo: scratch.conninfo, binDirectory: scratch.binDirectory,
+                                             conninfoSetting: "the PostgreSQL \(scratch.major) scratch cluster in \(scratch.base)")
+            postgres.binDirectorySetting = "drill.bin_dir"
+        }
+        return postgres
     }
 
     /// Scratch databases on the drill server: those `--keep` kept, and any a running drill uses.
@@ -181,6 +211,24 @@ public struct Drill: Sendable {
         return try await body(connection)
     }
 
+    /// pg_restore's verdict. Each failure names the object it was creating; in an upgrade drill
+    /// (a newer scratch major) the summary says these objects do not restore on that major.
+    static func restoreCheck(_ outcome: DumpRestorer.Outcome, jobs: Int, sourceMajor: Int, scratchMajor: Int) -> CheckResult {
+        guard !outcome.succeeded else {
+            return CheckResult(name: "restore", passed: true, summary: "pg_restore -j \(jobs) finished cleanly in \(String(format: "%.1f", outcome.seconds)) s")
+        }
+        let named = outcome.failures.filter { $0.object != nil }
+        var summary = "pg_restore reported \(outcome.errors.count) error(s) (\(outcome.status))"
+        if scratchMajor > sourceMajor, !named.isEmpty {
+            let objects = named.prefix(3).map { "\($0.object!) (\($0.error))" }.joined(separator: "; ")
+            summary = "\(named.count) object(s) of PostgreSQL \(sourceMajor) do not restore on PostgreSQL \(scratchMajor): \(objects)\(named.count > 3 ? "; …" : "")"
+        }
+        let evidence = outcome.failures.isEmpty
+            ? outcome.errors.prefix(100).map { ["pg_restore": $0] }
+            : outcome.failures.prefix(100).map { failure in failure.object.map { ["object": $0, "error": failure.error] } ?? ["error": failure.error] }
+        return CheckResult(name: "restore", passed: false, summary: summary, figures: ["errors": Int64(outcome.errors.count)], evidence: evidence)
+    }
+
     /// The recovery time objective as a check: a restore slower than `drill.max_restore_seconds`
     /// is news an operator wants before an outage, not during one.
     static func restoreTime(_ seconds: Double, limit: Int, databases: [DrillReport.DatabaseDrill]) -> CheckResult {
@@ -238,9 +286,8 @@ public struct Drill: Sendable {
             restoreSeconds = Date().timeIntervalSince(restoreStarted)
             checks.append(CheckResult(name: "artifacts", passed: true, summary: "\(dump.key): size, SHA-256 and gzip stream match the manifest",
                                       figures: ["stored_bytes": dump.storedSize, "raw_bytes": dump.rawSize]))
-            checks.append(CheckResult(name: "restore", passed: outcome.succeeded,
-                                      summary: outcome.succeeded ? "pg_restore -j \(configuration.drill.jobs) finished cleanly in \(String(format: "%.1f", outcome.seconds)) s" : "pg_restore reported \(outcome.errors.count) error(s) (\(outcome.status))",
-                                      evidence: outcome.errors.prefix(20).map { ["pg_restore": $0] }))
+            checks.append(Self.restoreCheck(outcome, jobs: configuration.drill.jobs, sourceMajor: manifest.server.versionNumber / 10_000,
+                                            scratchMajor: server.info.versionNumber / 10_000))
         } catch let error as IntegrityError {
             checks.append(CheckResult(name: "artifacts", passed: false, summary: error.message, evidence: [["object": error.key, "problem": error.code.description]]))
             return DrillReport.DatabaseDrill(name: snapshot.name, scratchDatabase: scratchName, kept: keep, restoreSeconds: 0, checkSeconds: 0, checks: checks)

@@ -24,6 +24,20 @@ public struct DrillReport: Codable, Sendable {
     /// How long the restores took, all databases together: the recovery time this backup gives
     /// (its RTO) on this host. Absent in reports written before it was recorded.
     public var restoreSeconds: Double? = nil
+    /// The backed-up server's version and the drill server's (`server_version_num`): an upgrade
+    /// drill's pair. Absent in reports written before it was recorded.
+    public var servers: ServerPair? = nil
+
+    public struct ServerPair: Codable, Sendable, Equatable {
+        public var source: Int
+        public var scratch: Int
+
+        /// `15.18 → 18.6`.
+        public var description: String { "\(Self.text(source)) → \(Self.text(scratch))" }
+        public var isUpgrade: Bool { scratch / 10_000 > source / 10_000 }
+
+        static func text(_ number: Int) -> String { "\(number / 10_000).\(number % 100)" }
+    }
 
     public struct DatabaseDrill: Codable, Sendable {
         public var name: String

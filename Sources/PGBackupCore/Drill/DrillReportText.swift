@@ -11,7 +11,8 @@ public enum DrillReportText {
         let all = report.checks + report.databases.flatMap(\.checks)
         let failed = all.filter { !$0.passed }.count
         let verdict = (report.verdict ?? report.computedVerdict) == .unverifiable ? "NOT VERIFIABLE ON THIS HOST" : report.passed ? "PASSED" : "FAILED"
-        var lines = ["drill \(report.drillId) of backup \(report.backupId): \(verdict) (\(all.count - failed) of \(all.count) checks passed)"]
+        let upgrade = report.servers.flatMap { $0.isUpgrade ? " into PostgreSQL \($0.description)" : nil } ?? ""
+        var lines = ["drill \(report.drillId) of backup \(report.backupId)\(upgrade): \(verdict) (\(all.count - failed) of \(all.count) checks passed)"]
         lines += checkLines(report.checks)
         for database in report.databases {
             lines.append("")

@@ -70,6 +70,12 @@ public final class DaemonMetrics: Sendable {
         guard let total = report.restoreSeconds else { return }
         gauge("pgbackd_drill_restore_seconds", [], "How long the newest drill's restores took, all databases together: the recovery time (RTO) its backup gives on this host.")
             .set(total)
+        if let servers = report.servers {
+            gauge("pgbackd_drill_server_major", [("server", "source")], "Majors of the newest drill: the backed-up server (source) and the drill server (scratch); they differ in an upgrade drill.")
+                .set(Double(servers.source / 10_000))
+            gauge("pgbackd_drill_server_major", [("server", "scratch")], "Majors of the newest drill: the backed-up server (source) and the drill server (scratch); they differ in an upgrade drill.")
+                .set(Double(servers.scratch / 10_000))
+        }
         for database in report.databases {
             gauge("pgbackd_drill_database_restore_seconds", [("database", database.name)], "How long the newest drill's restore of each database took.")
                 .set(database.restoreSeconds)

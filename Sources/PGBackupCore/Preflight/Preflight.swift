@@ -119,9 +119,19 @@ public struct Preflight: Sendable {
     /// A drill creates scratch databases on `drill.conninfo` (default: the backed-up server),
     /// which needs every extension the backed-up databases use.
     private func drillServer(extensionsInUse: [String: [String]]) async -> [Result] {
-        let postgres = PostgresConfiguration(conninfo: configuration.drill.conninfo ?? configuration.postgres.conninfo,
-                                             binDirectory: configuration.postgres.binDirectory,
-                                             conninfoSetting: configuration.drill.conninfo == nil ? "postgres.conninfo (drill.conninfo is not set)" : "drill.conninfo")
+        if let major = configuration.drill.scratchMajor {
+            // The throw-away cluster is made at drill time; what it needs is its programs.
+            do {
+                var found: [String] = []
+                for program in ["initdb", "pg_ctl", "pg_restore"] {
+                    found.append(try await PostgresInstalls.program(program, forServerMajor: major, configured: configuration.drill.binDirectory, setting: "drill.bin_dir"))
+                }
+                return [Result(check: "drill", passed: true, detail: "upgrade drills into a throw-away PostgreSQL \(major) cluster with \(found.joined(separator: ", "))")]
+            } catch {
+                return [Result(check: "drill", passed: false, detail: "\(error)", error: error)]
+            }
+        }
+        let postgres = Drill.drillServerConfiguration(configuration)
         do {
             let server = try await PostgresServer.connect(postgres, logger: logger)
             let row = try await server.connection.query("select current_user::text, rolsuper or rolcreatedb from pg_catalog.pg_roles where rolname = current_user").rows.first

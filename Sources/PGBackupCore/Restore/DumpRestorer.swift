@@ -32,6 +32,8 @@ struct DumpRestorer {
         var succeeded: Bool
         var status: String
         var errors: [String]
+        /// The same, each with the object pg_restore was creating when it failed.
+        var failures: [PgRestoreFailure] = []
     }
 
     /// A dump verified against its manifest entry and staged for pg_restore.
@@ -92,6 +94,7 @@ struct DumpRestorer {
         try foreignKeysOnly.write(toFile: onlyPath, atomically: false, encoding: .utf8)
 
         var errors: [String] = []
+        var failures: [PgRestoreFailure] = []
         var status = "exit code 0"
         var succeeded = true
         let passes = [["--section=pre-data", "--section=data"], ["--section=post-data", "--use-list=\(withoutPath)"],
@@ -100,12 +103,13 @@ struct DumpRestorer {
             let outcome = try await runProgram(program: pgRestore, arguments: arguments + pass + [staged.path],
                                                environment: server.childEnvironment(database: database), logger: logger)
             errors += outcome.stderr.split(separator: "\n").filter { $0.contains("error:") }.map(String.init)
+            failures += PgRestoreFailure.parse(outcome.stderr)
             if succeeded { status = outcome.statusText }
             succeeded = succeeded && outcome.succeeded
             if !outcome.succeeded && options.exitOnError { break }
         }
         return Outcome(rawBytes: staged.artifact.rawSize, seconds: Date().timeIntervalSince(staged.startedAt),
-                       succeeded: succeeded && errors.isEmpty, status: status, errors: errors)
+                       succeeded: succeeded && errors.isEmpty, status: status, errors: errors, failures: failures)
     }
 
     /// pg_restore's table of contents twice: with the foreign keys commented out, and with only
@@ -153,4 +157,42 @@ struct DumpRestorer {
 public struct StagingError: Error, Sendable, CustomStringConvertible {
     public var message: String
     public var description: String { message }
+}
+
+/// One statement pg_restore could not run, and the object it belongs to: "CREATE VIEW public.v:
+/// column pg_stat_bgwriter.checkpoints_timed does not exist" says what an upgrade breaks; the
+/// raw error line alone does not.
+struct PgRestoreFailure: Sendable, Equatable {
+    /// The start of the failed command, e.g. `CREATE VIEW public.v`; nil when pg_restore did not
+    /// print it.
+    var object: String?
+    /// The server's message, e.g. `column pg_stat_bgwriter.checkpoints_timed does not exist`.
+    var error: String
+
+    /// pg_restore prints, per failed statement, `pg_restore: error: could not execute query:
+    /// ERROR:  <message>`, perhaps `LINE n:` context, then `Command was: <statement>`.
+    static func parse(_ stderr: String) -> [PgRestoreFailure] {
+        var failures: [PgRestoreFailure] = []
+        for line in stderr.split(separator: "\n") {
+            if let range = line.range(of: "error: ") {
+                var message = String(line[range.upperBound...])
+                for prefix in ["could not execute query: ", "ERROR:  "] where message.hasPrefix(prefix) { message.removeFirst(prefix.count) }
+                failures.append(PgRestoreFailure(object: nil, error: message))
+            } else if line.hasPrefix("Command was: "), !failures.isEmpty, failures[failures.count - 1].object == nil {
+                failures[failures.count - 1].object = object(fromCommand: String(line.dropFirst("Command was: ".count)))
+            }
+        }
+        return failures
+    }
+
+    /// `CREATE VIEW public.v AS` → `CREATE VIEW public.v`; `CREATE FUNCTION public.f(integer)
+    /// RETURNS …` → `CREATE FUNCTION public.f(integer)`.
+    static func object(fromCommand line: String) -> String {
+        var text = line.trimmingCharacters(in: .whitespaces)
+        for cut in [" AS ", " RETURNS ", " FROM ", " WITH ", " USING "] {
+            if let range = text.range(of: cut) { text = String(text[..<range.lowerBound]) }
+        }
+        for suffix in [" AS", ";", " ("] where text.hasSuffix(suffix) { text.removeLast(suffix.count) }
+        return text.count > 120 ? String(text.prefix(120)) + "…" : text
+    }
 }

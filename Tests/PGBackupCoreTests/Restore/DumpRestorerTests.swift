@@ -26,3 +26,29 @@ struct DumpRestorerTests {
         #expect(active(without).contains { $0.contains("\"FK CONSTRAINT_pkey\"") }, "a table named FK CONSTRAINT is not a foreign key")
     }
 }
+
+struct PgRestoreFailureTests {
+    /// What pg_restore 17 prints when a view of PostgreSQL 15 does not restore.
+    static let stderr = """
+        pg_restore: error: could not execute query: ERROR:  column pg_stat_bgwriter.checkpoints_timed does not exist
+        LINE 2:  SELECT pg_stat_bgwriter.checkpoints_timed
+                        ^
+        Command was: CREATE VIEW public.v AS
+         SELECT pg_stat_bgwriter.checkpoints_timed
+           FROM pg_stat_bgwriter;
+
+
+        pg_restore: error: could not execute query: ERROR:  type "abstime" does not exist
+        Command was: CREATE FUNCTION public.age_of(integer) RETURNS abstime
+        pg_restore: error: could not connect to database "x": fatal
+        pg_restore: warning: errors ignored on restore: 3
+        """
+
+    @Test func eachFailureNamesTheObjectItWasCreating() {
+        #expect(PgRestoreFailure.parse(Self.stderr) == [
+            PgRestoreFailure(object: "CREATE VIEW public.v", error: "column pg_stat_bgwriter.checkpoints_timed does not exist"),
+            PgRestoreFailure(object: "CREATE FUNCTION public.age_of(integer)", error: "type \"abstime\" does not exist"),
+            PgRestoreFailure(object: nil, error: "could not connect to database \"x\": fatal"),
+        ])
+    }
+}
