@@ -24,7 +24,9 @@ public enum DrillReportText {
         let width = max(checks.map(\.name.count).max() ?? 0, 12)
         var lines: [String] = []
         for check in checks {
-            lines.append("  \(check.passed ? "ok  " : "FAIL") \(check.name.padding(toLength: width, withPad: " ", startingAt: 0))  \(check.summary)")
+            // A skipped check passed (the backup is not at fault) but proved nothing: say so.
+            let mark = !check.passed ? "FAIL" : check.figures["skipped"] == 1 ? "skip" : "ok  "
+            lines.append("  \(mark) \(check.name.padding(toLength: width, withPad: " ", startingAt: 0))  \(check.summary)")
             if !check.passed {
                 lines += evidenceLines(check.evidence).map { "         " + $0 }
             }
