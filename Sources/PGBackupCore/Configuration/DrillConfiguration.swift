@@ -10,12 +10,16 @@ public struct DrillConfiguration: Sendable {
     public var stagingDirectory: String
     /// `statement_timeout` for each check query, in seconds. Default 3600.
     public var checkTimeoutSeconds: Int
+    /// pg_amcheck over each scratch database of a logical drill too (base drills always run it).
+    /// Default false.
+    public var amcheck: Bool
 
     init(_ reader: TOMLReader?) throws {
         conninfo = try reader?.string("conninfo")
         jobs = try reader?.int("jobs", in: 1...64, default: 2) ?? 2
         stagingDirectory = try reader?.string("staging_dir", default: "/var/tmp") ?? "/var/tmp"
         checkTimeoutSeconds = try reader?.int("check_timeout_seconds", in: 1...86_400, default: 3600) ?? 3600
+        amcheck = try reader?.bool("amcheck", default: false) ?? false
         if let reader {
             guard stagingDirectory.hasPrefix("/") else {
                 throw reader.error(.invalidValue, "staging_dir", "expected an absolute directory path, got \"\(stagingDirectory)\"")
