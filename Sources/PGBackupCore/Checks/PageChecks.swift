@@ -46,6 +46,7 @@ struct PageChecks {
             return Self.skipped("verifybackup", "the backup holds no backup_manifest (pg_basebackup before PostgreSQL 13, or --no-manifest)")
         }
         let outcome = try await runAsOwner(program, ["--no-parse-wal", "--quiet", data])
+        logger.info("pg_verifybackup finished", metadata: ["check.program.status": "\(outcome.statusText)"])
         if outcome.succeeded {
             return CheckResult(name: "verifybackup", passed: true,
                                summary: "every file matches the backup's backup_manifest (pg_verifybackup: sizes and checksums, none missing or extra)")
@@ -89,6 +90,7 @@ struct PageChecks {
     /// file (relative to the data directory) and block number.
     func checksums(dataDirectory data: String, program: String) async throws -> CheckResult {
         let outcome = try await runAsOwner(program, ["--check", "-D", data])
+        logger.info("pg_checksums finished", metadata: ["check.program.status": "\(outcome.statusText)"])
         let figures = Self.checksumFigures(outcome.stdout)
         if outcome.succeeded {
             return CheckResult(name: "checksums", passed: true,
@@ -190,7 +192,7 @@ struct PageChecks {
         // 0: nothing found; 2: corruption found; anything else: pg_amcheck itself failed.
         var evidence = Self.amcheckProblems(outcome.stdout, databaseNames: databaseNames)
         let relations = Self.damagedRelations(evidence)
-        logger.info("pg_amcheck finished", metadata: ["amcheck.status": "\(outcome.statusText)", "amcheck.relations_damaged": "\(relations.count)"])
+        logger.info("pg_amcheck finished", metadata: ["check.program.status": "\(outcome.statusText)", "check.relations_damaged": "\(relations.count)"])
         if outcome.succeeded && evidence.isEmpty {
             return CheckResult(name: "amcheck", passed: true,
                                summary: "every heap table and B-tree index is intact and every heap tuple is in its indexes (pg_amcheck \(Self.amcheckOptions.prefix(2).joined(separator: " ")))")

@@ -10,7 +10,8 @@ public enum DrillReportText {
     public static func lines(_ report: DrillReport) -> [String] {
         let all = report.checks + report.databases.flatMap(\.checks)
         let failed = all.filter { !$0.passed }.count
-        var lines = ["drill \(report.drillId) of backup \(report.backupId): \(report.passed ? "PASSED" : "FAILED") (\(all.count - failed) of \(all.count) checks passed)"]
+        let skipped = all.filter { $0.passed && $0.figures["skipped"] == 1 }.count
+        var lines = ["drill \(report.drillId) of backup \(report.backupId): \(report.passed ? "PASSED" : "FAILED") (\(all.count - failed - skipped) of \(all.count) checks passed\(skipped > 0 ? ", \(skipped) skipped" : ""))"]
         lines += checkLines(report.checks)
         for database in report.databases {
             lines.append("")

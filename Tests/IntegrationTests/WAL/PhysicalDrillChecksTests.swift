@@ -33,6 +33,27 @@ import Testing
                 }
                 #expect(clean.checks.first { $0.name == "checksums" }?.summary.contains("every page") == true)
 
+                // A bin directory without the three programs (as an older major's lacks some):
+                // each check is skipped with its reason, and the drill still passes.
+                let partialBin = "\(cluster.base)/partial-bin"
+                try FileManager.default.createDirectory(atPath: partialBin, withIntermediateDirectories: false)
+                for program in try FileManager.default.contentsOfDirectory(atPath: postgres.binDirectory)
+                where !["pg_verifybackup", "pg_checksums", "pg_amcheck"].contains(program) {
+                    try FileManager.default.createSymbolicLink(atPath: "\(partialBin)/\(program)", withDestinationPath: "\(postgres.binDirectory)/\(program)")
+                }
+                let partialConfig = "\(cluster.base)/partial.toml"
+                try String(contentsOfFile: pitr.config, encoding: .utf8)
+                    .replacingOccurrences(of: "bin_dir = \"\(postgres.binDirectory)\"", with: "bin_dir = \"\(partialBin)\"")
+                    .write(toFile: partialConfig, atomically: true, encoding: .utf8)
+                chmod(partialConfig, 0o644)
+                let skipped = try await Self.drill(clean.backupId, pitr, repository: repository, config: partialConfig)
+                Self.show(skipped)
+                #expect(skipped.passed, "\(DrillReportText.lines(skipped).joined(separator: "\n"))")
+                for name in ["verifybackup", "checksums", "amcheck"] {
+                    let check = skipped.checks.first { $0.name == name }
+                    #expect(check?.figures["skipped"] == 1 && check?.summary.contains(partialBin) == true, "\(name): \(String(describing: check))")
+                }
+
                 let file = try cluster.sql("select pg_relation_filepath('t')")
                 try Self.stop(cluster)
                 try Self.patch("\(cluster.data)/\(file)") { page in
@@ -147,10 +168,10 @@ extension PhysicalDrillChecksTests {
     }
 
     /// The repository is read by restore_command too, which runs as the server's user.
-    static func drill(_ backupId: String, _ pitr: PITRHarness, repository: String) async throws -> DrillReport {
+    static func drill(_ backupId: String, _ pitr: PITRHarness, repository: String, config: String? = nil) async throws -> DrillReport {
         try pitr.cluster.giveToOwner(repository)
         let started = ContinuousClock.now
-        let drill = try await offPool { try blockingShell(pitr.pgbackd, ["drill", backupId, "--json", "--config", pitr.config]) }
+        let drill = try await offPool { try blockingShell(pitr.pgbackd, ["drill", backupId, "--json", "--config", config ?? pitr.config]) }
         print("drill of \(backupId) took \(ContinuousClock.now - started) (exit \(drill.status))")
         #expect(drill.status == 0 || drill.status == 1, "\(drill.stderr.suffix(2000))")
         return try DrillReport.decode(Array(drill.stdout.utf8))

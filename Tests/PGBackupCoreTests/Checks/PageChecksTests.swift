@@ -1,3 +1,4 @@
+import Foundation
 @testable import PGBackupCore
 import Testing
 
@@ -60,5 +61,8 @@ struct PageChecksTests {
         let check = PageChecks.skipped("amcheck", "no pg_amcheck in /usr/lib/postgresql/13/bin (it exists from PostgreSQL 14)")
         #expect(check.passed)
         #expect(DrillReportText.checkLines([check]) == ["  skip amcheck       skipped: no pg_amcheck in /usr/lib/postgresql/13/bin (it exists from PostgreSQL 14)"])
+        let report = DrillReport(drillId: "d", backupId: "b", stanza: "s", host: "h", startedAt: .init(), finishedAt: .init(), passed: true,
+                                 checks: [check, CheckResult(name: "recovery", passed: true, summary: "")], databases: [])
+        #expect(DrillReportText.lines(report).first == "drill d of backup b: PASSED (1 of 2 checks passed, 1 skipped)")
     }
 }
