@@ -188,7 +188,7 @@ struct PageChecks {
     /// - Parameter databaseNames: scratch database → the backed-up database it holds, for the report.
     func amcheck(arguments: [String], environment: [String: String], databaseNames: [String: String], program: String) async throws -> CheckResult {
         let outcome = try await runProgram(program: program, arguments: Self.amcheckOptions + ["--jobs", "\(jobs)"] + arguments,
-                                           environment: environment, logger: logger, timeout: .seconds(timeoutSeconds))
+                                           environment: environment.merging(Self.untranslated) { $1 }, logger: logger, timeout: .seconds(timeoutSeconds))
         // 0: nothing found; 2: corruption found; anything else: pg_amcheck itself failed.
         var evidence = Self.amcheckProblems(outcome.stdout, databaseNames: databaseNames)
         let relations = Self.damagedRelations(evidence)
@@ -261,12 +261,15 @@ struct PageChecks {
 
     // MARK: helpers
 
+    /// The programs' messages and pg_controldata's labels are parsed: never translated ones.
+    static let untranslated = ["LC_ALL": "C"]
+
     func runAsOwner(_ program: String, _ arguments: [String]) async throws -> ProgramOutcome {
         let timeout = Duration.seconds(timeoutSeconds)
         if let owner {
-            return try await runProgram(program: "/usr/sbin/runuser", arguments: ["-u", owner, "--", program] + arguments, environment: [:], logger: logger, timeout: timeout)
+            return try await runProgram(program: "/usr/sbin/runuser", arguments: ["-u", owner, "--", program] + arguments, environment: Self.untranslated, logger: logger, timeout: timeout)
         }
-        return try await runProgram(program: program, arguments: arguments, environment: [:], logger: logger, timeout: timeout)
+        return try await runProgram(program: program, arguments: arguments, environment: Self.untranslated, logger: logger, timeout: timeout)
     }
 
     static func firstQuoted(_ text: String) -> String? {

@@ -120,7 +120,7 @@ struct BaseDrill {
             let restart = try await runAsOwner(owner, pgCtl, startArguments, timeout: .seconds(timeout + 30))
             guard restart.succeeded else {
                 checks.append(result)
-                checks.append(CheckResult(name: "recovery", passed: false, summary: "the recovered cluster did not start again after pg_checksums (\(restart.statusText))", evidence: [["postgres.log": log()]]))
+                checks.append(CheckResult(name: "restart", passed: false, summary: "the recovered cluster did not start again after pg_checksums (\(restart.statusText))", evidence: [["postgres.log": log()]]))
                 return report(manifest, drillId: drillId, startedAt: startedAt, checks: checks, databases: [])
             }
             connection = try await PostgresConnection.connect(conninfo: conninfo("postgres"), logger: logger)
