@@ -19,6 +19,9 @@ public struct DrillConfiguration: Sendable {
     /// Where the programs of the drill server's major are (pg_restore; initdb and pg_ctl for
     /// `scratch_major`). Default: found among the installs (`/usr/lib/postgresql/<major>/bin`, …).
     public var binDirectory: String?
+    /// pg_amcheck over each scratch database of a logical drill too (base drills always run it).
+    /// Default false.
+    public var amcheck: Bool
 
     init(_ reader: TOMLReader?) throws {
         conninfo = try reader?.string("conninfo")
@@ -28,6 +31,7 @@ public struct DrillConfiguration: Sendable {
         maxRestoreSeconds = try reader?.int("max_restore_seconds", in: 1...604_800)
         scratchMajor = try reader?.int("scratch_major", in: 10...99)
         binDirectory = try reader?.string("bin_dir")
+        amcheck = try reader?.bool("amcheck", default: false) ?? false
         if let reader {
             guard stagingDirectory.hasPrefix("/") else {
                 throw reader.error(.invalidValue, "staging_dir", "expected an absolute directory path, got \"\(stagingDirectory)\"")

@@ -8,7 +8,9 @@ import Glibc
 
 /// A drill of a base backup: a point-in-time restore into a throw-away cluster — the restored
 /// data directory itself, no initdb — recovered from the WAL archive to the end of the backup
-/// and promoted, then the same data checks as a logical drill in every database. A base backup
+/// and promoted, then the same data checks as a logical drill in every database. Before them it
+/// looks inside (``PageChecks``): the files against pg_basebackup's manifest before the server
+/// starts, page checksums and amcheck once recovered. A base backup
 /// has no snapshot row counts (the copy is consistent only at its stop LSN, where nothing was
 /// counted), so the foreign keys checked are the restored catalog's own, and `wal` says whether
 /// the archive can take this backup on to the newest WAL.
@@ -49,15 +51,22 @@ struct BaseDrill {
             checks.append(CheckResult(name: "artifacts", passed: false, summary: error.message, evidence: [["object": error.key, "problem": error.code.description]]))
             return report(manifest, drillId: drillId, startedAt: startedAt, checks: checks, databases: [])
         }
+        let binDirectory = configuration.postgres.binDirectory ?? "/usr/lib/postgresql/\(manifest.server.versionNumber / 10_000)/bin"
+        let timeout = configuration.drill.checkTimeoutSeconds
+        let pageChecks = PageChecks(binDirectory: binDirectory, owner: owner, timeoutSeconds: timeout, jobs: configuration.drill.jobs, logger: logger)
+        // Before anything is added or the server starts: the manifest describes the files as
+        // pg_basebackup sent them, and WAL replay changes them.
+        checks.append(try await pageChecks.verifyBackup(dataDirectory: data))
+        let checksumsEnabled = try await pageChecks.checksumsEnabled(dataDirectory: data)
         // A postgresql.conf lives in /etc on Debian, not in the data directory: give it an empty one.
         if !FileManager.default.fileExists(atPath: data + "/postgresql.conf") {
             try "".write(toFile: data + "/postgresql.conf", atomically: true, encoding: .utf8)
             try giveDirectories([data + "/postgresql.conf"], to: owner)
         }
 
-        let pgCtl = (configuration.postgres.binDirectory ?? "/usr/lib/postgresql/\(manifest.server.versionNumber / 10_000)/bin") + "/pg_ctl"
-        let timeout = configuration.drill.checkTimeoutSeconds
-        let start = try await runAsOwner(owner, pgCtl, ["-D", data, "-l", base + "/postgres.log", "-w", "-t", "\(timeout)", "start"], timeout: .seconds(timeout + 30))
+        let pgCtl = binDirectory + "/pg_ctl"
+        let startArguments = ["-D", data, "-l", base + "/postgres.log", "-w", "-t", "\(timeout)", "start"]
+        let start = try await runAsOwner(owner, pgCtl, startArguments, timeout: .seconds(timeout + 30))
         defer {
             // Synchronous on purpose: the cluster must be gone whichever way the drill ends.
             let stop = Process()
@@ -75,7 +84,7 @@ struct BaseDrill {
         }
         let user = (try? Conninfo(configuration.postgres.conninfo))?.settings["user"] ?? "postgres"
         let conninfo = { (database: String) in "host=\(socket) port=5432 user=\(Conninfo.quote(user)) dbname=\(Conninfo.quote(database))" }
-        let connection = try await PostgresConnection.connect(conninfo: conninfo("postgres"), logger: logger)
+        var connection = try await PostgresConnection.connect(conninfo: conninfo("postgres"), logger: logger)
         var promoted = false
         for _ in 0..<(timeout * 10) {
             if try await connection.query("select pg_is_in_recovery()").scalar == "f" { promoted = true; break }
@@ -90,7 +99,51 @@ struct BaseDrill {
         checks.append(await walCoverage(manifest))
         guard promoted else { return report(manifest, drillId: drillId, startedAt: startedAt, checks: checks, databases: []) }
 
+        // Data checksums on the recovered cluster, stopped cleanly: pg_checksums refuses a data
+        // directory whose pg_control says it runs (a base backup's does), and a page torn while
+        // pg_basebackup copied it is only whole again after WAL replay.
+        switch (checksumsEnabled, pageChecks.program("pg_checksums")) {
+        case (nil, _):
+            checks.append(PageChecks.skipped("checksums", "pg_controldata in \(binDirectory) could not tell whether data checksums are on"))
+        case (false?, _):
+            checks.append(CheckResult(name: "checksums", passed: true, summary: "data checksums are off in this cluster (initdb --data-checksums turns them on): no page checksum to verify",
+                                      figures: ["enabled": 0]))
+        case (true?, nil):
+            checks.append(PageChecks.skipped("checksums", "data checksums are on, but there is no pg_checksums in \(binDirectory)"))
+        case (true?, let program?):
+            let stop = try await runAsOwner(owner, pgCtl, ["-D", data, "-m", "fast", "-w", "-t", "\(timeout)", "stop"], timeout: .seconds(timeout + 30))
+            guard stop.succeeded else {
+                checks.append(CheckResult(name: "checksums", passed: false, summary: "the recovered cluster did not stop cleanly for pg_checksums (\(stop.statusText))", evidence: [["postgres.log": log()]]))
+                return report(manifest, drillId: drillId, startedAt: startedAt, checks: checks, databases: [])
+            }
+            var result = try await pageChecks.checksums(dataDirectory: data, program: program)
+            let restart = try await runAsOwner(owner, pgCtl, startArguments, timeout: .seconds(timeout + 30))
+            guard restart.succeeded else {
+                checks.append(result)
+                checks.append(CheckResult(name: "restart", passed: false, summary: "the recovered cluster did not start again after pg_checksums (\(restart.statusText))", evidence: [["postgres.log": log()]]))
+                return report(manifest, drillId: drillId, startedAt: startedAt, checks: checks, databases: [])
+            }
+            connection = try await PostgresConnection.connect(conninfo: conninfo("postgres"), logger: logger)
+            if !result.passed {
+                result.evidence = await PageChecks.nameRelations(result.evidence, connect: { try await PostgresConnection.connect(conninfo: conninfo($0), logger: logger) },
+                                                                catalog: connection)
+            }
+            checks.append(result)
+        }
+
         let names = try await connection.query("select datname from pg_database where datallowconn and not datistemplate order by 1").rows.compactMap { $0[0] }
+        // Heap and index structure in every database, templates included, before any data check
+        // reads a damaged page. amcheck is installed where missing: the cluster is thrown away.
+        if let program = pageChecks.program("pg_amcheck") {
+            let superuser = try await connection.query("select rolname from pg_catalog.pg_roles where oid = 10").scalar ?? user
+            let all = try await connection.query("select datname from pg_database where datallowconn").rows.compactMap { $0[0] }
+            checks.append(try await pageChecks.amcheck(
+                arguments: ["--host", socket, "--port", "5432", "--username", superuser, "--maintenance-db", names.contains("postgres") ? "postgres" : names.first ?? "template1",
+                            "--all", "--install-missing"],
+                environment: [:], databaseNames: Dictionary(all.map { ($0, $0) }, uniquingKeysWith: { first, _ in first }), program: program))
+        } else {
+            checks.append(PageChecks.skipped("amcheck", "no pg_amcheck in \(binDirectory) (it exists from PostgreSQL 14)"))
+        }
         var sessions: [(name: String, connection: PostgresConnection)] = []
         var tables: [String: Set<String>] = [:]
         for name in names {

@@ -295,6 +295,7 @@ public struct Drill: Sendable {
         if let properties = snapshot.properties {
             checks.append(try await restoreSettings(properties, scratch: scratchName, server: server))
         }
+        checks += try await amcheckScratch(scratchName, database: snapshot.name, server: server, logger: logger)
 
         // Two sessions check at once: the anti-joins and counts on one, sizes, objects and user
         // queries on the other, so both cores (and the server's) work.

@@ -10,9 +10,10 @@ public enum DrillReportText {
     public static func lines(_ report: DrillReport) -> [String] {
         let all = report.checks + report.databases.flatMap(\.checks)
         let failed = all.filter { !$0.passed }.count
+        let skipped = all.filter { $0.passed && $0.figures["skipped"] == 1 }.count
         let verdict = (report.verdict ?? report.computedVerdict) == .unverifiable ? "NOT VERIFIABLE ON THIS HOST" : report.passed ? "PASSED" : "FAILED"
         let upgrade = report.servers.flatMap { $0.isUpgrade ? " into PostgreSQL \($0.description)" : nil } ?? ""
-        var lines = ["drill \(report.drillId) of backup \(report.backupId)\(upgrade): \(verdict) (\(all.count - failed) of \(all.count) checks passed)"]
+        var lines = ["drill \(report.drillId) of backup \(report.backupId)\(upgrade): \(verdict) (\(all.count - failed - skipped) of \(all.count) checks passed\(skipped > 0 ? ", \(skipped) skipped" : ""))"]
         lines += checkLines(report.checks)
         for database in report.databases {
             lines.append("")
@@ -26,7 +27,9 @@ public enum DrillReportText {
         let width = max(checks.map(\.name.count).max() ?? 0, 12)
         var lines: [String] = []
         for check in checks {
-            lines.append("  \(check.passed ? "ok  " : check.unverifiable == true ? "N/A " : "FAIL") \(check.name.padding(toLength: width, withPad: " ", startingAt: 0))  \(check.summary)")
+            // A skipped check passed (the backup is not at fault) but proved nothing: say so.
+            let mark = !check.passed ? (check.unverifiable == true ? "N/A " : "FAIL") : check.figures["skipped"] == 1 ? "skip" : "ok  "
+            lines.append("  \(mark) \(check.name.padding(toLength: width, withPad: " ", startingAt: 0))  \(check.summary)")
             if !check.passed {
                 lines += evidenceLines(check.evidence).map { "         " + $0 }
             }

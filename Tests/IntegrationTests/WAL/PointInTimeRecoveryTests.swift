@@ -54,7 +54,7 @@ import Testing
                 let report = try JSONSerialization.jsonObject(with: Data(drill.stdout.utf8)) as? [String: Any]
                 #expect(report?["passed"] as? Bool == true)
                 let backupChecks = (report?["checks"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
-                #expect(Set(backupChecks) == ["artifacts", "recovery", "wal"], "\(backupChecks)")
+                #expect(backupChecks == ["artifacts", "verifybackup", "recovery", "wal", "checksums", "amcheck"], "\(backupChecks)")
                 let databases = report?["databases"] as? [[String: Any]] ?? []
                 let postgresChecks = databases.first { $0["name"] as? String == "postgres" }?["checks"] as? [[String: Any]] ?? []
                 let referential = postgresChecks.first { $0["name"] as? String == "referential" }

@@ -61,11 +61,11 @@ struct ThrowawayCluster: Sendable {
         return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    fileprivate func start(settings: String) throws {
+    fileprivate func start(settings: String, initdbArguments: [String]) throws {
         try FileManager.default.createDirectory(atPath: socket, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
         try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         try giveToOwner(base)
-        let initdb = try asOwner("\(binDirectory)/initdb", ["-D", data, "-U", "postgres", "-E", "UTF8", "--locale=C", "--auth=trust", "-N"])
+        let initdb = try asOwner("\(binDirectory)/initdb", ["-D", data, "-U", "postgres", "-E", "UTF8", "--locale=C", "--auth=trust", "-N"] + initdbArguments)
         guard initdb.status == 0 else { throw ClusterError(message: "initdb failed: \(initdb.stderr)") }
         let conf = """
 
@@ -105,9 +105,9 @@ struct ThrowawayCluster: Sendable {
 /// Makes a throw-away cluster (initdb with `settings` appended to postgresql.conf), runs `body`,
 /// then stops the cluster (fast) and deletes its directory, whichever way `body` ends.
 /// `prepare` runs after the base directory exists and before the server starts: the place to
-/// write files the settings name.
+/// write files the settings name. `initdbArguments` go to initdb, e.g. `--data-checksums`.
 func withThrowawayCluster<T>(
-    binDirectory: String, settings: (ThrowawayCluster) -> String,
+    binDirectory: String, initdbArguments: [String] = [], settings: (ThrowawayCluster) -> String,
     prepare: (ThrowawayCluster) throws -> Void = { _ in },
     _ body: (ThrowawayCluster) async throws -> T
 ) async throws -> T {
@@ -116,7 +116,7 @@ func withThrowawayCluster<T>(
     let cluster = ThrowawayCluster(base: base, binDirectory: binDirectory)
     do {
         try prepare(cluster)
-        try cluster.start(settings: settings(cluster))
+        try cluster.start(settings: settings(cluster), initdbArguments: initdbArguments)
         let result = try await body(cluster)
         cluster.stopAndRemove()
         return result
@@ -130,9 +130,10 @@ func withThrowawayCluster<T>(
 /// run it and read its configuration) into `repository` (the `[repository]` table's body).
 func withArchivingCluster<T>(
     binDirectory: String, repository: String, walSettings: String = "max_lag_seconds = 60", extraConfiguration: String = "",
+    initdbArguments: [String] = [],
     _ body: (ThrowawayCluster, PITRHarness) async throws -> T
 ) async throws -> T {
-    try await withThrowawayCluster(binDirectory: binDirectory, settings: { cluster in
+    try await withThrowawayCluster(binDirectory: binDirectory, initdbArguments: initdbArguments, settings: { cluster in
         """
         archive_mode = on
         archive_command = '\(cluster.base)/pgbackd wal-push --config \(cluster.base)/pgbackd.toml %p'
