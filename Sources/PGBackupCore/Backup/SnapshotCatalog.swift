@@ -80,6 +80,8 @@ enum SnapshotCatalog {
         return try decoder.decode([ForeignKey].self, from: Data(json.utf8))
     }
 
+    /// Constraints are counted without PostgreSQL 18's NOT NULL entries (`contype = 'n'`):
+    /// older majors keep NOT NULL in pg_attribute only, and an upgrade drill compares across them.
     static let censusQuery = """
         select coalesce(json_object_agg(schema, counts), '{}')::text from (
           select n.nspname as schema, json_build_object(
@@ -87,7 +89,7 @@ enum SnapshotCatalog {
             'indexes', (select count(*) from pg_class c where c.relnamespace = n.oid and c.relkind in ('i', 'I')),
             'sequences', (select count(*) from pg_class c where c.relnamespace = n.oid and c.relkind = 'S'),
             'views', (select count(*) from pg_class c where c.relnamespace = n.oid and c.relkind in ('v', 'm')),
-            'constraints', (select count(*) from pg_constraint con where con.connamespace = n.oid),
+            'constraints', (select count(*) from pg_constraint con where con.connamespace = n.oid and con.contype <> 'n'),
             'functions', (select count(*) from pg_proc p where p.pronamespace = n.oid)
           ) as counts
           from pg_namespace n where \(userSchemas)
