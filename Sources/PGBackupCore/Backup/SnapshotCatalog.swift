@@ -82,22 +82,34 @@ enum SnapshotCatalog {
 
     /// Constraints are counted without PostgreSQL 18's NOT NULL entries (`contype = 'n'`):
     /// older majors keep NOT NULL in pg_attribute only, and an upgrade drill compares across them.
-    static let censusQuery = """
-        select coalesce(json_object_agg(schema, counts), '{}')::text from (
-          select n.nspname as schema, json_build_object(
-            'tables', (select count(*) from pg_class c where c.relnamespace = n.oid and c.relkind in ('r', 'p')),
-            'indexes', (select count(*) from pg_class c where c.relnamespace = n.oid and c.relkind in ('i', 'I')),
-            'sequences', (select count(*) from pg_class c where c.relnamespace = n.oid and c.relkind = 'S'),
-            'views', (select count(*) from pg_class c where c.relnamespace = n.oid and c.relkind in ('v', 'm')),
-            'constraints', (select count(*) from pg_constraint con where con.connamespace = n.oid and con.contype <> 'n'),
-            'functions', (select count(*) from pg_proc p where p.pronamespace = n.oid)
-          ) as counts
-          from pg_namespace n where \(userSchemas)
-        ) s
-        """
+    /// With `excludingExtensionMembers`, objects that belong to an extension are not counted:
+    /// the dump does not hold them, `CREATE EXTENSION` makes them, and a drill server's version
+    /// of the extension may make others (manifests before this recorded them counted).
+    static func censusQuery(excludingExtensionMembers: Bool) -> String {
+        let notMember = { (catalog: String, alias: String) in
+            excludingExtensionMembers
+                ? " and not exists (select 1 from pg_depend d where d.classid = '\(catalog)'::regclass and d.objid = \(alias).oid and d.deptype = 'e')"
+                : ""
+        }
+        let relations = notMember("pg_class", "c")
+        return """
+            select coalesce(json_object_agg(schema, counts), '{}')::text from (
+              select n.nspname as schema, json_build_object(
+                'tables', (select count(*) from pg_class c where c.relnamespace = n.oid and c.relkind in ('r', 'p')\(relations)),
+                'indexes', (select count(*) from pg_class c where c.relnamespace = n.oid and c.relkind in ('i', 'I')\(relations)),
+                'sequences', (select count(*) from pg_class c where c.relnamespace = n.oid and c.relkind = 'S'\(relations)),
+                'views', (select count(*) from pg_class c where c.relnamespace = n.oid and c.relkind in ('v', 'm')\(relations)),
+                'constraints', (select count(*) from pg_constraint con where con.connamespace = n.oid and con.contype <> 'n'),
+                'functions', (select count(*) from pg_proc p where p.pronamespace = n.oid\(notMember("pg_proc", "p")))
+              ) as counts
+              from pg_namespace n where \(userSchemas)
+            ) s
+            """
+    }
 
-    static func census(_ connection: PostgresConnection) async throws -> ObjectCensus {
-        let json = try await connection.query(censusQuery).scalar ?? "{}"
-        return ObjectCensus(schemas: try JSONDecoder().decode([String: ObjectCensus.Counts].self, from: Data(json.utf8)))
+    static func census(_ connection: PostgresConnection, excludingExtensionMembers: Bool = true) async throws -> ObjectCensus {
+        let json = try await connection.query(censusQuery(excludingExtensionMembers: excludingExtensionMembers)).scalar ?? "{}"
+        return ObjectCensus(schemas: try JSONDecoder().decode([String: ObjectCensus.Counts].self, from: Data(json.utf8)),
+                            excludesExtensionMembers: excludingExtensionMembers)
     }
 }

@@ -28,7 +28,7 @@ enum SnapshotComparisonChecks {
     }
 
     static func objects(_ connection: PostgresConnection, expected: ObjectCensus) async throws -> CheckResult {
-        let restored = try await SnapshotCatalog.census(connection)
+        let restored = try await SnapshotCatalog.census(connection, excludingExtensionMembers: expected.excludesExtensionMembers == true)
         var evidence: [[String: String]] = []
         let kinds: [(String, KeyPath<ObjectCensus.Counts, Int>)] = [("tables", \.tables), ("indexes", \.indexes), ("constraints", \.constraints),
                                                                    ("sequences", \.sequences), ("functions", \.functions), ("views", \.views)]

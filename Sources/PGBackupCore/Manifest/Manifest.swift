@@ -149,6 +149,9 @@ public struct ObjectCensus: Codable, Sendable, Equatable {
     }
     /// Keyed by schema name.
     public var schemas: [String: Counts]
+    /// Objects of extensions left out (pgbackd since session 5); nil in older manifests, whose
+    /// counts include them and are compared the same way.
+    public var excludesExtensionMembers: Bool? = nil
 }
 
 extension Manifest {

@@ -252,4 +252,20 @@ struct DrillVerdictTests {
             #expect((alert?["summary"] as? String)?.contains("could not verify") == true, "\(alert ?? [:])")
         }
     }
+
+    /// An extension's own functions are not the database's objects: the dump does not hold
+    /// them, and a drill server's version of the extension (an upgrade drill) may have others.
+    @Test func extensionObjectsAreNotCountedAsTheDatabases() async throws {
+        let postgres = try TestServices.requirePostgres()
+        try await withCleanup(postgres) { cleanup in
+            let fixture = try await DaylogFixture.create(postgres, entries: 10)
+            cleanup.dropDatabase(fixture.name)
+            try await fixture.execute("create extension if not exists hstore; create function public.mine() returns int language sql as 'select 1'")
+            let connection = try await PostgresConnection.connect(conninfo: postgres.conninfo(database: fixture.name), logger: Logger(label: "test"))
+            let own = try await SnapshotCatalog.census(connection)
+            let all = try await SnapshotCatalog.census(connection, excludingExtensionMembers: false)
+            #expect(own.schemas["public"]?.functions == 1 && own.excludesExtensionMembers == true)
+            #expect((all.schemas["public"]?.functions ?? 0) > 50, "hstore's functions are in public: \(all.schemas["public"] ?? .init())")
+        }
+    }
 }
