@@ -23,6 +23,11 @@ struct BaseDrill {
         guard let wal = manifest.wal else {
             throw RepositoryError(.corruptManifest, message: "base backup \(manifest.backupId) has no WAL range in its manifest")
         }
+        // The server programs of the backup's own major, found before anything is restored.
+        let pgCtlPath = try await PostgresInstalls.program("pg_ctl", forServerMajor: manifest.server.versionNumber / 10_000,
+                                                           configured: configuration.drill.binDirectory ?? configuration.postgres.binDirectory,
+                                                           setting: configuration.drill.binDirectory == nil ? "postgres.bin_dir" : "drill.bin_dir")
+        let binDirectory = (pgCtlPath as NSString).deletingLastPathComponent
         let base = configuration.drill.stagingDirectory + "/pgbackd-drill-\(drillId)"
         let data = base + "/data", socket = base + "/socket"
         let owner = getuid() == 0 ? "postgres" : nil
@@ -51,7 +56,6 @@ struct BaseDrill {
             checks.append(CheckResult(name: "artifacts", passed: false, summary: error.message, evidence: [["object": error.key, "problem": error.code.description]]))
             return report(manifest, drillId: drillId, startedAt: startedAt, checks: checks, databases: [])
         }
-        let binDirectory = configuration.postgres.binDirectory ?? "/usr/lib/postgresql/\(manifest.server.versionNumber / 10_000)/bin"
         let timeout = configuration.drill.checkTimeoutSeconds
         let pageChecks = PageChecks(binDirectory: binDirectory, owner: owner, timeoutSeconds: timeout, jobs: configuration.drill.jobs, logger: logger)
         // Before anything is added or the server starts: the manifest describes the files as
