@@ -45,6 +45,9 @@ as_root() {
     if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo -n "$@"; fi
 }
 
+command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1 ||
+    { loud "python3 and pip are needed (run scripts/install-deps.sh first)"; exit 1; }
+
 if [[ ! -d $CACHE ]]; then
     as_root mkdir -p -m 0755 "$CACHE"
 fi
@@ -145,7 +148,20 @@ for pin in "${PINS[@]}"; do
         failed+=("$version")
         continue
     fi
-    # The programs must run (shared libraries found through their rpath), also as `postgres`.
+    # Shared libraries the tests need: the wheels' own through their rpath, the system's ones
+    # (libssl3, libxml2, libicu72, liblz4-1, libzstd1, libreadline8, libgssapi-krb5-2, tzdata's
+    # zoneinfo) come with Debian's postgresql-15, which scripts/install-deps.sh installs.
+    tree=${bin%/bin}
+    missing=$(for f in "$bin"/{postgres,initdb,pg_ctl,psql,pg_dump,pg_dumpall,pg_restore,pg_basebackup,pgbench} \
+        "$tree"/lib/{plpgsql,amcheck,citext,hstore,pgcrypto}.so; do
+        ldd "$f" 2>/dev/null | awk -v f="${f##*/}" '/not found/ {print f ": " $1}'
+    done)
+    if [[ -n $missing ]]; then
+        loud "PostgreSQL $version: shared libraries missing (run scripts/install-deps.sh): $(echo $missing)"
+        failed+=("$version")
+        continue
+    fi
+    # The programs must run, also as `postgres`.
     if ! out=$("$bin/pg_dump" --version 2>&1) || [[ $out != "pg_dump (PostgreSQL) ${version%.*}"* ]]; then
         loud "PostgreSQL $version: $bin/pg_dump --version failed or is not ${version%.*}: $out"
         failed+=("$version")
