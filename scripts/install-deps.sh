@@ -3,7 +3,10 @@
 # so CI and fresh machines can call it every time at almost no cost.
 set -euo pipefail
 
-# postgresql = the major Debian 12 ships (15): server binaries for throw-away test clusters.
+# postgresql = the major Debian 12 ships (15): server binaries for throw-away test clusters. Its
+# dependencies (libssl3, libxml2, libxslt1.1, libicu72, liblz4-1, libzstd1, libreadline8,
+# libgssapi-krb5-2, tzdata) are also what the other majors' builds link against
+# (scripts/install-pg-majors.sh, which test.sh runs after this; it needs python3-pip below).
 # postgresql-contrib: extensions the integrity checks and benchmarks may use.
 # libpq-dev, zlib1g-dev, libcurl4-openssl-dev, libdeflate-dev: the C libraries the Swift package links.
 # pigz: the parallel-gzip baseline in benchmarks; time: GNU time for wall time and peak RSS there.

@@ -9,7 +9,10 @@
 #
 # Everything lives under $PGBACKD_SERVICES_DIR (default <repo>/.services); PIDs are kept in
 # files there, so `stop` works after an interrupted `start` or test run. PGBACKD_PGBIN may name
-# the PostgreSQL bin directory (default: the newest /usr/lib/postgresql/*/bin).
+# the PostgreSQL bin directory (default: the newest /usr/lib/postgresql/*/bin), e.g. one of the
+# majors scripts/install-pg-majors.sh unpacks; `stop` uses the one the cluster was started with.
+# The env file names it (PGBACKD_TEST_PGBIN) and the server's version (PGBACKD_TEST_PGVERSION=17.11,
+# PGBACKD_TEST_PGMAJOR=17).
 #
 # S3 signing: plain moto 5.2.1 checks SigV4 against a partly percent-decoded URL (getmoto/moto
 # issue 5948), so AWS-exact signatures with %2F %2B %3D... in them get 403; the env file says
@@ -87,12 +90,16 @@ wait_gone() { # pid seconds
 # ---------------------------------------------------------------- PostgreSQL
 
 start_pg() {
+    local bindir port attempt pid version running
+    bindir=$(pg_bindir)
     if pg_running; then
+        # Another major than the one asked for must not pass for it silently.
+        running=$(cat "$PG_BASE/bindir" 2>/dev/null || true)
+        [[ -z $running || $running -ef $bindir ]] ||
+            die "PostgreSQL from $running is running here, not $bindir: '$0 stop pg' first"
         log "PostgreSQL already running (pid $(read_pid "$SVC/pg.pid"), $PG_BASE)"
         return 0
     fi
-    local bindir port attempt pid
-    bindir=$(pg_bindir)
     [[ $(id -u) -ne 0 ]] || id postgres >/dev/null 2>&1 || die "no 'postgres' OS user to run the server as"
     # A leftover from an unclean stop: the cluster is throw-away, start from scratch.
     stop_pg_quietly
@@ -143,9 +150,16 @@ EOF
     "$bindir/psql" -h "$PG_BASE/socket" -p "$port" -U postgres -d postgres -XAtqc 'select 1' >/dev/null ||
         die "PostgreSQL started but does not accept connections"
 
+    # The server's own version ("17.11"; Debian builds add " (Debian …)", which is cut off):
+    # test.sh prints it before each run and every integration test prints it with its name.
+    version=$("$bindir/psql" -h "$PG_BASE/socket" -p "$port" -U postgres -d postgres -XAtqc 'show server_version')
+    version=${version%% *}
     env_lines PGBACKD_TEST_PGHOST "$PG_BASE/socket" PGBACKD_TEST_PGPORT "$port" \
-        PGBACKD_TEST_PGUSER postgres PGBACKD_TEST_PGBIN "$bindir" >"$SVC/pg.env"
-    log "PostgreSQL $("$bindir/postgres" -V | awk '{print $3}') on 127.0.0.1:$port and $PG_BASE/socket (pid $pid)"
+        PGBACKD_TEST_PGUSER postgres PGBACKD_TEST_PGBIN "$bindir" \
+        PGBACKD_TEST_PGVERSION "$version" PGBACKD_TEST_PGMAJOR "${version%%.*}" >"$SVC/pg.env"
+    # stop must use this major's pg_ctl, whatever PGBACKD_PGBIN says then.
+    echo "$bindir" >"$PG_BASE/bindir"
+    log "PostgreSQL $version ($bindir) on 127.0.0.1:$port and $PG_BASE/socket (pid $pid)"
 }
 
 # Fast shutdown through pg_ctl; if that fails (data dir gone, hung archiver), signal the PIDs.
@@ -153,7 +167,8 @@ stop_pg_quietly() {
     local pid bindir
     pid=$(read_pid "$SVC/pg.pid")
     if [[ -f $PG_BASE/data/postmaster.pid ]]; then
-        bindir=$(pg_bindir)
+        bindir=$(cat "$PG_BASE/bindir" 2>/dev/null || true)
+        [[ -x $bindir/pg_ctl ]] || bindir=$(pg_bindir)
         as_pg "$bindir/pg_ctl" -D "$PG_BASE/data" -m fast -w -t 60 stop >/dev/null 2>&1 || true
         [[ -n $pid ]] || pid=$(head -n 1 "$PG_BASE/data/postmaster.pid" 2>/dev/null || true)
     fi

@@ -52,18 +52,30 @@ struct FileRepositoryBackupTests {
             cleanup.dropDatabase(fixture.name)
             let repositoryPath = try temporaryDirectory("repo")
             cleanup.remove(repositoryPath)
-            // pg_dump sleeps before it starts reading; meanwhile rows are deleted. The dump and the
-            // counts must both still show the rows, because both read the exported snapshot.
-            let bin = try BackupHarness.wrappedPgDump(postgres, script: "sleep 2; exec \"$REAL\" \"$@\"")
+            // pg_dump starts (the snapshot is exported by then), and waits until rows are deleted.
+            // The dump and the counts must both still show the rows, because both read the
+            // exported snapshot. Marker files, not a sleep: under load the backup may take seconds
+            // to get as far as pg_dump, and a delete before the export is no test at all.
+            let bin = try BackupHarness.wrappedPgDump(postgres, script: """
+                HERE=$(dirname "$0"); touch "$HERE/started"
+                for _ in $(seq 600); do [ -e "$HERE/go" ] && break; sleep 0.1; done
+                exec "$REAL" "$@"
+                """)
             cleanup.remove(bin)
             let configuration = try BackupHarness.fileConfiguration(postgres, repository: repositoryPath, databases: [fixture.name], binDirectory: bin)
             let repository = try await RepositoryFactory.open(configuration, logger: BackupHarness.logger)
             let before = try await fixture.rowCounts()
 
             async let manifest = LogicalBackup(configuration: configuration, repository: repository, logger: BackupHarness.logger).run()
-            try await Task.sleep(for: .milliseconds(800))
+            var waited = 0
+            while !FileManager.default.fileExists(atPath: "\(bin)/started") && waited < 600 {
+                try await Task.sleep(for: .milliseconds(100))
+                waited += 1
+            }
             try await fixture.execute("delete from journal_journalentry where created_at > '2026-01-01 03:00'")
+            #expect(FileManager.default.createFile(atPath: "\(bin)/go", contents: nil))
             let committed = try await manifest
+            #expect(FileManager.default.fileExists(atPath: "\(bin)/started"), "pg_dump never started")
 
             #expect(try await fixture.rowCounts()["public.journal_journalentry"]! < before["public.journal_journalentry"]!)
             #expect(committed.databases[0].rowCounts == before)

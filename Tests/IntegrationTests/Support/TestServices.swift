@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 
 /// The real servers integration tests run against, read from the environment that
@@ -32,7 +33,30 @@ enum TestServices {
     static var postgres: Postgres? {
         guard let host = environment["PGBACKD_TEST_PGHOST"], let port = environment["PGBACKD_TEST_PGPORT"] else { return nil }
         return Postgres(host: host, port: port, user: environment["PGBACKD_TEST_PGUSER"] ?? "postgres",
-                        binDirectory: environment["PGBACKD_TEST_PGBIN"] ?? "/usr/lib/postgresql/15/bin")
+                        binDirectory: environment["PGBACKD_TEST_PGBIN"] ?? defaultBinDirectory)
+    }
+
+    /// Without PGBACKD_TEST_PGBIN: the newest Debian major (what scripts/services.sh picks too).
+    static let defaultBinDirectory: String = {
+        let root = "/usr/lib/postgresql"
+        let majors = ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).compactMap(Int.init)
+        return majors.max().map { "\(root)/\($0)/bin" } ?? "\(root)/15/bin"
+    }()
+
+    /// The test server's version ("17.11", from scripts/services.sh), or "?" when not said.
+    static var postgresVersion: String { environment["PGBACKD_TEST_PGVERSION"] ?? "?" }
+
+    /// Tests that already said which PostgreSQL they run on (one line per test, not per call).
+    private static let announced = Mutex<Set<Test.ID>>([])
+
+    /// Prints `[PostgreSQL 17.11] Suite/test()` once per test, so every log of a run over several
+    /// majors says which server each integration test ran against.
+    static func announceTest() {
+        guard let test = Test.current else { return }
+        let first = announced.withLock { $0.insert(test.id).inserted }
+        guard first else { return }
+        let name = test.id.nameComponents.joined(separator: "/")
+        print("[PostgreSQL \(postgresVersion)] \(name)")
     }
 
     static var s3: S3? {
@@ -51,6 +75,7 @@ enum TestServices {
         guard let postgres else {
             throw MissingService(name: "PostgreSQL", variables: "PGBACKD_TEST_PGHOST/PGBACKD_TEST_PGPORT")
         }
+        announceTest()
         return postgres
     }
 
