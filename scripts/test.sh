@@ -22,6 +22,8 @@ SMOKE_FILTERS=(
     'IntegrationTests\.SchemaCornerCaseTests/'     # the schema corner-case suite
     'IntegrationTests\.WALArchivingTests/'         # archive_command, wal-push, wal-fetch
     'IntegrationTests\.PointInTimeRecoveryTests/'  # base backup, PITR to a time, base drill
+    'IntegrationTests\.PhysicalDrillChecksTests/'  # base drill: pg_verifybackup, checksums, amcheck, damage found
+    'IntegrationTests\.UpgradeDrillTests/'         # this major's backup drilled into 17 and 18
 )
 SCRATCH=${SWIFT_SCRATCH:-.build}
 
@@ -33,8 +35,13 @@ scripts/check-systemd.sh
 PG_CACHE=${PGBACKD_PG_CACHE:-/var/cache/pgbackd/postgresql}
 install_majors_failed=0
 scripts/install-pg-majors.sh || install_majors_failed=1
-# shellcheck disable=SC1091
-[[ ! -f $PG_CACHE/majors.env ]] || source "$PG_CACHE/majors.env"
+# Exported: the upgrade-drill tests restore into the other majors (PGBACKD_PG<major>_BIN).
+if [[ -f $PG_CACHE/majors.env ]]; then
+    set -a
+    # shellcheck disable=SC1091
+    source "$PG_CACHE/majors.env"
+    set +a
+fi
 
 build_start=$SECONDS
 swift build --build-tests --scratch-path "$SCRATCH"
