@@ -88,11 +88,14 @@ import Testing
         try await withCleanup { cleanup in
             let repository = try temporaryDirectory("physical-repo")
             cleanup.remove(repository)
+            // PostgreSQL 18's initdb turns checksums on by default; this test needs them off.
+            let help = try await shell("\(postgres.binDirectory)/initdb", ["--help"]).stdout
+            let checksumsOff = help.contains("--no-data-checksums") ? ["--no-data-checksums"] : []
             try await withArchivingCluster(binDirectory: postgres.binDirectory, repository: """
                 type = "file"
                 path = "\(repository)"
                 stanza = "physical"
-                """) { cluster, pitr in
+                """, initdbArguments: checksumsOff) { cluster, pitr in
                 try Self.makeTable(cluster)
                 let heap = try cluster.sql("select pg_relation_filepath('t')")
                 let index = try cluster.sql("select pg_relation_filepath('t_pkey')")
