@@ -71,16 +71,8 @@ struct BaseDrill {
         let pgCtl = binDirectory + "/pg_ctl"
         let startArguments = ["-D", data, "-l", base + "/postgres.log", "-w", "-t", "\(timeout)", "start"]
         let start = try await runAsOwner(owner, pgCtl, startArguments, timeout: .seconds(timeout + 30))
-        defer {
-            // Synchronous on purpose: the cluster must be gone whichever way the drill ends.
-            let stop = Process()
-            stop.executableURL = URL(fileURLWithPath: owner == nil ? pgCtl : "/usr/sbin/runuser")
-            stop.arguments = (owner.map { ["-u", $0, "--", pgCtl] } ?? []) + ["-D", data, "-m", "immediate", "-w", "stop"]
-            stop.standardOutput = FileHandle.nullDevice
-            stop.standardError = FileHandle.nullDevice
-            try? stop.run()
-            for _ in 0..<300 where stop.isRunning { usleep(100_000) }
-        }
+        // Synchronous on purpose: the cluster must be gone whichever way the drill ends.
+        defer { ScratchCluster.stopImmediately(pgCtl: pgCtl, data: data, owner: owner) }
         let log = { (try? String(contentsOfFile: base + "/postgres.log", encoding: .utf8)).map { String($0.suffix(2000)) } ?? "" }
         guard start.succeeded else {
             checks.append(CheckResult(name: "recovery", passed: false, summary: "the restored cluster did not start (\(start.statusText))", evidence: [["postgres.log": log()]]))

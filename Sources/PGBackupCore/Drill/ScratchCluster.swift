@@ -55,17 +55,22 @@ struct ScratchCluster {
     /// Stops the server at once and removes everything; synchronous, so it also runs in a
     /// `defer` on every way out of a drill.
     func stop(keep: Bool = false) {
-        let pgCtl = binDirectory + "/pg_ctl"
         if FileManager.default.fileExists(atPath: data + "/postmaster.pid") {
-            let stop = Process()
-            stop.executableURL = URL(fileURLWithPath: owner == nil ? pgCtl : "/usr/sbin/runuser")
-            stop.arguments = (owner.map { ["-u", $0, "--", pgCtl] } ?? []) + ["-D", data, "-m", "immediate", "-w", "stop"]
-            stop.standardOutput = FileHandle.nullDevice
-            stop.standardError = FileHandle.nullDevice
-            try? stop.run()
-            for _ in 0..<300 where stop.isRunning { usleep(100_000) }
+            Self.stopImmediately(pgCtl: binDirectory + "/pg_ctl", data: data, owner: owner)
         }
         if !keep { try? FileManager.default.removeItem(atPath: base) }
+    }
+
+    /// `pg_ctl stop -m immediate`, waited for (at most 30 s) on the calling thread: drills stop
+    /// their throw-away clusters from `defer`, which cannot await, on every way out.
+    static func stopImmediately(pgCtl: String, data: String, owner: String?) {
+        let stop = Process()
+        stop.executableURL = URL(fileURLWithPath: owner == nil ? pgCtl : "/usr/sbin/runuser")
+        stop.arguments = (owner.map { ["-u", $0, "--", pgCtl] } ?? []) + ["-D", data, "-m", "immediate", "-w", "stop"]
+        stop.standardOutput = FileHandle.nullDevice
+        stop.standardError = FileHandle.nullDevice
+        try? stop.run()
+        for _ in 0..<300 where stop.isRunning { usleep(100_000) }
     }
 
     private func run(_ program: String, _ arguments: [String], timeout: Duration) async throws -> ProgramOutcome {

@@ -127,7 +127,8 @@ public struct LogicalRestore: Sendable {
     }
 
     /// The source database's owner, comment, privileges and settings, onto the target. They are
-    /// part of what an application needs (its `search_path`), so one that fails fails the restore.
+    /// part of what an application needs (its `search_path`), so one that fails fails the restore,
+    /// except another role's settings the restoring role may not make, which are reported.
     /// - Returns: what was left out (see ``Result/settingsNotRestored``).
     private func apply(_ properties: DatabaseProperties, to target: String, noOwner: Bool, server: PostgresServer) async throws -> [String] {
         // Without --no-owner every role must exist, as pg_restore itself requires; with it (a
