@@ -28,6 +28,17 @@ struct PostgresInstalls {
         return directories.filter { seen.insert($0).inserted }
     }
 
+    /// `<program> --version`, tried again once: a program just written can be busy for a moment
+    /// (ETXTBSY, while another thread's fork still holds it open), which is no answer about it.
+    static func version(of path: String) async throws -> String {
+        do {
+            return try await runChild(program: path, arguments: ["--version"])
+        } catch {
+            try await Task.sleep(for: .milliseconds(200))
+            return try await runChild(program: path, arguments: ["--version"])
+        }
+    }
+
     /// `pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)` → 15.
     static func major(fromVersionOutput text: String) -> Int? {
         text.split(separator: " ").dropFirst(2).first.flatMap { Int($0.split(separator: ".").first ?? "") }
@@ -42,10 +53,16 @@ struct PostgresInstalls {
         for directory in configured.map({ [$0] }) ?? searchDirectories(configured: nil) {
             let path = directory + "/" + program
             guard FileManager.default.isExecutableFile(atPath: path) else { continue }
-            let output = (try? await runChild(program: path, arguments: ["--version"])) ?? ""
+            let output: String
+            do {
+                output = try await version(of: path)
+            } catch {
+                found.append((path, 0, "unknown: `\(program) --version` failed: \(error)"))
+                continue
+            }
             guard let major = major(fromVersionOutput: output) else { continue }
             if major == serverMajor { return path }
-            found.append((path, major, String(output.split(separator: " ").dropFirst(2).first ?? "")))
+            found.append((path, major, String(output.split(whereSeparator: \.isWhitespace).dropFirst(2).first ?? "")))
         }
         if acceptsNewerMajor(program), let newer = found.filter({ $0.major > serverMajor }).min(by: { $0.major < $1.major }) {
             return newer.path
