@@ -154,8 +154,7 @@ struct ExitCodeTableTests {
             for tool in ["pg_dumpall", "pg_restore", "psql"] {
                 try FileManager.default.createSymbolicLink(atPath: "\(bin)/\(tool)", withDestinationPath: "\(setup.postgres.binDirectory)/\(tool)")
             }
-            try "#!/bin/sh\necho 'pg_dump (PostgreSQL) 9.6.24'\n[ \"$1\" = --version ] || exit 1\n".write(toFile: "\(bin)/pg_dump", atomically: true, encoding: .utf8)
-            chmod("\(bin)/pg_dump", 0o755)
+            try writeExecutable("#!/bin/sh\necho 'pg_dump (PostgreSQL) 9.6.24'\n[ \"$1\" = --version ] || exit 1\n", to: "\(bin)/pg_dump")
             let config = try setup.write(setup.fileTOML(databases: [fixture.name], binDirectory: bin))
             return try await setup.pgbackd(["backup", "--config", config])
         },

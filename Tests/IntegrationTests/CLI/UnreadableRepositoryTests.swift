@@ -29,8 +29,7 @@ struct UnreadableRepositoryTests {
                 """).write(toFile: config, atomically: true, encoding: .utf8)
             chmod(config, 0o644)
             let binary = "\(directory)/pgbackd"
-            try FileManager.default.copyItem(atPath: pgbackdExecutable, toPath: binary)
-            chmod(binary, 0o755)
+            try copyPgbackdExecutable(to: binary)
 
             // A real backup, taken as root, then given to postgres as an operator would.
             let backup = try await shell(binary, ["backup", "--config", config])

@@ -88,8 +88,7 @@ enum BackupHarness {
             if [ "$1" = "--version" ]; then exec "$REAL" --version; fi
             \(script)
             """
-        try wrapper.write(toFile: "\(directory)/\(tool)", atomically: true, encoding: .utf8)
-        chmod("\(directory)/\(tool)", 0o755)
+        try writeExecutable(wrapper, to: "\(directory)/\(tool)")
         return directory
     }
 

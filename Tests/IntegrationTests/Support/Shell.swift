@@ -48,6 +48,31 @@ var pgbackdExecutable: String {
     return testBinary.deletingLastPathComponent().appendingPathComponent("pgbackd").path
 }
 
+/// A copy of the pgbackd executable at `path`, mode 0755, made by `cp` in a process of its own:
+/// a copy written by this (multi-threaded) process can be inherited, open for writing, by a child
+/// another test forks at that moment, and then exec'ing the copy fails with "Text file busy".
+func copyPgbackdExecutable(to path: String) throws {
+    let copy = try blockingShell("/bin/cp", [pgbackdExecutable, path])
+    guard copy.status == 0 else { throw CopyFailed(message: "cp \(pgbackdExecutable) \(path): \(copy.stderr)") }
+    chmod(path, 0o755)
+}
+
+/// An executable script at `path`, for the same reason written by `cp` from a file beside it:
+/// the file that is executed is never open in this process.
+func writeExecutable(_ text: String, to path: String) throws {
+    let source = path + ".source"
+    try text.write(toFile: source, atomically: true, encoding: .utf8)
+    defer { try? FileManager.default.removeItem(atPath: source) }
+    let copy = try blockingShell("/bin/cp", [source, path])
+    guard copy.status == 0 else { throw CopyFailed(message: "cp \(source) \(path): \(copy.stderr)") }
+    chmod(path, 0o755)
+}
+
+struct CopyFailed: Error, CustomStringConvertible {
+    var message: String
+    var description: String { message }
+}
+
 func temporaryDirectory(_ name: String) throws -> String {
     let path = FileManager.default.temporaryDirectory.appendingPathComponent("pgbackd-\(name)-\(UUID().uuidString.prefix(8))").path
     try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)

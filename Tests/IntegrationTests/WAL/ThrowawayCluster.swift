@@ -139,8 +139,7 @@ func withArchivingCluster<T>(
         archive_command = '\(cluster.base)/pgbackd wal-push --config \(cluster.base)/pgbackd.toml %p'
         """
     }, prepare: { cluster in
-        try FileManager.default.copyItem(atPath: pgbackdExecutable, toPath: "\(cluster.base)/pgbackd")
-        chmod("\(cluster.base)/pgbackd", 0o755)
+        try copyPgbackdExecutable(to: "\(cluster.base)/pgbackd")
         try """
             [repository]
             \(repository)

@@ -6,7 +6,14 @@ struct PostgresInstallsTests {
     func directory(_ script: String, name: String = "pg_dump") throws -> String {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pgbackd-installs-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        try "#!/bin/sh\n\(script)\n".write(toFile: "\(directory)/\(name)", atomically: true, encoding: .utf8)
+        // Written beside, then copied by cp: the executed file is never open in this process,
+        // whose other tests fork children that could inherit it ("Text file busy").
+        try "#!/bin/sh\n\(script)\n".write(toFile: "\(directory)/source", atomically: true, encoding: .utf8)
+        let copy = Process()
+        copy.executableURL = URL(fileURLWithPath: "/bin/cp")
+        copy.arguments = ["\(directory)/source", "\(directory)/\(name)"]
+        try copy.run()
+        copy.waitUntilExit()
         chmod("\(directory)/\(name)", 0o755)
         return directory
     }
