@@ -70,12 +70,14 @@ struct DumpRestorer {
         return try await restore(staged, into: database, options: options)
     }
 
-    /// Three runs of `pg_restore -j N`: tables and data; then indexes and every other constraint;
-    /// then foreign keys. In one run, parallel pg_restore may create a partitioned table's
-    /// foreign key before every partition's data is in (the COPY into a later partition then
-    /// fails, and its rows are lost in a drill), or before the referenced partitioned table's
-    /// key is valid, which needs every partition's index attached ("there is no unique
-    /// constraint matching given keys"). The order is pg_restore's own within each run.
+    /// Four runs of pg_restore: tables and data (`-j N`); indexes and every other constraint
+    /// (`-j N`); the partitions' index attachments (one at a time); foreign keys (`-j N`). In one
+    /// run, parallel pg_restore may create a partitioned table's foreign key before every
+    /// partition's data is in (the COPY into a later partition then fails, and its rows are lost
+    /// in a drill), or before the referenced partitioned table's key is valid ("there is no
+    /// unique constraint matching given keys"); and two sibling attachments run at once can each
+    /// miss the other's and leave a multi-level partitioned key invalid for good. The order is
+    /// pg_restore's own within each run.
     func restore(_ staged: StagedDump, into database: String, options: Options) async throws -> Outcome {
         let pgRestore = try await server.tool("pg_restore")
         // pg_restore only connects when given --dbname; a conninfo with nothing but the name keeps
@@ -88,18 +90,20 @@ struct DumpRestorer {
         guard listing.succeeded else {
             throw RestoreError(code: .pgRestoreFailed, message: "pg_restore --list \(staged.path) failed (\(listing.statusText)): \(listing.stderr.split(separator: "\n").suffix(3).joined(separator: " / "))")
         }
-        let (withoutForeignKeys, foreignKeysOnly) = Self.splitForeignKeys(listing.stdout)
-        let withoutPath = staged.path + ".post-data.list", onlyPath = staged.path + ".foreign-keys.list"
-        try withoutForeignKeys.write(toFile: withoutPath, atomically: false, encoding: .utf8)
-        try foreignKeysOnly.write(toFile: onlyPath, atomically: false, encoding: .utf8)
+        let lists = Self.splitPostData(listing.stdout)
+        let restPath = staged.path + ".post-data.list", attachPath = staged.path + ".index-attach.list", keysPath = staged.path + ".foreign-keys.list"
+        try lists.rest.write(toFile: restPath, atomically: false, encoding: .utf8)
+        try lists.indexAttach.write(toFile: attachPath, atomically: false, encoding: .utf8)
+        try lists.foreignKeys.write(toFile: keysPath, atomically: false, encoding: .utf8)
 
         var errors: [String] = []
         var failures: [PgRestoreFailure] = []
         var status = "exit code 0"
         var succeeded = true
-        let passes = [["--section=pre-data", "--section=data"], ["--section=post-data", "--use-list=\(withoutPath)"],
-                      ["--section=post-data", "--use-list=\(onlyPath)"]]
+        let passes = [["--section=pre-data", "--section=data"], ["--section=post-data", "--use-list=\(restPath)"],
+                      ["--section=post-data", "--use-list=\(attachPath)", "--jobs=1"], ["--section=post-data", "--use-list=\(keysPath)"]]
         for pass in passes {
+            // A later --jobs wins: the index attachments run one at a time.
             let outcome = try await runProgram(program: pgRestore, arguments: arguments + pass + [staged.path],
                                                environment: server.childEnvironment(database: database), logger: logger)
             errors += outcome.stderr.split(separator: "\n").filter { $0.contains("error:") }.map(String.init)
@@ -112,18 +116,22 @@ struct DumpRestorer {
                        succeeded: succeeded && errors.isEmpty, status: status, errors: errors, failures: failures)
     }
 
-    /// pg_restore's table of contents twice: with the foreign keys commented out, and with only
-    /// them. An entry line reads `<id>; <class oid> <oid> FK CONSTRAINT <schema> <table> <name> <owner>`.
-    static func splitForeignKeys(_ listing: String) -> (without: String, only: String) {
-        var without: [String] = [], only: [String] = []
+    /// pg_restore's table of contents three times: without foreign keys and index attachments,
+    /// with the index attachments alone, with the foreign keys alone. An entry line reads
+    /// `<id>; <class oid> <oid> <description> <schema> <name…> <owner>`, the description being
+    /// e.g. `FK CONSTRAINT` or `INDEX ATTACH`.
+    static func splitPostData(_ listing: String) -> (rest: String, indexAttach: String, foreignKeys: String) {
+        var rest: [String] = [], attach: [String] = [], keys: [String] = []
         for line in listing.split(separator: "\n", omittingEmptySubsequences: false) {
             guard !line.hasPrefix(";"), !line.isEmpty else { continue }
-            let isForeignKey = line.split(separator: " ", maxSplits: 4).dropFirst(3).first.map { $0 == "FK" } == true
-                && line.contains(" FK CONSTRAINT ")
-            without.append(isForeignKey ? ";" + line : String(line))
-            only.append(isForeignKey ? String(line) : ";" + line)
+            let words = line.split(separator: " ").dropFirst(3).prefix(2).joined(separator: " ")
+            let entry = String(line), skipped = ";" + line
+            rest.append(words == "FK CONSTRAINT" || words == "INDEX ATTACH" ? skipped : entry)
+            attach.append(words == "INDEX ATTACH" ? entry : skipped)
+            keys.append(words == "FK CONSTRAINT" ? entry : skipped)
         }
-        return (without.joined(separator: "\n") + "\n", only.joined(separator: "\n") + "\n")
+        let text = { (lines: [String]) in lines.joined(separator: "\n") + "\n" }
+        return (text(rest), text(attach), text(keys))
     }
 
     /// Replays `globals.sql` (roles, tablespaces) with psql; roles that exist already are reported, not fatal.

@@ -16,14 +16,16 @@ struct DumpRestorerTests {
         3213; 2606 46706 CONSTRAINT public "FK CONSTRAINT" "FK CONSTRAINT_pkey" postgres
         """
 
-    /// Foreign keys get a pg_restore run of their own, after every index is attached.
-    @Test func foreignKeysAreSplitFromTheRestOfTheListing() {
-        let (without, only) = DumpRestorer.splitForeignKeys(Self.listing)
+    /// Foreign keys get a pg_restore run of their own, after every index is attached, and the
+    /// attachments one of their own (run one at a time).
+    @Test func foreignKeysAndIndexAttachmentsAreSplitFromTheRestOfTheListing() {
+        let lists = DumpRestorer.splitPostData(Self.listing)
         let active = { (text: String) in text.split(separator: "\n").filter { !$0.hasPrefix(";") }.map(String.init) }
-        #expect(active(only) == ["3212; 2606 46705 FK CONSTRAINT public c c_p_fkey postgres"])
-        #expect(active(without).count == 7)
-        #expect(!active(without).contains { $0.contains("c_p_fkey") })
-        #expect(active(without).contains { $0.contains("\"FK CONSTRAINT_pkey\"") }, "a table named FK CONSTRAINT is not a foreign key")
+        #expect(active(lists.foreignKeys) == ["3212; 2606 46705 FK CONSTRAINT public c c_p_fkey postgres"])
+        #expect(active(lists.indexAttach) == ["3211; 0 0 INDEX ATTACH public p1_pkey postgres"])
+        #expect(active(lists.rest).count == 6)
+        #expect(!active(lists.rest).contains { $0.contains("c_p_fkey") || $0.contains("INDEX ATTACH") })
+        #expect(active(lists.rest).contains { $0.contains("\"FK CONSTRAINT_pkey\"") }, "a table named FK CONSTRAINT is not a foreign key")
     }
 }
 
