@@ -19,6 +19,8 @@ source "$PGBACKD_SERVICES_DIR/env"
 scripts/demo-db.sh
 
 REPO=$PWD/.demo-repo
+# The cluster above is new each run, and a stanza belongs to one cluster: start the repository anew.
+rm -rf "$REPO"
 CONFIG=$PGBACKD_SERVICES_DIR/pgbackd.toml
 cat >"$CONFIG" <<TOML
 [repository]
