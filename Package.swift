@@ -67,6 +67,7 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "FlyingFox", package: "FlyingFox"),
                 .product(name: "FlyingSocks", package: "FlyingFox"),
@@ -79,8 +80,6 @@ let package = Package(
                 "PGBackupCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),
@@ -99,7 +98,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             // Run by the tests from the source tree (found through #filePath), not compiled.
-            exclude: ["Support/outage-proxy.py", "Support/scrape-metrics.py"],
+            exclude: ["Support/outage-proxy.py", "Support/gate-proxy.py", "Support/scrape-metrics.py"],
             swiftSettings: strict
         ),
     ]

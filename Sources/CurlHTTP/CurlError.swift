@@ -4,24 +4,23 @@ import CShims
 /// A transfer that got no HTTP response, or libcurl that could not be set up. Its message is
 /// libcurl's explanation; it never holds a request's headers or body.
 public struct CurlError: Error, Sendable, CustomStringConvertible {
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
-        let name: String
+    public enum Code: String, Sendable, CaseIterable, CustomStringConvertible {
         /// libcurl could not be initialised.
-        public static let unavailable = Code(name: "unavailable")
+        case unavailable
         /// Connection refused or no route: nothing listens there (yet).
-        public static let connect = Code(name: "connect")
+        case connect
         /// The host name did not resolve.
-        public static let resolve = Code(name: "resolve")
+        case resolve
         /// The connect timeout, the whole-transfer timeout or the low-speed limit ran out.
-        public static let timeout = Code(name: "timeout")
+        case timeout
         /// The connection broke while sending or receiving.
-        public static let reset = Code(name: "reset")
+        case reset
         /// The TLS handshake or the certificate check failed.
-        public static let tls = Code(name: "tls")
+        case tls
         /// Stopped through a ``CancellationFlag`` (or a body handler that refused the bytes).
-        public static let cancelled = Code(name: "cancelled")
-        public static let other = Code(name: "other")
-        public var description: String { name }
+        case cancelled
+        case other
+        public var description: String { rawValue }
     }
 
     public var code: Code

@@ -1,31 +1,26 @@
 /// A storage failure: what went wrong (``Code``), on which key, and the underlying cause.
 public struct StorageError: Error, Sendable, CustomStringConvertible {
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
-        enum Base: String, Sendable {
-            case notFound, alreadyExists, accessDenied, invalidCredentials, bucketNotFound
-            case unreachable, timeout, serverError, protocolError, invalidArgument, io, cancelled
-        }
-        let base: Base
+    public enum Code: String, Sendable, CaseIterable, CustomStringConvertible {
         /// No object under the key (or the ranged part of it).
-        public static let notFound = Code(base: .notFound)
-        public static let alreadyExists = Code(base: .alreadyExists)
+        case notFound
+        case alreadyExists
         /// The credentials are valid but may not do this.
-        public static let accessDenied = Code(base: .accessDenied)
+        case accessDenied
         /// The server rejected the signature or the key id.
-        public static let invalidCredentials = Code(base: .invalidCredentials)
-        public static let bucketNotFound = Code(base: .bucketNotFound)
+        case invalidCredentials
+        case bucketNotFound
         /// Could not connect (refused, DNS, TLS handshake).
-        public static let unreachable = Code(base: .unreachable)
-        public static let timeout = Code(base: .timeout)
+        case unreachable
+        case timeout
         /// 5xx after all retries.
-        public static let serverError = Code(base: .serverError)
+        case serverError
         /// The server answered something we do not understand.
-        public static let protocolError = Code(base: .protocolError)
-        public static let invalidArgument = Code(base: .invalidArgument)
+        case protocolError
+        case invalidArgument
         /// Local file-system failure.
-        public static let io = Code(base: .io)
-        public static let cancelled = Code(base: .cancelled)
-        public var description: String { base.rawValue }
+        case io
+        case cancelled
+        public var description: String { rawValue }
     }
 
     public var code: Code

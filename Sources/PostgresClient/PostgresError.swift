@@ -1,19 +1,18 @@
 /// A libpq failure: what kind (``Code``), the server's SQLSTATE when there is one, and its text.
 public struct PostgresError: Error, Sendable, CustomStringConvertible {
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
-        let name: String
+    public enum Code: String, Sendable, CaseIterable, CustomStringConvertible {
         /// Could not connect: server down, wrong host/port, authentication refused.
-        public static let connectionFailed = Code(name: "connectionFailed")
+        case connectionFailed
         /// The server rejected a statement.
-        public static let queryFailed = Code(name: "queryFailed")
+        case queryFailed
         /// The server refused who we are: wrong password, no pg_hba.conf entry, no such role, no
         /// CONNECT privilege. Told apart from an unreachable server because the fix differs.
-        public static let authenticationFailed = Code(name: "authenticationFailed")
+        case authenticationFailed
         /// The connection broke while in use.
-        public static let connectionLost = Code(name: "connectionLost")
+        case connectionLost
         /// The conninfo string itself does not parse.
-        public static let invalidConninfo = Code(name: "invalidConninfo")
-        public var description: String { name }
+        case invalidConninfo
+        public var description: String { rawValue }
     }
 
     public var code: Code

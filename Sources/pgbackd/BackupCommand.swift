@@ -36,30 +36,14 @@ struct BackupCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await runReportingErrors {
-            let (configuration, logger, repository) = try await common.openRepository()
+            let runner = try await common.jobRunner()
             let progress: ProgressLine? = isatty(STDERR_FILENO) == 1 ? ProgressLine() : nil
             var report: (@Sendable (BackupProgress) -> Void)?
             if let progress { report = { progress.update($0) } }
-            let progressReport = report
-            let databases = self.databases, type = self.type
-            let alerts = AlertDispatcher(configuration: configuration.alerts, logger: logger)
-            let manifest: Manifest
-            do {
-                manifest = try await withSignalCancellation {
-                    switch type {
-                    case .logical:
-                        try await LogicalBackup(configuration: configuration, repository: repository, logger: logger, progress: progressReport).run(databases: databases)
-                    case .base:
-                        try await BaseBackup(configuration: configuration, repository: repository, logger: logger, progress: progressReport).run()
-                    }
-                }
-            } catch {
-                progress?.clear()
-                await alerts.send(.backupFailed(stanza: configuration.repository.stanza, backupId: nil, error: error))
-                throw error
-            }
+            let job = BackupJob(type == .base ? .base : .logical(databases: databases), progress: report)
+            defer { progress?.clear() }
+            let manifest = try await withSignalCancellation { try await runner.run(job) }
             progress?.clear()
-            await alerts.send(.backup(manifest))
             if json {
                 try printJSON(BackupSummary(manifest))
             } else {

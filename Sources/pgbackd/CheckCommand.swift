@@ -24,7 +24,7 @@ struct CheckCommand: AsyncParsableCommand {
                 }
             }
             if let failure = results.first(where: { !$0.passed }) {
-                throw ExitCode(failure.error.map(ExitCodes.code(for:)) ?? ExitCodes.failure)
+                throw ExitCode(failure.error.map { ExitStatus($0) }?.rawValue ?? ExitStatus.jobFailed.rawValue)
             }
         }
     }

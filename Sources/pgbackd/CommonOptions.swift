@@ -23,6 +23,12 @@ struct CommonOptions: ParsableArguments {
         return (configuration, logger, try await RepositoryFactory.open(configuration, logger: logger))
     }
 
+    /// The runner a job command runs its job with: the same policy as the daemon's.
+    func jobRunner() async throws -> JobRunner {
+        let (configuration, logger, repository) = try await openRepository()
+        return JobRunner(configuration: configuration, repository: repository, logger: logger)
+    }
+
     func makeLogger() -> Logger {
         let level = logLevel
         LoggingSystem.bootstrap { label in
@@ -44,7 +50,7 @@ func runReportingErrors(_ body: () async throws -> Void) async throws {
         throw error
     } catch {
         FileHandle.standardError.write(Data("pgbackd: error: \(describe(error))\n".utf8))
-        throw ExitCode(ExitCodes.code(for: error))
+        throw ExitCode(ExitStatus(error).rawValue)
     }
 }
 

@@ -56,31 +56,19 @@ struct DrillCommand: AsyncParsableCommand {
                 print(dropped.isEmpty ? "no kept scratch databases" : "dropped \(dropped.joined(separator: ", "))")
                 return
             }
-            let request = Drill.Request(backup: backup, databases: databases, keep: keep, scratchMajor: scratchMajor)
-            let alerts = AlertDispatcher(configuration: configuration.alerts, logger: logger)
-            let report: DrillReport
-            do {
-                report = try await withSignalCancellation { try await drill.run(request) }
-            } catch {
-                await alerts.send(.drillFailed(stanza: configuration.repository.stanza, backupId: backup == "latest" ? nil : backup, error: error))
-                throw error
-            }
-            await alerts.send(.drill(report, reportKey: repository.drillReportKey(backupId: report.backupId, drillId: report.drillId)))
+            let runner = JobRunner(configuration: configuration, repository: repository, logger: logger)
+            let job = DrillJob(.backup(backup), databases: databases, keep: keep, scratchMajor: scratchMajor)
+            let report = try await withSignalCancellation { try await runner.run(job) }
             if json {
                 print(String(decoding: try report.encoded(), as: UTF8.self))
             } else {
                 printReport(report)
             }
-            let verdict = report.verdict ?? report.computedVerdict
-            if verdict != .passed {
+            if let failure = DrillJob.checkFailure(report) {
                 // One line on stderr too, for cron mail and scripts that read only that.
                 let summary = AlertEvent.drill(report, reportKey: nil).summary
                 FileHandle.standardError.write(Data("pgbackd: drill: \(summary)\n".utf8))
-            }
-            switch verdict {
-            case .passed: break
-            case .unverifiable: throw ExitCode(ExitCodes.unverifiable)
-            case .failed: throw ExitCode(ExitCodes.checkFailed)
+                throw ExitCode(ExitStatus(failure).rawValue)
             }
         }
     }

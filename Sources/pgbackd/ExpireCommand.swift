@@ -24,8 +24,9 @@ struct ExpireCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await runReportingErrors {
-            let (configuration, logger, repository) = try await common.openRepository()
-            let result = try await ExpireJob(rules: configuration.retention, repository: repository, logger: logger).run(now: Date(), dryRun: dryRun)
+            let runner = try await common.jobRunner()
+            let job = RetentionJob(dryRun: dryRun)
+            let result = try await withSignalCancellation { try await runner.run(job) }
             if json {
                 try printJSON(result)
                 return

@@ -20,8 +20,9 @@ struct WalCheckCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await runReportingErrors {
-            let (configuration, logger, repository) = try await common.openRepository()
-            let report = try await WALCheck(repository: repository).run()
+            let runner = try await common.jobRunner()
+            let repository = runner.repository
+            let report = try await withSignalCancellation { try await runner.run(WALCheckJob()) }
             if json {
                 try printJSON(report)
             } else {
@@ -38,10 +39,7 @@ struct WalCheckCommand: AsyncParsableCommand {
                 for timeline in report.missingHistory { print("MISSING \(WALFileName.segment(timeline: timeline, number: 0, segmentSize: report.segmentSize).timelineHex).history") }
                 for duplicate in report.ambiguous { print("AMBIGUOUS \(duplicate) — wal-fetch will refuse it; keep the one this cluster archived") }
             }
-            guard report.isComplete else {
-                await AlertDispatcher(configuration: configuration.alerts, logger: logger).send(.walGap(report, stanza: repository.stanza))
-                throw ExitCode(1)
-            }
+            if let failure = WALCheckJob.checkFailure(report) { throw ExitCode(ExitStatus(failure).rawValue) }
         }
     }
 }

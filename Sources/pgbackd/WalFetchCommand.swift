@@ -49,7 +49,7 @@ struct WalFetchCommand: AsyncParsableCommand {
             // Exit 1 tells PostgreSQL "no such file": it must never stand for another failure.
             // Every other failure must stop recovery, and PostgreSQL aborts only on a signal or
             // an exit status above 125 (restore_command in its documentation).
-            throw ExitCode(notFound ? 1 : ExitCodes.fatalForRecovery)
+            throw ExitCode(ExitStatus.walFetch(error).rawValue)
         }
     }
 }

@@ -1,6 +1,5 @@
 import ArgumentParser
 import Foundation
-import Logging
 import PGBackupCore
 
 struct WalPushCommand: AsyncParsableCommand {
@@ -21,31 +20,9 @@ struct WalPushCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await runReportingErrors {
-            let configuration = try common.loadConfiguration()
-            let logger = common.makeLogger()
+            let job = WALPushJob(configuration: try common.loadConfiguration(), logger: common.makeLogger())
             let path = self.path
-            do {
-                switch configuration.wal.mode {
-                case .spool:
-                    // No repository, no storage: PostgreSQL must never wait on the network.
-                    let outcome = try await WALSpool(configuration.wal).push(source: path)
-                    logger.debug("WAL file spooled", metadata: ["wal.path": "\(path)", "wal.outcome": "\(outcome)"])
-                case .sync:
-                    let repository = try await RepositoryFactory.open(configuration, logger: logger)
-                    let archive = WALArchive(repository: repository, level: configuration.compression.level, logger: logger)
-                    let outcome = try await withSignalCancellation { try await archive.push(path: path) }
-                    logger.debug("WAL file archived", metadata: ["wal.path": "\(path)", "wal.outcome": "\(outcome)"])
-                }
-            } catch let error as WALError where error.code == .conflict || error.code == .spoolFull {
-                let alerts = AlertDispatcher(configuration: configuration.alerts, logger: logger)
-                let name = (path as NSString).lastPathComponent
-                let summary = error.code == .conflict
-                    ? "wal-push of \(name) refused: the name is already spooled or archived with different content"
-                    : "wal-push of \(name) refused: the WAL spool \(configuration.wal.spoolDirectory) is full; PostgreSQL keeps the WAL in pg_wal"
-                await alerts.send(AlertEvent(event: error.code == .conflict ? .walConflict : .spoolFull,
-                                             stanza: configuration.repository.stanza, summary: summary, error: "\(error)"))
-                throw error
-            }
+            try await job.run(path: path)
         }
     }
 }

@@ -2,8 +2,6 @@ import ArgumentParser
 import Foundation
 import Logging
 import PGBackupCore
-import ServiceLifecycle
-import UnixSignals
 
 struct WalWatchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -33,16 +31,13 @@ struct WalWatchCommand: AsyncParsableCommand {
                 configuration: configuration, repository: repository,
                 alerts: AlertDispatcher(configuration: configuration.alerts, logger: logger), logger: logger)
             guard once else {
-                var group = ServiceGroupConfiguration(
-                    services: [.init(service: watcher)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
-                group.maximumGracefulShutdownDuration = Self.shutdownGrace
-                try await ServiceGroup(configuration: group).run()
+                try await Daemon.runWALWatcher(watcher, logger: logger, grace: Self.shutdownGrace)
                 return
             }
             let result: WALShipper.PassResult
             do {
                 result = try await withSignalCancellation { try await watcher.runOnce() }
-            } catch is Interrupted {
+            } catch is JobCancelled {
                 // A stop request: uploads in flight were aborted, their files stay spooled.
                 logger.notice("WAL watcher stopped by a signal")
                 return

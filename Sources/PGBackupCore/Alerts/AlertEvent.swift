@@ -11,6 +11,10 @@ public struct AlertEventName: RawRepresentable, Hashable, Sendable, Codable, Cus
     public static let backupFailed = AlertEventName(rawValue: "backup.failed")
     public static let drillSucceeded = AlertEventName(rawValue: "drill.succeeded")
     public static let drillFailed = AlertEventName(rawValue: "drill.failed")
+    /// `pgbackd expire` or the daemon's retention job failed, was cancelled or interrupted.
+    public static let retentionFailed = AlertEventName(rawValue: "retention.failed")
+    /// A wal-check could not run (storage down…); a check that ran and found gaps is `wal.gap`.
+    public static let walCheckFailed = AlertEventName(rawValue: "wal_check.failed")
     public static let walLag = AlertEventName(rawValue: "wal.lag")
     /// The end of a `wal.lag` episode: the oldest unshipped file is within the limit again.
     public static let walLagResolved = AlertEventName(rawValue: "wal.lag.resolved")
@@ -29,7 +33,7 @@ public struct AlertEventName: RawRepresentable, Hashable, Sendable, Codable, Cus
 
     /// Every event pgbackd raises, in the order docs/alerts.md lists them.
     public static let known: [AlertEventName] = [
-        .backupSucceeded, .backupFailed, .drillSucceeded, .drillFailed, .walLag, .walLagResolved, .walGap, .walConflict,
+        .backupSucceeded, .backupFailed, .drillSucceeded, .drillFailed, .retentionFailed, .walCheckFailed, .walLag, .walLagResolved, .walGap, .walConflict,
         .storageUnreachable, .storageReachable, .spoolFull, .backupStale, .drillStale, .daemonStarted, .daemonStopping,
     ]
 
@@ -37,7 +41,7 @@ public struct AlertEventName: RawRepresentable, Hashable, Sendable, Codable, Cus
     public var defaultSeverity: AlertSeverity {
         switch self {
         case .backupFailed, .drillFailed, .walGap, .walConflict, .spoolFull, .backupStale: .critical
-        case .walLag, .storageUnreachable, .daemonStopping, .drillStale: .warning
+        case .retentionFailed, .walCheckFailed, .walLag, .storageUnreachable, .daemonStopping, .drillStale: .warning
         default: .info
         }
     }
@@ -54,8 +58,8 @@ public enum AlertSeverity: String, Codable, Sendable, CaseIterable {
 /// added (with a new ``currentSchemaVersion``), never renamed or removed. Every field is always
 /// present; the ones that do not apply are `null` (or `[]` for `failed_checks`).
 public struct AlertEvent: Codable, Sendable, Equatable {
-    /// 2 added `verdict`.
-    public static let currentSchemaVersion = 2
+    /// 2 added `verdict`; 3 added `outcome`.
+    public static let currentSchemaVersion = 3
     /// A failed check copies at most this many evidence rows into the event; the drill report
     /// (``reportKey``) has them all.
     public static let maxEvidenceRows = 20
@@ -81,6 +85,11 @@ public struct AlertEvent: Codable, Sendable, Equatable {
     /// A drill that ran: `passed`, `failed` (a check found a problem with the backup) or
     /// `unverifiable` (the drill host could not check it, e.g. an extension it lacks). nil otherwise.
     public var verdict: DrillReport.Verdict?
+    /// How the job run the event is about ended (``JobOutcome``): `succeeded`, `check_failed` (the
+    /// data failed a check), `unverifiable`, `failed` (the job could not run), `cancelled` (a
+    /// stop), `interrupted` (its process died; reported by the next run). nil for events about
+    /// no single run (`wal.lag`, `storage.*`, `*.stale`, `daemon.*`).
+    public var outcome: JobOutcome?
 
     public struct FailedCheck: Codable, Sendable, Equatable {
         /// The database the check ran in; nil for checks of the backup as a whole (`artifacts`).
@@ -125,6 +134,7 @@ public struct AlertEvent: Codable, Sendable, Equatable {
         error: String? = nil,
         reportKey: String? = nil,
         verdict: DrillReport.Verdict? = nil,
+        outcome: JobOutcome? = nil,
         host: String = ProcessInfo.processInfo.hostName,
         time: Date = Date()
     ) {
@@ -141,6 +151,7 @@ public struct AlertEvent: Codable, Sendable, Equatable {
         self.error = error
         self.reportKey = reportKey
         self.verdict = verdict
+        self.outcome = outcome
     }
 
     // MARK: from job outcomes
@@ -169,6 +180,7 @@ public struct AlertEvent: Codable, Sendable, Equatable {
             event: report.passed ? .drillSucceeded : .drillFailed, severity: verdict == .unverifiable ? .warning : nil,
             stanza: report.stanza, summary: summary,
             backupId: report.backupId, drillId: report.drillId, failedChecks: failed, reportKey: reportKey, verdict: verdict,
+            outcome: report.passed ? .succeeded : (verdict == .unverifiable ? .unverifiable : .checkFailed),
             host: report.host, time: report.finishedAt
         )
     }
@@ -176,14 +188,46 @@ public struct AlertEvent: Codable, Sendable, Equatable {
     /// `drill.failed` for a drill that could not run its checks (no such backup, storage down,
     /// the restore could not start…). `backupId` is nil when it was never resolved.
     public static func drillFailed(
-        stanza: String, backupId: String?, error: any Error, drillId: String? = nil,
+        stanza: String, backupId: String?, error: any Error, outcome: JobOutcome = .failed,
+        host: String = ProcessInfo.processInfo.hostName, time: Date = Date()
+    ) -> AlertEvent {
+        jobFailed(.drill, stanza: stanza, backupId: backupId, error: error, outcome: outcome, host: host, time: time)
+    }
+
+    /// The failure event of a job run that did not finish (``JobRunner``'s policy):
+    /// `backup.failed` (logical and base), `drill.failed`, `retention.failed` or
+    /// `wal_check.failed`, with `outcome` `failed`, `cancelled` (severity warning: a stop was
+    /// asked) or `interrupted` (its process died).
+    public static func jobFailed(
+        _ job: JobKind, stanza: String, backupId: String?, error: any Error, outcome: JobOutcome,
         host: String = ProcessInfo.processInfo.hostName, time: Date = Date()
     ) -> AlertEvent {
         let message = String(describing: error)
-        let subject = backupId.map { "drill of backup \($0)" } ?? "drill"
+        let event: AlertEventName
+        let subject: String
+        switch job {
+        case .backup, .baseBackup:
+            event = .backupFailed
+            subject = backupId.map { "backup \($0)" } ?? (job == .baseBackup ? "base backup" : "backup")
+        case .drill:
+            event = .drillFailed
+            subject = backupId.map { "drill of backup \($0)" } ?? "drill"
+        case .retention:
+            event = .retentionFailed
+            subject = "expire"
+        case .walCheck:
+            event = .walCheckFailed
+            subject = "wal-check"
+        }
+        let verb = switch outcome {
+        case .cancelled: "was CANCELLED"
+        case .interrupted: "was INTERRUPTED"
+        default: job == .drill || job == .walCheck ? "could not run" : "FAILED"
+        }
         return AlertEvent(
-            event: .drillFailed, stanza: stanza, summary: "\(subject) could not run: \(firstLine(message))",
-            backupId: backupId, drillId: drillId, error: message, host: host, time: time
+            event: event, severity: outcome == .cancelled ? .warning : nil, stanza: stanza,
+            summary: "\(subject) \(verb): \(firstLine(message))",
+            backupId: backupId, error: message, outcome: outcome, host: host, time: time
         )
     }
 
@@ -194,7 +238,7 @@ public struct AlertEvent: Codable, Sendable, Equatable {
         return AlertEvent(
             event: .walGap, stanza: stanza,
             summary: "WAL archive of stanza '\(stanza)' has \(problems.count) problem\(problems.count == 1 ? "" : "s"): \(problems.prefix(3).joined(separator: "; "))\(more)",
-            error: problems.joined(separator: "\n"), host: host, time: time
+            error: problems.joined(separator: "\n"), outcome: .checkFailed, host: host, time: time
         )
     }
 
@@ -206,22 +250,17 @@ public struct AlertEvent: Codable, Sendable, Equatable {
         let summary = "backup \(manifest.backupId) succeeded: \(manifest.kind.rawValue), \(databases) database\(databases == 1 ? "" : "s"), \(stored) stored, \(seconds) s"
         return AlertEvent(
             event: .backupSucceeded, stanza: manifest.stanza, summary: summary, backupId: manifest.backupId,
-            host: host, time: manifest.finishedAt
+            outcome: .succeeded, host: host, time: manifest.finishedAt
         )
     }
 
     /// `backup.failed`: the backup did not commit. `backupId` is nil when it failed before one
     /// was chosen.
     public static func backupFailed(
-        stanza: String, backupId: String?, error: any Error,
+        stanza: String, backupId: String?, error: any Error, outcome: JobOutcome = .failed,
         host: String = ProcessInfo.processInfo.hostName, time: Date = Date()
     ) -> AlertEvent {
-        let message = String(describing: error)
-        let subject = backupId.map { "backup \($0)" } ?? "backup"
-        return AlertEvent(
-            event: .backupFailed, stanza: stanza, summary: "\(subject) FAILED: \(firstLine(message))",
-            backupId: backupId, error: message, host: host, time: time
-        )
+        jobFailed(.backup, stanza: stanza, backupId: backupId, error: error, outcome: outcome, host: host, time: time)
     }
 
     private static func firstLine(_ text: String) -> String {
@@ -253,7 +292,7 @@ public struct AlertEvent: Codable, Sendable, Equatable {
         case failedChecks = "failed_checks"
         case error
         case reportKey = "report_key"
-        case verdict
+        case verdict, outcome
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -271,6 +310,7 @@ public struct AlertEvent: Codable, Sendable, Equatable {
         try container.encode(error, forKey: .error)
         try container.encode(reportKey, forKey: .reportKey)
         try container.encode(verdict, forKey: .verdict)
+        try container.encode(outcome, forKey: .outcome)
     }
 
     public init(from decoder: any Decoder) throws {
@@ -293,5 +333,6 @@ public struct AlertEvent: Codable, Sendable, Equatable {
         error = try container.decodeIfPresent(String.self, forKey: .error)
         reportKey = try container.decodeIfPresent(String.self, forKey: .reportKey)
         verdict = try container.decodeIfPresent(DrillReport.Verdict.self, forKey: .verdict)
+        outcome = try container.decodeIfPresent(JobOutcome.self, forKey: .outcome)
     }
 }

@@ -1,23 +1,22 @@
 /// Why a backup (or the checks before one) could not run, with what to do about it.
 public struct BackupError: Error, Sendable, CustomStringConvertible {
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
-        let name: String
+    public enum Code: String, Sendable, CaseIterable, CustomStringConvertible {
         /// PostgreSQL refused or did not answer the connection.
-        public static let databaseUnreachable = Code(name: "databaseUnreachable")
+        case databaseUnreachable
         /// A configured or requested database does not exist or refuses connections.
-        public static let databaseNotFound = Code(name: "databaseNotFound")
+        case databaseNotFound
         /// pg_dump (or another client program) of the right version is not installed.
-        public static let toolMissing = Code(name: "toolMissing")
+        case toolMissing
         /// The role lacks a privilege the backup needs.
-        public static let insufficientPrivilege = Code(name: "insufficientPrivilege")
+        case insufficientPrivilege
         /// The server is not set up for the backup asked for (base backups need WAL archiving
         /// and, for now, the default tablespace only).
-        public static let serverNotReady = Code(name: "serverNotReady")
+        case serverNotReady
         /// A base backup's last WAL segment did not reach the repository in time.
-        public static let walNotArchived = Code(name: "walNotArchived")
+        case walNotArchived
         /// A step failed while dumping or storing.
-        public static let failed = Code(name: "failed")
-        public var description: String { name }
+        case failed
+        public var description: String { rawValue }
     }
     public var code: Code
     public var message: String

@@ -5,11 +5,10 @@ import SystemPackage
 
 /// A child process (pg_dump, pg_dumpall, pg_restore…) that failed to start or exited badly.
 public struct ChildProcessError: Error, Sendable, CustomStringConvertible {
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
-        let name: String
-        public static let notStarted = Code(name: "notStarted")
-        public static let failed = Code(name: "failed")
-        public var description: String { name }
+    public enum Code: String, Sendable, CaseIterable, CustomStringConvertible {
+        case notStarted
+        case failed
+        public var description: String { rawValue }
     }
     public var code: Code
     /// The program's name, e.g. `pg_dump`.

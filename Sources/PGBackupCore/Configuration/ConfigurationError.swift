@@ -1,16 +1,15 @@
 /// A configuration problem, found before any work starts. Its description is one line naming the
 /// file, the key, what was found and what is expected. The CLI exits with 78 (EX_CONFIG) for it.
 public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
-        let name: String
-        public static let unreadable = Code(name: "unreadable")
-        public static let syntax = Code(name: "syntax")
-        public static let unknownKey = Code(name: "unknownKey")
-        public static let wrongType = Code(name: "wrongType")
-        public static let invalidValue = Code(name: "invalidValue")
-        public static let missingKey = Code(name: "missingKey")
-        public static let secret = Code(name: "secret")
-        public var description: String { name }
+    public enum Code: String, Sendable, CaseIterable, CustomStringConvertible {
+        case unreadable
+        case syntax
+        case unknownKey
+        case wrongType
+        case invalidValue
+        case missingKey
+        case secret
+        public var description: String { rawValue }
     }
 
     public var code: Code

@@ -6,6 +6,15 @@ import Glibc
 
 /// Another daemon already serves this repository.
 public struct DaemonLockError: Error, Sendable, CustomStringConvertible {
+    public enum Code: String, Sendable, CaseIterable, CustomStringConvertible {
+        /// Another live process holds the lock.
+        case held
+        /// The lock file could not be opened or locked for another reason (`reason`).
+        case unusable
+        public var description: String { rawValue }
+    }
+
+    public var code: Code { reason == nil ? .held : .unusable }
     public var lockPath: String
     public var holderPID: Int32?
     public var repository: String

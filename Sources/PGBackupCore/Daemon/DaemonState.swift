@@ -6,9 +6,7 @@ import Glibc
 
 /// One run of a scheduled job.
 public struct JobRun: Codable, Sendable, Equatable {
-    public enum Outcome: String, Codable, Sendable {
-        case succeeded, failed, cancelled
-    }
+    public typealias Outcome = JobOutcome
     public var start: Date
     public var end: Date
     public var outcome: Outcome

@@ -17,7 +17,7 @@ public final class DaemonMetrics: Sendable {
         gauge("pgbackd_start_timestamp_seconds", [], "When this daemon started.").set(Date().timeIntervalSince1970)
         // Every series exists from the start (with 0), so rules see "never" rather than "no data".
         for kind in JobKind.allCases {
-            for outcome in [JobRun.Outcome.succeeded, .failed, .cancelled] {
+            for outcome in JobOutcome.allCases {
                 _ = runs(kind, outcome)
             }
             _ = lastSuccess(kind)
@@ -30,12 +30,12 @@ public final class DaemonMetrics: Sendable {
 
     // MARK: Events
 
-    /// A scheduled run ended.
+    /// A scheduled run ended (or, `interrupted`, was found to have died).
     public func jobFinished(_ kind: JobKind, _ run: JobRun) {
         runs(kind, run.outcome).increment()
         switch run.outcome {
         case .succeeded: lastSuccess(kind).set(run.end.timeIntervalSince1970)
-        case .failed: lastFailure(kind).set(run.end.timeIntervalSince1970)
+        case .failed, .checkFailed, .unverifiable, .interrupted: lastFailure(kind).set(run.end.timeIntervalSince1970)
         case .cancelled: break
         }
         gauge("pgbackd_job_last_duration_seconds", [("job", kind.rawValue)], "How long the job's last run took, whatever its outcome.").set(run.end.timeIntervalSince(run.start))

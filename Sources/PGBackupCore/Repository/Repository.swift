@@ -22,6 +22,9 @@ public struct Repository: Sendable {
     /// Artifact keys are stored relative to the stanza, so a stanza can move between buckets.
     public func key(relative: String) -> String { "\(stanza)/\(relative)" }
     public func drillReportKey(backupId: String, drillId: String) -> String { "\(stanza)/drills/\(backupId)/\(drillId).json" }
+    /// `<stanza>/jobs/<job>/`: the records of running jobs (``JobRecord``).
+    public func jobRecordsPrefix(_ job: JobKind) -> String { "\(stanza)/jobs/\(job.rawValue)/" }
+    public func jobRecordKey(_ job: JobKind, runId: String) -> String { "\(jobRecordsPrefix(job))\(runId).json" }
     public static func dumpName(database: String) -> String { "\(escape(database)).dump.gz" }
     public var walPrefix: String { "\(stanza)/wal/" }
     /// `<stanza>/wal/<timeline>/`; a history file sits in its own timeline's directory.
@@ -107,12 +110,16 @@ public struct Repository: Sendable {
     // MARK: Catalog
 
     /// Every committed backup, oldest first: a backup is listed exactly when its manifest exists.
+    /// Every committed backup's manifest, oldest first. A stop request ends the reading between
+    /// two manifests (a catalog of thousands takes a while on S3).
     public func backups() async throws -> [Manifest] {
         let objects = try await storage.list(prefix: backupsPrefix)
         var manifests: [Manifest] = []
         for object in objects where object.key.hasSuffix("/manifest.json") {
+            try Task.checkCancellation()
             manifests.append(try await readManifest(key: object.key))
         }
+        try Task.checkCancellation()
         return manifests.sorted { $0.backupId < $1.backupId }
     }
 

@@ -156,15 +156,29 @@ struct DumpRestorer {
         let available = Int64(stats.f_bavail) * Int64(stats.f_frsize)
         let wanted = needed + needed / 20 + (64 << 20)
         guard available >= wanted else {
-            throw StagingError(message: "staging the dump needs \(wanted >> 20) MiB in \(stagingDirectory) but only \(available >> 20) MiB are free; set drill.staging_dir to a larger file system")
+            throw StagingError(.insufficientSpace, message: "staging the dump needs \(wanted >> 20) MiB in \(stagingDirectory) but only \(available >> 20) MiB are free; set drill.staging_dir to a larger file system")
         }
     }
 }
 
 /// The staging directory is missing, unwritable or too small.
 public struct StagingError: Error, Sendable, CustomStringConvertible {
+    public enum Code: String, Sendable, CaseIterable, CustomStringConvertible {
+        /// It cannot be created, locked, written or given to the server's owner.
+        case unusable
+        /// It has less free space than the job needs.
+        case insufficientSpace
+        public var description: String { rawValue }
+    }
+
+    public var code: Code
     public var message: String
     public var description: String { message }
+
+    public init(_ code: Code = .unusable, message: String) {
+        self.code = code
+        self.message = message
+    }
 }
 
 /// One statement pg_restore could not run, and the object it belongs to: "CREATE VIEW public.v:

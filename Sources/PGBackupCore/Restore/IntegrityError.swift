@@ -1,13 +1,12 @@
 /// A stored artifact that is not what its manifest says: missing, truncated, altered, or not
 /// valid gzip. The message always names the object.
 public struct IntegrityError: Error, Sendable, CustomStringConvertible {
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
-        let name: String
-        public static let missingObject = Code(name: "missingObject")
-        public static let sizeMismatch = Code(name: "sizeMismatch")
-        public static let checksumMismatch = Code(name: "checksumMismatch")
-        public static let corruptCompression = Code(name: "corruptCompression")
-        public var description: String { name }
+    public enum Code: String, Sendable, CaseIterable, CustomStringConvertible {
+        case missingObject
+        case sizeMismatch
+        case checksumMismatch
+        case corruptCompression
+        public var description: String { rawValue }
     }
     public var code: Code
     /// The object key, relative to the stanza.

@@ -4,20 +4,19 @@ import PostgresClient
 
 /// Why a restore refused or failed.
 public struct RestoreError: Error, Sendable, CustomStringConvertible {
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
-        let name: String
-        public static let targetNotEmpty = Code(name: "targetNotEmpty")
-        public static let databaseNotInBackup = Code(name: "databaseNotInBackup")
-        public static let pgRestoreFailed = Code(name: "pgRestoreFailed")
+    public enum Code: String, Sendable, CaseIterable, CustomStringConvertible {
+        case targetNotEmpty
+        case databaseNotInBackup
+        case pgRestoreFailed
         /// Point-in-time restore was asked of a logical backup.
-        public static let notABaseBackup = Code(name: "notABaseBackup")
+        case notABaseBackup
         /// The recovery target cannot be used (unparseable, or before every base backup).
-        public static let invalidTarget = Code(name: "invalidTarget")
+        case invalidTarget
         /// The database's owner, comment, privileges or settings could not be restored.
-        public static let propertiesFailed = Code(name: "propertiesFailed")
+        case propertiesFailed
         /// The base backup's files could not be laid out (tar, ownership).
-        public static let extractFailed = Code(name: "extractFailed")
-        public var description: String { name }
+        case extractFailed
+        public var description: String { rawValue }
     }
     public var code: Code
     public var message: String

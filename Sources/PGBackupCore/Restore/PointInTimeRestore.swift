@@ -172,7 +172,7 @@ public struct PointInTimeRestore: Sendable {
         guard statvfs(path, &stats) == 0 else { return }
         let free = Int64(stats.f_bavail) * Int64(stats.f_frsize)
         guard free >= needed else {
-            throw StagingError(message: "\(path) has \(free >> 20) MiB free, but restoring this base backup needs about \(needed >> 20) MiB (the verified tar, then the files): free space or choose another --pgdata")
+            throw StagingError(.insufficientSpace, message: "\(path) has \(free >> 20) MiB free, but restoring this base backup needs about \(needed >> 20) MiB (the verified tar, then the files): free space or choose another --pgdata")
         }
     }
 

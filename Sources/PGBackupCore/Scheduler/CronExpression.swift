@@ -9,7 +9,7 @@ import Foundation
 /// matches if either does, as in Vixie cron. `@hourly`, `@daily` (`@midnight`), `@weekly`,
 /// `@monthly`, `@yearly` (`@annually`) are the usual shorthands.
 ///
-/// `@every 5s` (or `30m`, `2h`) is a pgbackd extension for tests and soak benchmarks: it fires at
+/// `@every 5s` (or `30m`, `2h`) is pgbackd's interval schedule (like systemd's `OnUnitActiveSec`): it fires at
 /// every multiple of the interval since the Unix epoch, in any time zone.
 ///
 /// Times are wall-clock times in the schedule's time zone. A wall time that does not exist (the
@@ -25,6 +25,10 @@ public struct CronExpression: Sendable, Equatable, CustomStringConvertible {
     let kind: Kind
 
     public struct ParseError: Error, Sendable, CustomStringConvertible {
+        public enum Code: String, Sendable, CaseIterable { case invalidExpression }
+        /// Always ``Code/invalidExpression``: the configuration reader turns it into a
+        /// ``ConfigurationError`` naming the key.
+        public var code: Code { .invalidExpression }
         public var description: String
     }
 

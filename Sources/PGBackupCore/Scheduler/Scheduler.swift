@@ -208,7 +208,7 @@ public final class Scheduler: Service, Sendable {
             run.drillId = result.drillId
             logger.notice("job succeeded", metadata: ["job.summary": "\(result.summary)"])
         } catch {
-            run.outcome = (error is CancellationError || Task.isCancelled) ? .cancelled : .failed
+            run.outcome = (error as? JobCheckFailed)?.outcome ?? (JobCancelled.isCancellation(error) ? .cancelled : .failed)
             run.error = String(describing: error).replacingOccurrences(of: "\n", with: " ")
             if run.outcome == .cancelled {
                 logger.warning("job cancelled", metadata: ["job.error": "\(run.error!)"])

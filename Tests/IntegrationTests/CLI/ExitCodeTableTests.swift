@@ -50,12 +50,22 @@ struct ExitCodeTableTests {
             return try await setup.pgbackd(["list", "--config", config])
         },
 
-        ExitCodeScenario(1, "backup whose pg_dump exits 1", fragments: ["pg_dump"]) { setup in
+        ExitCodeScenario(70, "backup whose pg_dump exits 1", fragments: ["pg_dump"]) { setup in
             let fixture = try await setup.fixture()
             let bin = try BackupHarness.wrappedPgDump(setup.postgres, script: "echo 'pg_dump: error: boom' >&2; exit 1")
             setup.cleanup.remove(bin)
             let config = try setup.write(setup.fileTOML(databases: [fixture.name], binDirectory: bin))
             return try await setup.pgbackd(["backup", "--config", config])
+        },
+
+        ExitCodeScenario(130, "backup stopped by SIGTERM while pg_dump runs", fragments: ["cancelled"]) { setup in
+            let fixture = try await setup.fixture()
+            let bin = try BackupHarness.wrappedPgDump(setup.postgres, script: "sleep 120")
+            setup.cleanup.remove(bin)
+            let config = try setup.write(setup.fileTOML(databases: [fixture.name], binDirectory: bin))
+            // --preserve-status: pgbackd's own status, not timeout's 124.
+            let result = try await shell("timeout", ["--preserve-status", "--kill-after=30", "5", pgbackdExecutable, "backup", "--config", config])
+            return ScenarioOutcome(status: result.status, stdout: result.stdout, stderr: result.stderr)
         },
 
         ExitCodeScenario(1, "wal-fetch of a WAL file the archive does not have", fragments: ["000000010000000000000042"]) { setup in

@@ -1,13 +1,13 @@
 import Dispatch
 import Foundation
 
-struct Interrupted: Error, CustomStringConvertible {
-    var description: String { "interrupted by a signal; nothing was committed" }
-}
-
 /// Runs `body`, cancelling it on SIGINT or SIGTERM, and waits for its cleanup (aborting uploads,
-/// stopping child processes) before returning: an interrupted run leaves nothing half-committed.
-func withSignalCancellation<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
+/// stopping child processes, raising the job's `cancelled` alert) before throwing
+/// ``JobCancelled``: an interrupted command leaves nothing half-committed. A body that finished
+/// all the same (the signal came after its last cancellation point) returns its value: its work
+/// stands, and its outcome was reported as such. The daemon does not use this: its
+/// ServiceGroup owns those signals.
+public func withSignalCancellation<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
     let (signals, continuation) = AsyncStream<Int32>.makeStream()
     let sources = [SIGINT, SIGTERM].map { number in
         signal(number, SIG_IGN)
@@ -29,9 +29,11 @@ func withSignalCancellation<T: Sendable>(_ body: @escaping @Sendable () async th
         defer { group.cancelAll() }
         guard let first = try await group.next(), let value = first else {
             group.cancelAll()
-            // Let the body finish its cleanup; its CancellationError is the expected outcome.
-            while (try? await group.next()) != nil {}
-            throw Interrupted()
+            // Let the body finish its cleanup; its cancellation is the expected outcome.
+            while let next = try? await group.next() {
+                if let value = next { return value }
+            }
+            throw JobCancelled(.signal)
         }
         return value
     }
