@@ -118,9 +118,6 @@ public struct S3RepositorySettings: Sendable, CustomStringConvertible {
     public var partSizeMiB: Int
     /// Parts uploaded at once. Default 4. Memory ≈ part size × (this + 1).
     public var parallelParts: Int
-    /// `aws` (default, the SigV4 specification). `moto` only for moto test servers, which
-    /// verify signatures over a partly decoded URL (moto issue #5948).
-    public var signing: String
 
     public var description: String {
         "S3(endpoint: \(endpoint), bucket: \(bucket), region: \(region), prefix: \(prefix), access key: \(accessKeyID), secret: <redacted>)"
@@ -139,7 +136,10 @@ public struct S3RepositorySettings: Sendable, CustomStringConvertible {
         caFile = try reader.string("ca_file")
         partSizeMiB = try reader.int("part_size_mib", in: 5...5120, default: 16)
         parallelParts = try reader.int("parallel_parts", in: 1...64, default: 4)
-        signing = try reader.oneOf("signing", ["aws", "moto"], default: "aws")
+        if reader.table["signing"] != nil {
+            // Removed (docs/decisions.md, issue #14): said before it can pass for a typo.
+            throw reader.error(.unknownKey, "signing", "removed (requests are always signed as the AWS SigV4 specification says); delete this line")
+        }
         try reader.rejectUnknownKeys()
         accessKeyID = ""
         secretAccessKey = ""
