@@ -12,6 +12,8 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "pgbackd", targets: ["pgbackd"]),
+        // Benchmarks (bench/): each builds alone, e.g. `swift build -c release --product pgbackd-bench-compression`.
+        .executable(name: "pgbackd-bench-compression", targets: ["pgbackd-bench-compression"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -84,7 +86,16 @@ let package = Package(
             swiftSettings: strict
         ),
 
-        .testTarget(name: "CompressionTests", dependencies: ["Compression"], swiftSettings: strict),
+        // Synthetic pg_dump-like text, the same bytes every run: for the compression tests and benchmark.
+        .target(name: "SyntheticData", path: "Tests/SyntheticData", swiftSettings: strict),
+        .executableTarget(
+            name: "pgbackd-bench-compression",
+            dependencies: ["Compression", "CZlib", "SyntheticData"],
+            path: "bench/compression/Sources",
+            swiftSettings: strict
+        ),
+
+        .testTarget(name: "CompressionTests", dependencies: ["Compression", "SyntheticData"], swiftSettings: strict),
         .testTarget(name: "ObjectStorageTests", dependencies: ["ObjectStorage", "CurlHTTP"], swiftSettings: strict),
         .testTarget(
             name: "PGBackupCoreTests",

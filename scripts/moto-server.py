@@ -7,8 +7,8 @@ request.url, which percent-decodes the query string and part of the path (%2F ->
 escape then fails with 403 SignatureDoesNotMatch although S3 accepts it: ListObjectsV2 with
 prefix=a/ or delimiter=/, and keys with + = : and the like. pgbackd lists by prefix all the
 time, so here moto's signature check sees the raw request target (RAW_URI) instead. Nothing
-else moto does changes. Arguments are moto_server's; scripts/services.sh starts it when
-PGBACKD_MOTO_AWS_SIGV4=1 (and then tells tests to sign the AWS way).
+else moto does changes. Arguments are moto_server's; scripts/services.sh always starts moto
+this way, so the tests sign as pgbackd signs for AWS.
 """
 import contextvars
 import sys

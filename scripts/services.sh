@@ -14,11 +14,10 @@
 # The env file names it (PGBACKD_TEST_PGBIN) and the server's version (PGBACKD_TEST_PGVERSION=17.11,
 # PGBACKD_TEST_PGMAJOR=17).
 #
-# S3 signing: plain moto 5.2.1 checks SigV4 against a partly percent-decoded URL (getmoto/moto
-# issue 5948), so AWS-exact signatures with %2F %2B %3D... in them get 403; the env file says
-# PGBACKD_TEST_S3_SIGNING_FLAVOR=moto and the client signs that decoded form. With
-# PGBACKD_MOTO_AWS_SIGV4=1, moto runs through scripts/moto-server.py, which checks the request
-# as sent, like AWS, and the flavor is `aws`: the production signer is then what gets tested.
+# S3: moto always runs through scripts/moto-server.py. Plain moto 5.2.1 checks SigV4 against a
+# partly percent-decoded URL (getmoto/moto issue 5948), so AWS-exact signatures with %2F %2B %3D...
+# in them get 403; moto-server.py checks the request target as sent, as AWS does, so the tests
+# exercise pgbackd's one (production) signer.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -243,11 +242,8 @@ s3.create_bucket(Bucket=bucket)
 if s3.head_bucket(Bucket=bucket)["ResponseMetadata"]["HTTPStatusCode"] != 200:
     fail("bucket not readable after creation")
 
-# With moto-server.py, escapes in the canonical request must pass too: a key needing %2B %3D
-# %3A and a listing by prefix and delimiter (plain moto answers 403 SignatureDoesNotMatch).
-if os.environ.get("MOTO_AWS_SIGV4") != "1":
-    print(kid, secret)
-    sys.exit(0)
+# Escapes in the canonical request must pass too: a key needing %2B %3D %3A and a listing by
+# prefix and delimiter (plain moto, without moto-server.py, answers 403 SignatureDoesNotMatch).
 probe = "pgbackd-selftest/a b+c=d:e~f.txt"
 try:
     s3.put_object(Bucket=bucket, Key=probe, Body=b"probe")
@@ -267,20 +263,15 @@ start_s3() {
         log "moto_server already running (pid $(read_pid "$SVC/moto.pid"))"
         return 0
     fi
-    local port pid attempt i creds kid secret flavor moto_cmd
-    if [[ ${PGBACKD_MOTO_AWS_SIGV4:-0} == 1 ]]; then
-        moto_cmd=("$REPO/scripts/moto-server.py") flavor=aws
-    else
-        moto_cmd=(-m moto.server) flavor=moto
-    fi
+    local port pid attempt i creds kid secret
     rm -f "$SVC/moto.pid" "$SVC/s3.env"
     for attempt in 1 2 3; do
         port=$(free_port)
-        # moto_server's entry point (or moto-server.py, see the top), run by the same python3
-        # that has boto3 and with no pyenv shim in between, so $! is the server itself.
+        # moto_server through moto-server.py (see the top), run by the same python3 that has
+        # boto3 and with no pyenv shim in between, so $! is the server itself.
         # setsid: a Ctrl-C aimed at a test run does not kill the server behind its back.
         INITIAL_NO_AUTH_ACTION_COUNT=$MOTO_FREE_REQUESTS PYTHONUNBUFFERED=1 \
-            setsid python3 "${moto_cmd[@]}" -H 127.0.0.1 -p "$port" >"$SVC/moto.log" 2>&1 </dev/null 9>&- &
+            setsid python3 "$REPO/scripts/moto-server.py" -H 127.0.0.1 -p "$port" >"$SVC/moto.log" 2>&1 </dev/null 9>&- &
         pid=$!
         echo "$pid" >"$SVC/moto.pid"
         # Readiness by bare TCP connect: an HTTP probe would use up a free request.
@@ -299,7 +290,7 @@ start_s3() {
         die "moto_server did not start (log: $SVC/moto.log)"
     done
 
-    creds=$(S3_ENDPOINT=http://127.0.0.1:$port MOTO_AWS_SIGV4=${PGBACKD_MOTO_AWS_SIGV4:-0} moto_bootstrap) || {
+    creds=$(S3_ENDPOINT=http://127.0.0.1:$port moto_bootstrap) || {
         tail -n 20 "$SVC/moto.log" >&2
         stop_s3_quietly
         die "moto bootstrap or SigV4 check failed (log: $SVC/moto.log)"
@@ -307,8 +298,8 @@ start_s3() {
     read -r kid secret <<<"$creds"
     env_lines PGBACKD_TEST_S3_ENDPOINT "http://127.0.0.1:$port" PGBACKD_TEST_S3_REGION "$REGION" \
         PGBACKD_TEST_S3_BUCKET "$BUCKET" PGBACKD_TEST_S3_ACCESS_KEY_ID "$kid" \
-        PGBACKD_TEST_S3_SECRET_ACCESS_KEY "$secret" PGBACKD_TEST_S3_SIGNING_FLAVOR "$flavor" >"$SVC/s3.env"
-    log "moto_server on 127.0.0.1:$port (pid $pid): SigV4 enforced (bad secret 403, good key 200), bucket $BUCKET, signing flavor $flavor"
+        PGBACKD_TEST_S3_SECRET_ACCESS_KEY "$secret" >"$SVC/s3.env"
+    log "moto_server on 127.0.0.1:$port (pid $pid): SigV4 enforced over the request as sent (bad secret 403, good key 200, escaped key and prefix listing 200), bucket $BUCKET"
 }
 
 stop_s3_quietly() {

@@ -1,4 +1,5 @@
 import Compression
+import SyntheticData
 import Testing
 
 @Suite struct GzipDecoderTests {

@@ -1,5 +1,6 @@
 import CZlib
 @testable import Compression
+import SyntheticData
 import Testing
 
 @Suite struct ParallelGzipEncoderTests {

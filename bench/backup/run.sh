@@ -43,7 +43,6 @@ region = "$PGBACKD_TEST_S3_REGION"
 prefix = "bench-$RANDOM"
 access_key_id = "$PGBACKD_TEST_S3_ACCESS_KEY_ID"
 secret_access_key_file = "$WORK/secret"
-signing = "${PGBACKD_TEST_S3_SIGNING_FLAVOR:-aws}"
 S3
 else printf 'type = "file"\npath = "%s/repo"\nstanza = "bench"\n' "$WORK"; fi )
 [postgres]

@@ -9,9 +9,9 @@
 #
 # Sets up everything itself in a mktemp directory below /tmp, and tears it down at the end:
 # - installs pgbackrest and nginx (Debian packages) if they are missing;
-# - its own moto (scripts/services.sh with its own state directory and PGBACKD_MOTO_AWS_SIGV4=1:
-#   pgBackRest lists by prefix, which plain moto rejects with 403, see services.sh), so the
-#   objects of the run are gone with it;
+# - its own moto (scripts/services.sh with its own state directory: it runs moto through
+#   scripts/moto-server.py, because pgBackRest lists by prefix, which plain moto rejects with 403),
+#   so the objects of the run are gone with it;
 # - nginx on a free port with a self-signed certificate for `localhost` in front of moto, because
 #   pgBackRest 2.45 talks to S3 over HTTPS only (nginx.conf.template);
 # - its own cluster (initdb -k, the settings of services.sh's cluster, archive_mode = on) with
@@ -141,13 +141,12 @@ s3_cpu() { # moto and nginx (master and workers)
 
 # ---------------------------------------------------------------- S3: moto + nginx (TLS)
 
-PGBACKD_SERVICES_DIR=$WORK/s3svc PGBACKD_MOTO_AWS_SIGV4=1 scripts/services.sh start s3 >"$WORK/s3svc.log" 2>&1 ||
+PGBACKD_SERVICES_DIR=$WORK/s3svc scripts/services.sh start s3 >"$WORK/s3svc.log" 2>&1 ||
     { cat "$WORK/s3svc.log" >&2; exit 1; }
 S3_ENDPOINT=$(. "$WORK/s3svc/env"; echo "$PGBACKD_TEST_S3_ENDPOINT")
 BUCKET=$(. "$WORK/s3svc/env"; echo "$PGBACKD_TEST_S3_BUCKET")
 REGION=$(. "$WORK/s3svc/env"; echo "$PGBACKD_TEST_S3_REGION")
 KEY_ID=$(. "$WORK/s3svc/env"; echo "$PGBACKD_TEST_S3_ACCESS_KEY_ID")
-SIGNING=$(. "$WORK/s3svc/env"; echo "$PGBACKD_TEST_S3_SIGNING_FLAVOR")
 (umask 077; . "$WORK/s3svc/env"; printf '%s' "$PGBACKD_TEST_S3_SECRET_ACCESS_KEY" >"$WORK/secret")
 MOTO=${S3_ENDPOINT#http://}
 
@@ -187,7 +186,6 @@ region = "$REGION"
 prefix = "$PREFIX/pgbackd"
 access_key_id = "$KEY_ID"
 secret_access_key_file = "$WORK/secret"
-signing = "$SIGNING"
 S3
 else printf 'type = "file"\npath = "%s"\nstanza = "bench"\n' "$WORK/pgbackd-repo"; fi)
 [postgres]

@@ -112,7 +112,6 @@ region = "$PGBACKD_TEST_S3_REGION"
 prefix = "$PREFIX"
 access_key_id = "$PGBACKD_TEST_S3_ACCESS_KEY_ID"
 secret_access_key_file = "$WORK/secret"
-signing = "${PGBACKD_TEST_S3_SIGNING_FLAVOR:-aws}"
 [wal]
 mode = "spool"
 spool_dir = "$WORK/spool"

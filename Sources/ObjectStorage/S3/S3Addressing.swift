@@ -10,7 +10,6 @@ struct S3Addressing: Sendable {
     let basePath: String
     let bucket: String
     let style: S3Configuration.URIStyle
-    let flavor: S3Configuration.SigningFlavor
 
     struct Target: Sendable {
         /// The full URL handed to libcurl.
@@ -41,7 +40,6 @@ struct S3Addressing: Sendable {
         self.basePath = path
         self.bucket = configuration.bucket
         self.style = configuration.uriStyle
-        self.flavor = configuration.signingFlavor
     }
 
     var defaultPort: Int { scheme == "https" ? 443 : 80 }
@@ -70,11 +68,7 @@ struct S3Addressing: Sendable {
         let wire = QueryItem.wireQuery(query)
         let hostHeader = hostHeader
         let url = "\(scheme)://\(hostHeader)\(path)\(wire.isEmpty ? "" : "?" + wire)"
-        let canonicalURI: String
-        switch flavor {
-        case .aws: canonicalURI = path
-        case .moto: canonicalURI = AWSPercentEncoding.werkzeugDecode(path, keeping: AWSPercentEncoding.werkzeugPathKept)
-        }
-        return Target(url: url, hostHeader: hostHeader, canonicalURI: canonicalURI, canonicalQuery: QueryItem.canonicalQuery(query, flavor: flavor))
+        // Sent exactly as signed: the canonical URI is the path, the canonical query the wire query.
+        return Target(url: url, hostHeader: hostHeader, canonicalURI: path, canonicalQuery: wire)
     }
 }

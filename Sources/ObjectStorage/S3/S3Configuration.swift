@@ -12,17 +12,6 @@ public struct S3Configuration: Sendable {
         case virtualHosted
     }
 
-    /// How the canonical request that SigV4 signs encodes the path and query.
-    public enum SigningFlavor: String, Sendable, CaseIterable {
-        /// As AWS specifies: every byte but `A-Z a-z 0-9 - _ . ~` percent-encoded (the path keeps
-        /// its `/`). Use this with AWS and every real S3-compatible server.
-        case aws
-        /// As moto_server (5.x) recomputes the signature: it checks against the partly *decoded*
-        /// URL (werkzeug's IRI form), so `prefix=a%2Fb` must be signed as `prefix=a/b`
-        /// (getmoto/moto#5948). For test servers only; AWS rejects such signatures.
-        case moto
-    }
-
     /// The service URL, e.g. `https://s3.eu-central-1.amazonaws.com` or `http://127.0.0.1:9000`.
     /// A path after the host is kept in front of every request path.
     public var endpoint: URL
@@ -61,8 +50,6 @@ public struct S3Configuration: Sendable {
     public var lowSpeedTime: Duration
     /// Keys per ListObjectsV2 page (S3 caps it at 1,000). Default 1,000.
     public var listPageSize: Int
-    /// Default ``SigningFlavor/aws``.
-    public var signingFlavor: SigningFlavor
 
     public static let defaultPartSize = 16 << 20
 
@@ -84,8 +71,7 @@ public struct S3Configuration: Sendable {
         connectTimeout: Duration = .seconds(10),
         lowSpeedLimit: Int = 1024,
         lowSpeedTime: Duration = .seconds(60),
-        listPageSize: Int = 1000,
-        signingFlavor: SigningFlavor = .aws
+        listPageSize: Int = 1000
     ) {
         self.endpoint = endpoint
         self.bucket = bucket
@@ -105,7 +91,6 @@ public struct S3Configuration: Sendable {
         self.lowSpeedLimit = lowSpeedLimit
         self.lowSpeedTime = lowSpeedTime
         self.listPageSize = listPageSize
-        self.signingFlavor = signingFlavor
     }
 
     /// The key prefix as it is put in front of keys: empty, or ending in one `/`.
@@ -133,7 +118,7 @@ extension S3Configuration: CustomStringConvertible, CustomDebugStringConvertible
             + "prefix: \(rootPrefix.isEmpty ? "(none)" : rootPrefix), uriStyle: \(uriStyle.rawValue), "
             + "accessKeyID: \(accessKeyID), secretAccessKey: <redacted>, verifyTLS: \(verifyTLS), "
             + "caFile: \(caFile ?? "(system)"), partSize: \(partSize), parallelParts: \(parallelParts), "
-            + "maxRetries: \(maxRetries), signingFlavor: \(signingFlavor.rawValue))"
+            + "maxRetries: \(maxRetries))"
     }
 
     public var debugDescription: String { description }
@@ -158,7 +143,6 @@ extension S3Configuration: CustomStringConvertible, CustomDebugStringConvertible
             "lowSpeedLimit": lowSpeedLimit,
             "lowSpeedTime": lowSpeedTime,
             "listPageSize": listPageSize,
-            "signingFlavor": signingFlavor,
         ])
     }
 }

@@ -32,7 +32,7 @@ public final class S3Storage: ObjectStorage {
             throw StorageError(.invalidArgument, message: "repository.s3.parallel_parts must be at least 1, not \(configuration.parallelParts)")
         }
         guard configuration.maxRetries >= 0 else {
-            throw StorageError(.invalidArgument, message: "repository.s3.max_retries must not be negative")
+            throw StorageError(.invalidArgument, message: "the S3 retry count must not be negative, not \(configuration.maxRetries)")
         }
         guard (1...1000).contains(configuration.listPageSize) else {
             throw StorageError(.invalidArgument, message: "the S3 list page size must be between 1 and 1000, not \(configuration.listPageSize)")

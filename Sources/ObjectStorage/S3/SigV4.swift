@@ -7,7 +7,7 @@ import Foundation
 /// the `=` of a bare name (`?uploads`, `?delete` are rejected), and it neither sends nor signs
 /// `x-amz-content-sha256`. Measured against a SigV4-verifying moto_server (2026-11-25); the
 /// signer is checked against AWS's published examples and botocore (S3SigV4Tests). Signing
-/// ourselves also lets us sign exactly the Host we send and offer ``S3Configuration/SigningFlavor/moto``.
+/// ourselves also lets us sign exactly the Host we send.
 struct SigV4Signer: Sendable {
     var accessKeyID: String
     var secretAccessKey: String
@@ -95,7 +95,7 @@ struct SigV4Signer: Sendable {
     }
 }
 
-/// Percent-encoding as SigV4 wants it, and the decoding moto applies before it checks.
+/// Percent-encoding as SigV4 wants it.
 enum AWSPercentEncoding {
     /// Every byte but the unreserved `A-Z a-z 0-9 - _ . ~` as `%XX` (upper-case hex); `/` kept
     /// when `keepSlash` (object key paths), encoded otherwise (query names and values).
@@ -119,40 +119,6 @@ enum AWSPercentEncoding {
         }
         return String(decoding: out, as: UTF8.self)
     }
-
-    /// Bytes werkzeug leaves percent-encoded when it turns a URI into an IRI: controls, space,
-    /// `%` and DEL always, plus the part's delimiters.
-    static func werkzeugKeptEncoded(_ extra: String) -> Set<UInt8> {
-        var set = Set<UInt8>(0...0x20)
-        set.insert(0x25)
-        set.insert(0x7f)
-        set.formUnion(extra.utf8)
-        return set
-    }
-    static let werkzeugQueryKept = werkzeugKeptEncoded("&=+#")
-    static let werkzeugPathKept = werkzeugKeptEncoded("/?#")
-
-    /// Decodes the `%XX` escapes of `encoded` except those of bytes in `kept`, as werkzeug's
-    /// `uri_to_iri` does (moto checks signatures against that form). Invalid UTF-8 stays encoded.
-    static func werkzeugDecode(_ encoded: String, keeping kept: Set<UInt8>) -> String {
-        let bytes = Array(encoded.utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count)
-        var index = 0
-        while index < bytes.count {
-            if bytes[index] == UInt8(ascii: "%"), index + 2 < bytes.count,
-                let value = UInt8(String(decoding: bytes[(index + 1)...(index + 2)], as: UTF8.self), radix: 16),
-                !kept.contains(value)
-            {
-                out.append(value)
-                index += 3
-            } else {
-                out.append(bytes[index])
-                index += 1
-            }
-        }
-        return String(validating: out, as: UTF8.self) ?? encoded
-    }
 }
 
 /// One `name=value` of a request's query. A value of "" is sent as `name=`, which S3 treats
@@ -173,30 +139,12 @@ struct QueryItem: Sendable, Hashable {
         return a.1.utf8.lexicographicallyPrecedes(b.1.utf8)
     }
 
-    /// The query as sent: names and values AWS-encoded, sorted, so what is sent is what AWS
-    /// signs.
+    /// The query as sent and as the signature covers it (the canonical query string): names and
+    /// values AWS-encoded, sorted by byte order, so what is sent is what AWS signs.
     static func wireQuery(_ items: [QueryItem]) -> String {
         items.map { (AWSPercentEncoding.encode($0.name, keepSlash: false), AWSPercentEncoding.encode($0.value, keepSlash: false)) }
             .sorted(by: QueryItem.byteOrder)
             .map { "\($0.0)=\($0.1)" }
             .joined(separator: "&")
-    }
-
-    /// The query as the signature covers it.
-    static func canonicalQuery(_ items: [QueryItem], flavor: S3Configuration.SigningFlavor) -> String {
-        switch flavor {
-        case .aws:
-            return wireQuery(items)
-        case .moto:
-            // botocore (inside moto) sorts the decoded pairs as they come and joins them.
-            let kept = AWSPercentEncoding.werkzeugQueryKept
-            return items.map {
-                (AWSPercentEncoding.werkzeugDecode(AWSPercentEncoding.encode($0.name, keepSlash: false), keeping: kept),
-                 AWSPercentEncoding.werkzeugDecode(AWSPercentEncoding.encode($0.value, keepSlash: false), keeping: kept))
-            }
-            .sorted(by: QueryItem.byteOrder)
-            .map { "\($0.0)=\($0.1)" }
-            .joined(separator: "&")
-        }
     }
 }

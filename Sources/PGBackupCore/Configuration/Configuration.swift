@@ -36,6 +36,11 @@ public struct Configuration: Sendable {
     }
 
     public static func parse(_ text: String, file: String, environment: [String: String] = [:]) throws -> Configuration {
+        try parse(text, file: file, environment: environment, asked: TOMLReader.AskedKeys())
+    }
+
+    /// `asked` collects every key the readers ask for, present in the file or not.
+    static func parse(_ text: String, file: String, environment: [String: String], asked: TOMLReader.AskedKeys) throws -> Configuration {
         let table: TOMLTable
         do {
             table = try TOMLTable(string: text)
@@ -43,7 +48,7 @@ public struct Configuration: Sendable {
             throw ConfigurationError(.syntax, file: file, key: nil,
                                      message: "line \(error.source.begin.line), column \(error.source.begin.column): \(error.description)")
         }
-        let root = TOMLReader(table: table, path: "", file: file)
+        let root = TOMLReader(table: table, path: "", file: file, asked: asked)
         let repository = try RepositoryConfiguration(root.table("repository"), root: root, environment: environment)
         let postgres = try PostgresConfiguration(root.table("postgres"))
         let compression = try CompressionConfiguration(root.table("compression"))
@@ -71,7 +76,7 @@ public struct RepositoryConfiguration: Sendable {
     public static let defaultPath = "/var/lib/pgbackd/repo"
 
     init(_ reader: TOMLReader?, root: TOMLReader, environment: [String: String]) throws {
-        let reader = reader ?? TOMLReader(table: TOMLTable(), path: "repository", file: root.file)
+        let reader = reader ?? TOMLReader(table: TOMLTable(), path: "repository", file: root.file, asked: root.asked)
         let type = try reader.oneOf("type", ["file", "s3"], default: "file")
         stanza = try reader.string("stanza", default: "main")
         guard !stanza.isEmpty, stanza.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }), !stanza.hasPrefix(".") else {
@@ -118,9 +123,6 @@ public struct S3RepositorySettings: Sendable, CustomStringConvertible {
     public var partSizeMiB: Int
     /// Parts uploaded at once. Default 4. Memory ≈ part size × (this + 1).
     public var parallelParts: Int
-    /// `aws` (default, the SigV4 specification). `moto` only for moto test servers, which
-    /// verify signatures over a partly decoded URL (moto issue #5948).
-    public var signing: String
 
     public var description: String {
         "S3(endpoint: \(endpoint), bucket: \(bucket), region: \(region), prefix: \(prefix), access key: \(accessKeyID), secret: <redacted>)"
@@ -139,7 +141,10 @@ public struct S3RepositorySettings: Sendable, CustomStringConvertible {
         caFile = try reader.string("ca_file")
         partSizeMiB = try reader.int("part_size_mib", in: 5...5120, default: 16)
         parallelParts = try reader.int("parallel_parts", in: 1...64, default: 4)
-        signing = try reader.oneOf("signing", ["aws", "moto"], default: "aws")
+        if reader.table["signing"] != nil {
+            // Removed (docs/decisions.md, issue #14): said before it can pass for a typo.
+            throw reader.error(.unknownKey, "signing", "removed (requests are always signed as the AWS SigV4 specification says); delete this line")
+        }
         try reader.rejectUnknownKeys()
         accessKeyID = ""
         secretAccessKey = ""

@@ -6,22 +6,49 @@ final class TOMLReader {
     let table: TOMLTable
     let path: String
     let file: String
+    /// Shared by a file's root reader and every reader made from it.
+    let asked: AskedKeys
+    /// `path` without the positions in arrays of tables: `checks.sql`, not `checks.sql[0]`.
+    private let schemaPath: String
     private var known: [String] = []
 
-    init(table: TOMLTable, path: String, file: String) {
+    /// Every dotted key the readers of one file asked for, whether the file holds it or not, with
+    /// array positions left out (`checks.sql.name`): the keys the configuration knows, as the code
+    /// reads them. The tests compare the keys that messages and documents name against it.
+    final class AskedKeys {
+        private(set) var keys: Set<String> = []
+        /// The subset asked for as a table or an array of tables (`repository.s3`, `checks.sql`).
+        private(set) var tables: Set<String> = []
+
+        fileprivate func record(_ key: String, table: Bool) {
+            keys.insert(key)
+            if table { tables.insert(key) }
+        }
+    }
+
+    convenience init(table: TOMLTable, path: String, file: String, asked: AskedKeys = AskedKeys()) {
+        self.init(table: table, path: path, schemaPath: path, file: file, asked: asked)
+    }
+
+    private init(table: TOMLTable, path: String, schemaPath: String, file: String, asked: AskedKeys) {
         self.table = table
         self.path = path
+        self.schemaPath = schemaPath
         self.file = file
+        self.asked = asked
     }
 
     func keyPath(_ key: String) -> String { path.isEmpty ? key : path + "." + key }
+
+    private func schemaKey(_ key: String) -> String { schemaPath.isEmpty ? key : schemaPath + "." + key }
 
     func error(_ code: ConfigurationError.Code, _ key: String, _ message: String) -> ConfigurationError {
         ConfigurationError(code, file: file, key: keyPath(key), message: message)
     }
 
-    private func value(_ key: String) -> (any TOMLValueConvertible)? {
+    private func value(_ key: String, isTable: Bool = false) -> (any TOMLValueConvertible)? {
         known.append(key)
+        asked.record(schemaKey(key), table: isTable)
         return table[key]
     }
 
@@ -98,18 +125,18 @@ final class TOMLReader {
 
     /// A sub-table; nil when absent.
     func table(_ key: String) throws -> TOMLReader? {
-        guard let value = value(key) else { return nil }
+        guard let value = value(key, isTable: true) else { return nil }
         guard let table = value.table else { throw wrongType(key, expected: "a table ([\(keyPath(key))])", got: value) }
-        return TOMLReader(table: table, path: keyPath(key), file: file)
+        return TOMLReader(table: table, path: keyPath(key), schemaPath: schemaKey(key), file: file, asked: asked)
     }
 
     /// An array of tables (`[[checks.sql]]`); empty when absent.
     func tables(_ key: String) throws -> [TOMLReader] {
-        guard let value = value(key) else { return [] }
+        guard let value = value(key, isTable: true) else { return [] }
         guard let array = value.array else { throw wrongType(key, expected: "an array of tables ([[\(keyPath(key))]])", got: value) }
         return try array.enumerated().map { index, element in
             guard let table = element.table else { throw wrongType(key, expected: "an array of tables ([[\(keyPath(key))]])", got: element) }
-            return TOMLReader(table: table, path: "\(keyPath(key))[\(index)]", file: file)
+            return TOMLReader(table: table, path: "\(keyPath(key))[\(index)]", schemaPath: schemaKey(key), file: file, asked: asked)
         }
     }
 

@@ -12,8 +12,7 @@ extension RepositoryFactory {
             accessKeyID: settings.accessKeyID, secretAccessKey: settings.secretAccessKey,
             prefix: settings.prefix, uriStyle: settings.virtualHosted ? .virtualHosted : .path,
             verifyTLS: settings.verifyTLS, caFile: settings.caFile,
-            partSize: settings.partSizeMiB << 20, parallelParts: settings.parallelParts,
-            signingFlavor: settings.signing == "moto" ? .moto : .aws)
+            partSize: settings.partSizeMiB << 20, parallelParts: settings.parallelParts)
         return try S3Storage(configuration: configuration, logger: logger)
     }
 }

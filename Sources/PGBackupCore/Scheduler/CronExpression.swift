@@ -9,8 +9,11 @@ import Foundation
 /// matches if either does, as in Vixie cron. `@hourly`, `@daily` (`@midnight`), `@weekly`,
 /// `@monthly`, `@yearly` (`@annually`) are the usual shorthands.
 ///
-/// `@every 5s` (or `30m`, `2h`) is pgbackd's interval schedule (like systemd's `OnUnitActiveSec`): it fires at
-/// every multiple of the interval since the Unix epoch, in any time zone.
+/// `@every 30s` (or `15m`, `2h`) is a fixed-interval schedule, a pgbackd extension of the syntax
+/// (like systemd's `OnUnitActiveSec=`) for jobs that run every few seconds or minutes rather than
+/// at wall-clock times. It fires at every multiple of the interval since the Unix epoch, whatever
+/// the time zone, so its times do not move when the daemon restarts: `@every 15m` fires at :00,
+/// :15, :30 and :45; an interval that does not divide a day drifts across the clock day by day.
 ///
 /// Times are wall-clock times in the schedule's time zone. A wall time that does not exist (the
 /// hour skipped when DST starts) is skipped; a wall time that happens twice (the hour repeated

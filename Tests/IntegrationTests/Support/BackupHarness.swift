@@ -48,7 +48,6 @@ enum BackupHarness {
         secret_access_key = "\(secret ?? s3.secretAccessKey)"
         part_size_mib = 5
         parallel_parts = 3
-        signing = "moto"
         [postgres]
         conninfo = "\(postgres.conninfo())"
         databases = [\(databases.map { "\"\($0)\"" }.joined(separator: ", "))]

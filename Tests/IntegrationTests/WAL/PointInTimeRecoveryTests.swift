@@ -108,7 +108,6 @@ extension PointInTimeRecoveryTests {
                 prefix = "\(prefix)"
                 access_key_id = "\(s3.accessKeyID)"
                 secret_access_key = "\(s3.secretAccessKey)"
-                signing = "moto"
                 """, walSettings: """
                 max_lag_seconds = 15
                 rescan_seconds = 1

@@ -34,7 +34,6 @@ import Testing
                 secret_access_key = "\(s3.secretAccessKey)"
                 part_size_mib = 5
                 parallel_parts = 2
-                signing = "moto"
                 [wal]
                 spool_dir = "\(spool)"
                 parallel_uploads = 3

@@ -4,10 +4,10 @@ import Testing
 @testable import ObjectStorage
 
 @Suite struct S3AddressingTests {
-    func configuration(_ endpoint: String, style: S3Configuration.URIStyle = .path, prefix: String = "", flavor: S3Configuration.SigningFlavor = .aws) -> S3Configuration {
+    func configuration(_ endpoint: String, style: S3Configuration.URIStyle = .path, prefix: String = "") -> S3Configuration {
         S3Configuration(
             endpoint: URL(string: endpoint)!, bucket: "my-bucket", region: "us-east-1",
-            accessKeyID: "AKID", secretAccessKey: "SECRET/+value", prefix: prefix, uriStyle: style, signingFlavor: flavor
+            accessKeyID: "AKID", secretAccessKey: "SECRET/+value", prefix: prefix, uriStyle: style
         )
     }
 
@@ -50,12 +50,13 @@ import Testing
         #expect(addressing.path(key: "é/~a_b-c.d/%") == "/my-bucket/%C3%A9/~a_b-c.d/%25")
     }
 
-    @Test func motoFlavorCanonicalURI() throws {
-        let addressing = try S3Addressing(configuration: configuration("http://h", flavor: .moto))
-        let target = addressing.target(key: "a b/c+d", query: [QueryItem("prefix", "x/y")])
-        #expect(target.url == "http://h/my-bucket/a%20b/c%2Bd?prefix=x%2Fy")
-        #expect(target.canonicalURI == "/my-bucket/a%20b/c+d")
-        #expect(target.canonicalQuery == "prefix=x/y")
+    /// What is signed is what is sent: the canonical URI and query are the request target's own.
+    @Test func canonicalFormIsTheRequestTarget() throws {
+        let addressing = try S3Addressing(configuration: configuration("http://h"))
+        let target = addressing.target(key: "a b/c+d", query: [QueryItem("prefix", "x/y"), QueryItem("delimiter", "/")])
+        #expect(target.url == "http://h/my-bucket/a%20b/c%2Bd?delimiter=%2F&prefix=x%2Fy")
+        #expect(target.canonicalURI == "/my-bucket/a%20b/c%2Bd")
+        #expect(target.canonicalQuery == "delimiter=%2F&prefix=x%2Fy")
     }
 
     @Test(arguments: ["ftp://host", "not a url", "http://"])

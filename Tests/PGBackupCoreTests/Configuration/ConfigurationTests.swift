@@ -189,6 +189,28 @@ import Testing
         #expect(badBucket.key == "repository.s3.bucket")
     }
 
+    /// Issue #14: `signing = "aws"|"moto"` is gone; a file that still sets it is told so, not
+    /// sent looking for a typo.
+    @Test func removedS3SigningKeyIsNamed() throws {
+        for type in ["s3", "file"] {
+            for value in ["moto", "aws"] {
+                let error = try #require(failure("""
+                    [repository]
+                    type = "\(type)"
+                    [repository.s3]
+                    endpoint = "http://127.0.0.1:9000"
+                    bucket = "backups"
+                    access_key_id = "AKID"
+                    secret_access_key = "secret"
+                    signing = "\(value)"
+                    """))
+                #expect(error.code == .unknownKey)
+                #expect(error.key == "repository.s3.signing")
+                #expect(error.description.contains("removed"), "\(error)")
+            }
+        }
+    }
+
     @Test func invalidChoicesAndPaths() throws {
         #expect(failure("[repository]\ntype = \"ftp\"\n")?.description.contains("expected one of \"file\", \"s3\"") == true)
         #expect(failure("[repository]\npath = \"relative/dir\"\n")?.key == "repository.path")

@@ -1,18 +1,18 @@
 import Compression
 import CZlib
 import Foundation
-import Testing
+import SyntheticData
 
-/// Throughput of the parallel encoder against zlib on one stream, `gzip` and `pigz`, on text
-/// shaped like `pg_dump` output. Not a test: it only runs with `PGBACKD_BENCH=1`, in release:
+/// Throughput of the parallel encoder (both engines) against zlib on one stream, `gzip` and
+/// `pigz`, on text shaped like `pg_dump` output; prints a Markdown table. Build and run it in release:
 ///
-///     PGBACKD_BENCH=1 swift test -c release --scratch-path .build-compression --filter CompressionBench
+///     swift run -c release --scratch-path .build-compression pgbackd-bench-compression
 ///
 /// `PGBACKD_BENCH_MB` sets the data size (default 200), `PGBACKD_BENCH_RUNS` how many times each
 /// row runs (default 3; the fastest run is shown, as the others were slowed by something else).
 /// CPU seconds are printed too (process-wide for our rows, the child's for tools): MB per CPU
-/// second stays comparable when the machine is shared.
-@Suite(.enabled(if: ProcessInfo.processInfo.environment["PGBACKD_BENCH"] == "1"), .serialized)
+/// second stays comparable when the machine is shared. bench/compression/README.md has results.
+@main
 struct CompressionBench {
     struct Row {
         var name: String
@@ -22,7 +22,11 @@ struct CompressionBench {
         var compressedBytes: Int
     }
 
-    @Test func throughput() async throws {
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    static func main() async throws {
         let environment = ProcessInfo.processInfo.environment
         let megabytes = Int(environment["PGBACKD_BENCH_MB"] ?? "") ?? 200
         let runs = max(1, Int(environment["PGBACKD_BENCH_RUNS"] ?? "") ?? 3)
@@ -32,19 +36,21 @@ struct CompressionBench {
         defer { try? FileManager.default.removeItem(at: file) }
 
         // Reference stream for the decoder row.
-        let level6Output = try await Self.encode(data, level: 6, workers: 2)
+        let level6Output = try await encode(data, level: 6, engine: .libdeflate, workers: 2)
         var jobs: [() async throws -> Row] = []
         for level in [1, 6] as [Int32] {
             jobs.append({
-                try measure("zlib one stream, level \(level)", raw: data.count) { Gzip.compress(data, level: level).count }
+                measure("zlib one stream, level \(level)", raw: data.count) { Gzip.compress(data, level: level).count }
             })
-            for workers in [1, 2] {
-                let name = "parallel, level \(level), \(workers) worker(s)"
-                jobs.append({
-                    try await measureAsync(name, raw: data.count) {
-                        try await Self.encode(data, level: level, workers: workers).reduce(0) { $0 + $1.count }
-                    }
-                })
+            for engine in GzipEngine.allCases {
+                for workers in [1, 2] {
+                    let name = "parallel \(engine.rawValue), level \(level), \(workers) worker(s)"
+                    jobs.append({
+                        try await measureAsync(name, raw: data.count) {
+                            try await encode(data, level: level, engine: engine, workers: workers).reduce(0) { $0 + $1.count }
+                        }
+                    })
+                }
             }
             jobs.append({
                 try tool("gzip -\(level)", "/bin/gzip", ["-\(level)", "-c"], file: file, raw: data.count)
@@ -54,7 +60,7 @@ struct CompressionBench {
             })
         }
         jobs.append({
-            try measure("GzipDecoder (level 6 stream)", raw: data.count) {
+            try measure("GzipDecoder (libdeflate level 6 stream)", raw: data.count) {
                 var decoded = 0
                 var decoder = GzipDecoder()
                 for chunk in level6Output {
@@ -66,7 +72,7 @@ struct CompressionBench {
                     }
                 }
                 try decoder.finish()
-                #expect(decoded == data.count)
+                guard decoded == data.count else { throw Failure(description: "decoded \(decoded) bytes of \(data.count)") }
                 return level6Output.reduce(0) { $0 + $1.count }
             }
         })
@@ -74,7 +80,7 @@ struct CompressionBench {
         jobs.append({
             try measure("zlib crc32 alone", raw: data.count) {
                 let checksum = data.withUnsafeBufferPointer { crc32(0, $0.baseAddress, UInt32($0.count)) }
-                #expect(checksum != 0)
+                guard checksum != 0 else { throw Failure(description: "crc32 of the data is 0") }
                 return 0
             }
         })
@@ -90,20 +96,20 @@ struct CompressionBench {
             }
         }
 
-        print("\n\(megabytes) MiB of pg_dump-like text, \(ProcessInfo.processInfo.activeProcessorCount) cores, best of \(runs)")
+        print("\(megabytes) MiB of pg_dump-like text, \(ProcessInfo.processInfo.activeProcessorCount) cores, best of \(runs)")
         print("| run | wall s | CPU s | MB/s (wall) | MB/s per CPU s | ratio raw/compressed |")
         print("| --- | ---: | ---: | ---: | ---: | ---: |")
         for row in rows.compactMap({ $0 }) {
             let mb = Double(row.rawBytes) / 1_000_000
             let ratio = row.compressedBytes == 0 ? "" : String(format: "%.4f", Double(row.rawBytes) / Double(row.compressedBytes))
-            print(String(format: "| %@ | %.2f | %.2f | %.1f | %.1f | %@ |",
-                         row.name, row.seconds, row.cpuSeconds, mb / row.seconds, mb / row.cpuSeconds, ratio))
+            print("| \(row.name) | " + String(format: "%.2f | %.2f | %.1f | %.1f", row.seconds, row.cpuSeconds, mb / row.seconds, mb / row.cpuSeconds)
+                + " | \(ratio) |")
         }
     }
 
     /// Feeds 256 KiB chunks, the size of a pipe read from pg_dump.
-    static func encode(_ data: [UInt8], level: Int32, workers: Int) async throws -> [[UInt8]] {
-        var encoder = ParallelGzipEncoder(level: level, workers: workers)
+    static func encode(_ data: [UInt8], level: Int32, engine: GzipEngine, workers: Int) async throws -> [[UInt8]] {
+        var encoder = ParallelGzipEncoder(level: level, engine: engine, workers: workers)
         var output: [[UInt8]] = []
         var offset = 0
         while offset < data.count {
@@ -115,21 +121,21 @@ struct CompressionBench {
         return output
     }
 
-    func measure(_ name: String, raw: Int, _ body: () throws -> Int) throws -> Row {
-        let (cpu0, start) = (Self.cpuSeconds(), ContinuousClock.now)
+    static func measure(_ name: String, raw: Int, _ body: () throws -> Int) rethrows -> Row {
+        let (cpu0, start) = (cpuSeconds(), ContinuousClock.now)
         let compressed = try body()
-        return Row(name: name, seconds: Self.seconds(since: start), cpuSeconds: Self.cpuSeconds() - cpu0,
+        return Row(name: name, seconds: seconds(since: start), cpuSeconds: cpuSeconds() - cpu0,
                    rawBytes: raw, compressedBytes: compressed)
     }
 
-    func measureAsync(_ name: String, raw: Int, _ body: () async throws -> Int) async throws -> Row {
-        let (cpu0, start) = (Self.cpuSeconds(), ContinuousClock.now)
+    static func measureAsync(_ name: String, raw: Int, _ body: @Sendable () async throws -> Int) async throws -> Row {
+        let (cpu0, start) = (cpuSeconds(), ContinuousClock.now)
         let compressed = try await body()
-        return Row(name: name, seconds: Self.seconds(since: start), cpuSeconds: Self.cpuSeconds() - cpu0,
+        return Row(name: name, seconds: seconds(since: start), cpuSeconds: cpuSeconds() - cpu0,
                    rawBytes: raw, compressedBytes: compressed)
     }
 
-    func tool(_ name: String, _ path: String, _ arguments: [String], file: URL, raw: Int) throws -> Row {
+    static func tool(_ name: String, _ path: String, _ arguments: [String], file: URL, raw: Int) throws -> Row {
         let output = file.appendingPathExtension("gz")
         _ = FileManager.default.createFile(atPath: output.path, contents: nil)
         defer { try? FileManager.default.removeItem(at: output) }
@@ -139,13 +145,15 @@ struct CompressionBench {
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments + [file.path]
         process.standardOutput = handle
-        let (cpu0, start) = (Self.cpuSeconds(children: true), ContinuousClock.now)
+        let (cpu0, start) = (cpuSeconds(children: true), ContinuousClock.now)
         try process.run()
         process.waitUntilExit()
-        let seconds = Self.seconds(since: start)
-        #expect(process.terminationStatus == 0)
+        let elapsed = seconds(since: start)
+        guard process.terminationStatus == 0 else {
+            throw Failure(description: "\(path) \(arguments.joined(separator: " ")) exited with \(process.terminationStatus)")
+        }
         let size = try FileManager.default.attributesOfItem(atPath: output.path)[.size] as? Int ?? 0
-        return Row(name: name, seconds: seconds, cpuSeconds: Self.cpuSeconds(children: true) - cpu0,
+        return Row(name: name, seconds: elapsed, cpuSeconds: cpuSeconds(children: true) - cpu0,
                    rawBytes: raw, compressedBytes: size)
     }
 
