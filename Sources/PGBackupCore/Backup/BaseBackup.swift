@@ -36,7 +36,7 @@ public struct BaseBackup: Sendable {
         logger[metadataKey: "backup.id"] = "\(id)"
         logger.info("base backup started")
 
-        var writer = try await ArtifactWriter(repository: repository, relativeKey: "backups/\(id)/base.tar.gz", content: .baseTar, database: nil, compression: configuration.compression)
+        var writer = try await ArtifactWriter(repository: repository, relativeKey: RepositoryLayout.baseTarArtifact(backupId: id), content: .baseTar, database: nil, compression: configuration.compression)
         var stored: Artifact?
         do {
             let tarStartedAt = Date()

@@ -80,7 +80,7 @@ public struct LogicalBackup: Sendable {
     }
 
     private func dumpGlobals(id: String, pgDumpall: String, server: PostgresServer, rolePasswords: Bool, logger: Logger) async throws -> Artifact {
-        var writer = try await ArtifactWriter(repository: repository, relativeKey: "backups/\(id)/globals.sql.gz", content: .globals, database: nil, compression: configuration.compression)
+        var writer = try await ArtifactWriter(repository: repository, relativeKey: RepositoryLayout.globalsArtifact(backupId: id), content: .globals, database: nil, compression: configuration.compression)
         do {
             try await streamChildOutput(program: pgDumpall, arguments: ["--globals-only", "--no-password"] + (rolePasswords ? [] : ["--no-role-passwords"]),
                                         environment: server.childEnvironment(database: nil), logger: logger) { chunk in
@@ -103,7 +103,7 @@ public struct LogicalBackup: Sendable {
         guard let snapshot = try await connection.query("select pg_export_snapshot()").scalar else {
             throw BackupError(.failed, message: "pg_export_snapshot() returned nothing in database \"\(database)\"")
         }
-        let key = "backups/\(id)/\(Repository.dumpName(database: database))"
+        let key = RepositoryLayout.dumpArtifact(backupId: id, database: database)
         var writer = try await ArtifactWriter(repository: repository, relativeKey: key, content: .databaseDump, database: database, compression: configuration.compression)
         let startedAt = Date()
         do {

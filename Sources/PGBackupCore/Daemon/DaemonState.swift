@@ -152,11 +152,9 @@ public struct DrillReportKey: Sendable, Hashable {
 extension Repository {
     /// Every drill report, oldest first (drill ids sort by time).
     public func drillReports() async throws -> [DrillReportKey] {
-        let prefix = "\(stanza)/drills/"
-        return try await storage.list(prefix: prefix).compactMap { object -> DrillReportKey? in
-            let parts = object.key.dropFirst(prefix.count).split(separator: "/")
-            guard parts.count == 2, parts[1].hasSuffix(".json") else { return nil }
-            return DrillReportKey(backupId: String(parts[0]), drillId: String(parts[1].dropLast(5)), key: object.key)
+        try await storage.list(prefix: layout.drillsPrefix).compactMap { object -> DrillReportKey? in
+            guard let report = layout.drillReport(ofKey: object.key) else { return nil }
+            return DrillReportKey(backupId: report.backupId, drillId: report.drillId, key: object.key)
         }.sorted { ($0.drillId, $0.backupId) < ($1.drillId, $1.backupId) }
     }
 

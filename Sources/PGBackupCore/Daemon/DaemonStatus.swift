@@ -67,7 +67,7 @@ public struct DaemonStatus: Codable, Sendable {
         let oldest = pending.min { $0.modified < $1.modified }
         var lastArchived: (WALFileName, Date?)?
         for object in try await repository.storage.list(prefix: repository.walPrefix) {
-            guard let file = WALObjectName(key: object.key)?.file, file.segment != nil else { continue }
+            guard let file = repository.layout.walObjectName(ofKey: object.key)?.file, file.segment != nil else { continue }
             if lastArchived == nil || lastArchived!.0 < file { lastArchived = (file, object.lastModified) }
         }
         let wal = WAL(spoolDirectory: spool.directory, spooledFiles: pending.count, spoolBytes: pending.reduce(0) { $0 + $1.size },

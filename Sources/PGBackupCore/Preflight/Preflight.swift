@@ -65,7 +65,7 @@ public struct Preflight: Sendable {
 
         do {
             let repository = try await RepositoryFactory.open(configuration, logger: logger)
-            let key = repository.key(relative: "check/\(UUID().uuidString)")
+            let key = repository.layout.probeKey(UUID().uuidString)
             let probe = Array("pgbackd check \(Date())".utf8)
             try await repository.storage.put(key: key, bytes: probe)
             let readBack = try await repository.storage.getAll(key: key)

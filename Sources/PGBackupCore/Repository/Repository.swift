@@ -2,54 +2,37 @@ import Foundation
 import Logging
 import ObjectStorage
 
-/// The repository layout of DESIGN.md §2 on top of any ``ObjectStorage``: keys, the
+/// The repository of DESIGN.md §2 on top of any ``ObjectStorage``: its keys (``layout``), the
 /// repository.json marker, and the catalog, which is rebuilt from storage alone every time.
 public struct Repository: Sendable {
     public let storage: any ObjectStorage
-    public let stanza: String
+    /// Every key of the stanza. The storage driver adds its own root, so the layout has no prefix.
+    public let layout: RepositoryLayout
+    public var stanza: String { layout.stanza }
 
     public init(storage: any ObjectStorage, stanza: String) {
         self.storage = storage
-        self.stanza = stanza
+        self.layout = RepositoryLayout(stanza: stanza)
     }
 
-    // MARK: Keys
+    // MARK: Keys (forwarded to the layout, for the callers that had them here)
 
-    public var markerKey: String { "\(stanza)/repository.json" }
-    public var backupsPrefix: String { "\(stanza)/backups/" }
-    public func backupPrefix(_ id: String) -> String { "\(backupsPrefix)\(id)/" }
-    public func manifestKey(_ id: String) -> String { "\(backupPrefix(id))manifest.json" }
+    public var markerKey: String { layout.markerKey }
+    public var backupsPrefix: String { layout.backupsPrefix }
+    public func backupPrefix(_ id: String) -> String { layout.backupPrefix(id) }
+    public func manifestKey(_ id: String) -> String { layout.manifestKey(id) }
     /// Artifact keys are stored relative to the stanza, so a stanza can move between buckets.
-    public func key(relative: String) -> String { "\(stanza)/\(relative)" }
-    public func drillReportKey(backupId: String, drillId: String) -> String { "\(stanza)/drills/\(backupId)/\(drillId).json" }
+    public func key(relative: String) -> String { layout.key(relative: relative) }
+    public func drillReportKey(backupId: String, drillId: String) -> String { layout.drillReportKey(backupId: backupId, drillId: drillId) }
+    public static func dumpName(database: String) -> String { RepositoryLayout.dumpName(database: database) }
+    public var walPrefix: String { layout.walPrefix }
+    public func walDirectory(timeline: UInt32) -> String { layout.walDirectory(timeline: timeline) }
+    public func walKey(_ name: WALObjectName) -> String { layout.walKey(name) }
+    public func walKey(_ file: WALFileName, sha256: String) -> String { layout.walKey(file, sha256: sha256) }
+    public func walKeyPrefix(_ file: WALFileName) -> String { layout.walKeyPrefix(file) }
     /// `<stanza>/jobs/<job>/`: the records of running jobs (``JobRecord``).
-    public func jobRecordsPrefix(_ job: JobKind) -> String { "\(stanza)/jobs/\(job.rawValue)/" }
-    public func jobRecordKey(_ job: JobKind, runId: String) -> String { "\(jobRecordsPrefix(job))\(runId).json" }
-    public static func dumpName(database: String) -> String { "\(escape(database)).dump.gz" }
-    public var walPrefix: String { "\(stanza)/wal/" }
-    /// `<stanza>/wal/<timeline>/`; a history file sits in its own timeline's directory.
-    public func walDirectory(timeline: UInt32) -> String { "\(walPrefix)\(WALFileName.hex8(timeline))/" }
-    /// `<stanza>/wal/<timeline>/<name>-<sha256>.gz` (or `<name>.gz` for an old-style name).
-    public func walKey(_ name: WALObjectName) -> String { "\(walDirectory(timeline: name.file.timeline))\(name)" }
-    /// The key a push writes: `<stanza>/wal/<timeline>/<name>-<sha256 of the raw bytes>.gz`.
-    public func walKey(_ file: WALFileName, sha256: String) -> String { walKey(WALObjectName(file: file, sha256: sha256)) }
-    /// What every object of `file` starts with, in both naming styles. It also matches other
-    /// files (`<segment>.partial`, `<segment>.<offset>.backup`): filter with ``WALObjectName``.
-    public func walKeyPrefix(_ file: WALFileName) -> String { "\(walDirectory(timeline: file.timeline))\(file.name)" }
-
-    /// Database names may hold any character; object names get the safe ones and %XX for the rest.
-    static func escape(_ name: String) -> String {
-        var result = ""
-        for byte in name.utf8 {
-            let scalar = Unicode.Scalar(byte)
-            if (byte < 0x80 && (scalar.properties.isAlphabetic || ("0"..."9").contains(Character(scalar)))) || "-_".unicodeScalars.contains(scalar) {
-                result.unicodeScalars.append(scalar)
-            } else {
-                result += String(format: "%%%02X", byte)
-            }
-        }
-        return result
-    }
+    public func jobRecordsPrefix(_ job: JobKind) -> String { layout.jobRecordsPrefix(kind: job.rawValue) }
+    public func jobRecordKey(_ job: JobKind, runId: String) -> String { layout.jobRecordKey(kind: job.rawValue, runId: runId) }
 
     // MARK: Backup ids
 
@@ -110,12 +93,11 @@ public struct Repository: Sendable {
     // MARK: Catalog
 
     /// Every committed backup, oldest first: a backup is listed exactly when its manifest exists.
-    /// Every committed backup's manifest, oldest first. A stop request ends the reading between
-    /// two manifests (a catalog of thousands takes a while on S3).
+    /// A stop request ends the reading between two manifests (thousands take a while on S3).
     public func backups() async throws -> [Manifest] {
         let objects = try await storage.list(prefix: backupsPrefix)
         var manifests: [Manifest] = []
-        for object in objects where object.key.hasSuffix("/manifest.json") {
+        for object in objects where layout.backupId(ofManifestKey: object.key) != nil {
             try Task.checkCancellation()
             manifests.append(try await readManifest(key: object.key))
         }

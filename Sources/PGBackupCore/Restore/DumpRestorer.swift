@@ -54,7 +54,7 @@ struct DumpRestorer {
         let staging = try StagingDirectory(in: stagingDirectory, logger: logger)
         do {
             try checkFreeSpace(needed: artifact.rawSize)
-            let staged = staging.path + "/" + ((artifact.key as NSString).lastPathComponent as NSString).deletingPathExtension
+            let staged = staging.path + "/" + (RepositoryLayout.objectName(ofKey: artifact.key) as NSString).deletingPathExtension
             logger.info("verifying and staging dump", metadata: ["restore.object": "\(artifact.key)", "restore.staging": "\(staged)"])
             _ = try await ArtifactVerifier(repository: repository).verify(artifact, stagingPath: staged)
             return StagedDump(artifact: artifact, path: staged, directory: staging, startedAt: started)

@@ -49,9 +49,9 @@ public struct BackupLease: Sendable {
         self.logger = logger
     }
 
-    public static func prefix(in repository: Repository) -> String { "\(repository.stanza)/locks/" }
+    public static func prefix(in repository: Repository) -> String { repository.layout.leasesPrefix }
     public static func key(in repository: Repository, backupId: String, leaseId: String) -> String {
-        "\(prefix(in: repository))\(backupId)/\(leaseId).json"
+        repository.layout.leaseKey(backupId: backupId, leaseId: leaseId)
     }
 
     /// Runs `body` while holding a lease on `backupId`: written before `body` starts (so a caller
@@ -120,7 +120,7 @@ public struct BackupLease: Sendable {
     /// (expire treats those as live while the object is younger than ``ttl``).
     public static func all(in repository: Repository) async throws -> [(object: ObjectInfo, record: Record?)] {
         var result: [(object: ObjectInfo, record: Record?)] = []
-        for object in try await repository.storage.list(prefix: prefix(in: repository)) where object.key.hasSuffix(".json") {
+        for object in try await repository.storage.list(prefix: prefix(in: repository)) where repository.layout.lease(ofKey: object.key) != nil {
             let bytes: [UInt8]
             do {
                 bytes = try await repository.storage.getAll(key: object.key)
@@ -130,12 +130,5 @@ public struct BackupLease: Sendable {
             result.append((object, try? RepositoryJSON.decoder().decode(Record.self, from: Data(bytes))))
         }
         return result
-    }
-
-    /// The backup id a lease key names.
-    static func backupId(ofKey key: String, in repository: Repository) -> String? {
-        guard key.hasPrefix(prefix(in: repository)) else { return nil }
-        let rest = key.dropFirst(prefix(in: repository).count).split(separator: "/")
-        return rest.count == 2 ? String(rest[0]) : nil
     }
 }

@@ -52,7 +52,7 @@ public struct ExpireJob: Sendable {
         let catalog = try await repository.backups()
         let leases = try await liveLeaseRecords(now: now)
         let decisions = RetentionPolicy(rules: rules).evaluate(catalog, leases: leases, now: now)
-        let backupObjects = Dictionary(grouping: try await storage.list(prefix: repository.backupsPrefix)) { backupId(of: $0.key, under: repository.backupsPrefix) ?? "" }
+        let backupObjects = Dictionary(grouping: try await storage.list(prefix: repository.backupsPrefix)) { repository.layout.backupId(ofKey: $0.key) ?? "" }
         var result = Result(dryRun: dryRun, now: now, backups: decisions, expired: [], skippedInUse: [],
                             wal: RetentionPolicy.WALPlan(expired: [], note: ""), orphans: [], staleLeases: [], abortedUploads: nil, deletedObjects: 0)
 
@@ -77,7 +77,7 @@ public struct ExpireJob: Sendable {
                 try await storage.delete(key: object.key)
                 result.deletedObjects += 1
             }
-            for object in try await storage.list(prefix: drillsPrefix(decision.backupId)) {
+            for object in try await storage.list(prefix: repository.layout.drillReportsPrefix(backupId: decision.backupId)) {
                 try await storage.delete(key: object.key)
                 result.deletedObjects += 1
             }
@@ -94,7 +94,7 @@ public struct ExpireJob: Sendable {
             keptBases = try await repository.backups().filter { $0.kind == .base }
         }
         result.wal = RetentionPolicy.walToExpire(archived: try await storage.list(prefix: repository.walPrefix),
-                                                 walPrefix: repository.walPrefix, keptBases: keptBases)
+                                                 layout: repository.layout, keptBases: keptBases)
         logger.info("WAL retention", metadata: ["retention.wal_note": "\(result.wal.note)", "retention.wal_expired": "\(result.wal.expired.count)"])
         if !dryRun {
             for key in result.wal.expired {
@@ -107,10 +107,10 @@ public struct ExpireJob: Sendable {
         let cutoff = now.addingTimeInterval(-Self.orphanAge)
         let remaining = dryRun
             ? backupObjects.filter { id, _ in !result.expired.contains(id) }
-            : Dictionary(grouping: try await storage.list(prefix: repository.backupsPrefix)) { backupId(of: $0.key, under: repository.backupsPrefix) ?? "" }
+            : Dictionary(grouping: try await storage.list(prefix: repository.backupsPrefix)) { repository.layout.backupId(ofKey: $0.key) ?? "" }
         var committed: Set<String> = []
         for (id, objects) in remaining where objects.contains(where: { $0.key == repository.manifestKey(id) }) { committed.insert(id) }
-        let drillObjects = Dictionary(grouping: try await storage.list(prefix: "\(repository.stanza)/drills/")) { backupId(of: $0.key, under: "\(repository.stanza)/drills/") ?? "" }
+        let drillObjects = Dictionary(grouping: try await storage.list(prefix: repository.layout.drillsPrefix)) { repository.layout.backupId(ofKey: $0.key) ?? "" }
         for (id, objects) in remaining.merging(drillObjects, uniquingKeysWith: +).sorted(by: { $0.key < $1.key })
         where !id.isEmpty && !committed.contains(id) && !(dryRun && result.expired.contains(id)) && objects.allSatisfy({ ($0.lastModified ?? now) < cutoff }) {
             for object in objects.sorted(by: { $0.key < $1.key }) {
@@ -133,7 +133,7 @@ public struct ExpireJob: Sendable {
             }
         }
         if !dryRun {
-            result.abortedUploads = try await storage.abortIncompleteUploads(prefix: "\(repository.stanza)/", startedBefore: cutoff)
+            result.abortedUploads = try await storage.abortIncompleteUploads(prefix: repository.layout.stanzaPrefix, startedBefore: cutoff)
         }
         logger.info(dryRun ? "expire dry run done" : "expire done", metadata: [
             "retention.expired": "\(result.expired.count)", "retention.deleted_objects": "\(result.deletedObjects)",
@@ -141,21 +141,12 @@ public struct ExpireJob: Sendable {
         return result
     }
 
-    private func drillsPrefix(_ backupId: String) -> String { "\(repository.stanza)/drills/\(backupId)/" }
-
-    private func backupId(of key: String, under prefix: String) -> String? {
-        guard key.hasPrefix(prefix) else { return nil }
-        let rest = key.dropFirst(prefix.count)
-        guard let slash = rest.firstIndex(of: "/") else { return nil }
-        return String(rest[..<slash])
-    }
-
     /// Live leases (of one backup, or all). An unreadable lease object counts as live while the
     /// object itself is younger than the lease TTL: better to keep a backup one run longer.
     private func liveLeaseRecords(now: Date, backupId: String? = nil) async throws -> [BackupLease.Record] {
         try await BackupLease.all(in: repository).compactMap { object, record -> BackupLease.Record? in
             let record = record ?? BackupLease.Record(
-                backupId: BackupLease.backupId(ofKey: object.key, in: repository) ?? "", leaseId: "", purpose: "unknown", host: "", pid: 0,
+                backupId: repository.layout.lease(ofKey: object.key)?.backupId ?? "", leaseId: "", purpose: "unknown", host: "", pid: 0,
                 acquiredAt: object.lastModified ?? now, heartbeatAt: object.lastModified ?? now)
             guard record.isLive(at: now), backupId == nil || record.backupId == backupId else { return nil }
             return record

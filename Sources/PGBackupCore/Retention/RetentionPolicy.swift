@@ -101,7 +101,7 @@ public struct RetentionPolicy: Sendable {
     /// ones, segments (and `.backup`/`.partial` files) before its start segment. History files
     /// and everything on later timelines stay: recovery from a kept backup follows them to the
     /// newest WAL. Without a kept base backup nothing goes (a base backup may be about to start).
-    public static func walToExpire(archived: [ObjectInfo], walPrefix: String, keptBases: [Manifest]) -> WALPlan {
+    public static func walToExpire(archived: [ObjectInfo], layout: RepositoryLayout, keptBases: [Manifest]) -> WALPlan {
         guard !keptBases.isEmpty else {
             return WALPlan(expired: [], note: "no base backup is kept: all WAL is kept")
         }
@@ -123,7 +123,7 @@ public struct RetentionPolicy: Sendable {
         guard let oldest else { return WALPlan(expired: [], note: "all WAL is kept") }
         var expired: [(file: WALFileName, number: UInt64, key: String)] = []
         for object in archived {
-            guard let file = WALObjectName(key: object.key)?.file, file.kind != .history,
+            guard let file = layout.walObjectName(ofKey: object.key)?.file, file.kind != .history,
                   let number = file.segmentNumber(segmentSize: segmentSize)
             else { continue }
             if file.timeline <= oldest.timeline && number < oldest.number {

@@ -74,7 +74,7 @@ public struct WALCheck: Sendable {
         // Both naming styles (with and without the checksum); only names count for gaps.
         var keysByFile: [WALFileName: [String]] = [:]
         for object in objects {
-            if let file = WALObjectName(key: object.key)?.file { keysByFile[file, default: []].append(object.key) }
+            if let file = repository.layout.walObjectName(ofKey: object.key)?.file { keysByFile[file, default: []].append(object.key) }
         }
         let bases = try await repository.backups().filter { $0.kind == .base && $0.wal != nil }
         var report = Self.analyze(archived: Array(keysByFile.keys), bases: bases)

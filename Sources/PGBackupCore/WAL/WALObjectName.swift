@@ -20,32 +20,15 @@ public struct WALObjectName: Sendable, Hashable, CustomStringConvertible {
         self.sha256 = sha256
     }
 
-    /// Parses an object name (no directory); nil for anything pgbackd does not write under
-    /// `wal/`. WAL file names never contain `-`, so the checksum is what follows the last one.
+    /// Parses an object name (no directory): ``RepositoryLayout/walObjectName(parsing:)``. A key
+    /// is parsed by ``RepositoryLayout/walObjectName(ofKey:)``.
     public init?(_ objectName: String) {
-        guard objectName.hasSuffix(".gz") else { return nil }
-        let stem = objectName.dropLast(3)
-        if let dash = stem.lastIndex(of: "-") {
-            let digest = stem[stem.index(after: dash)...]
-            guard Self.isSHA256Hex(digest), let file = WALFileName(String(stem[..<dash])) else { return nil }
-            self.init(file: file, sha256: String(digest))
-        } else {
-            guard let file = WALFileName(String(stem)) else { return nil }
-            self.init(file: file, sha256: nil)
-        }
-    }
-
-    /// Parses the last component of `key`.
-    public init?(key: String) {
-        guard let last = key.split(separator: "/", omittingEmptySubsequences: false).last else { return nil }
-        self.init(String(last))
+        guard let name = RepositoryLayout.walObjectName(parsing: objectName) else { return nil }
+        self = name
     }
 
     /// `<name>-<sha256>.gz`, or `<name>.gz` for an old-style object.
-    public var description: String {
-        guard let sha256 else { return "\(file.name).gz" }
-        return "\(file.name)-\(sha256).gz"
-    }
+    public var description: String { RepositoryLayout.walObjectName(self) }
 
     /// Lower-case hex SHA-256 of `bytes`, as it appears in object names.
     public static func sha256(of bytes: [UInt8]) -> String {
@@ -85,8 +68,8 @@ extension Repository {
             guard let first = group.first else { continue }
             // Every name of a group starts with the same 8 digits: its timeline.
             let common = group.reduce(first.name) { String($0.commonPrefix(with: $1.name)) }
-            for info in try await storage.list(prefix: walDirectory(timeline: first.timeline) + common) {
-                guard let name = WALObjectName(key: info.key), group.contains(name.file) else { continue }
+            for info in try await storage.list(prefix: layout.walKeyPrefix(timeline: first.timeline, namePrefix: common)) {
+                guard let name = layout.walObjectName(ofKey: info.key), group.contains(name.file) else { continue }
                 result[name.file, default: []].append(WALObject(key: info.key, name: name, size: info.size))
             }
         }

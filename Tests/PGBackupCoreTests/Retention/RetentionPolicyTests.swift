@@ -138,7 +138,7 @@ import Testing
         let archived = Synthetic.walFiles(options, bases: bases).map { ObjectInfo(key: Synthetic.walKey(repository, $0), size: 1) }
         // Oldest kept base on timeline 1 (day 18, start segment 73): timeline 2 stays whole.
         let kept = bases.filter { $0.startedAt >= Synthetic.date(day: 18, hour: 0) }
-        let plan = RetentionPolicy.walToExpire(archived: archived, walPrefix: repository.walPrefix, keptBases: kept)
+        let plan = RetentionPolicy.walToExpire(archived: archived, layout: repository.layout, keptBases: kept)
         #expect(plan.keepFromSegment == Synthetic.segmentName(1, 73))
         #expect(plan.expired.count == 73 + 2) // segments 0...72 and the .backup labels of days 4 and 11
         #expect(plan.expired.first == Synthetic.walKey(repository, WALFileName(Synthetic.segmentName(1, 0))!))
@@ -149,7 +149,7 @@ import Testing
 
         // Oldest kept base on timeline 2: timeline 1 goes entirely, timeline 2 up to its start.
         let onTwo = bases.filter { $0.wal!.timeline == 2 }
-        let second = RetentionPolicy.walToExpire(archived: archived, walPrefix: repository.walPrefix, keptBases: onTwo)
+        let second = RetentionPolicy.walToExpire(archived: archived, layout: repository.layout, keptBases: onTwo)
         let start = 4 * 32 + 1 // first base on timeline 2: day 32
         #expect(second.keepFromSegment == Synthetic.segmentName(2, start))
         let expectedTL1 = archived.filter { $0.key.contains("/wal/00000001/") && !$0.key.contains(".history") }.count
@@ -157,7 +157,7 @@ import Testing
         #expect(second.expired.count == expectedTL1 + expectedTL2)
         #expect(second.expired.contains(Synthetic.walKey(repository, WALFileName("00000002.history")!)) == false)
 
-        let none = RetentionPolicy.walToExpire(archived: archived, walPrefix: repository.walPrefix, keptBases: [])
+        let none = RetentionPolicy.walToExpire(archived: archived, layout: repository.layout, keptBases: [])
         #expect(none.expired.isEmpty)
         #expect(none.note.contains("no base backup"))
     }

@@ -75,8 +75,8 @@ import Testing
         #expect(old.file == file)
         #expect(old.sha256 == nil)
         #expect(old.description == "\(name).gz")
-        #expect(WALObjectName(key: "main/wal/\(file.timelineHex)/\(name)-\(Self.sha).gz") == new)
-        #expect(WALObjectName(key: "\(name).gz") == old)
+        #expect(RepositoryLayout(stanza: "main").walObjectName(ofKey: "main/wal/\(file.timelineHex)/\(name)-\(Self.sha).gz") == new)
+        #expect(RepositoryLayout(stanza: "main").walObjectName(ofKey: "main/wal/\(file.timelineHex)/\(name).gz") == old)
     }
 
     @Test(arguments: [

@@ -91,7 +91,7 @@ struct WatcherFixture {
 
     /// The WAL file names archived (object names without the checksum and `.gz`).
     func archived() async throws -> [String] {
-        try await storage.inner.list(prefix: "main/wal/").compactMap { WALObjectName(key: $0.key)?.file.name }
+        try await storage.inner.list(prefix: "main/wal/").compactMap { RepositoryLayout(stanza: "main").walObjectName(ofKey: $0.key)?.file.name }
     }
 }
 
