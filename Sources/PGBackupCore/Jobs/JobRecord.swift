@@ -83,7 +83,7 @@ struct JobJournal: Sendable {
     /// Records of runs whose process is gone; unreadable records count as gone once a day old.
     func interruptedRuns(now: Date = Date()) async throws -> [(key: String, record: JobRecord)] {
         var found: [(key: String, record: JobRecord)] = []
-        for object in try await repository.storage.list(prefix: repository.jobRecordsPrefix(job)) where object.key.hasSuffix(".json") {
+        for object in try await repository.storage.list(prefix: repository.jobRecordsPrefix(job)) where repository.layout.jobRecord(ofKey: object.key) != nil {
             let bytes: [UInt8]
             do {
                 bytes = try await repository.storage.getAll(key: object.key)

@@ -6,7 +6,7 @@ import Testing
     /// The top-level fields docs/alerts.md documents, in its order.
     static let documentedFields = [
         "schema_version", "event", "severity", "stanza", "backup_id", "drill_id", "host", "time", "summary",
-        "failed_checks", "error", "report_key", "verdict",
+        "failed_checks", "error", "report_key", "verdict", "outcome",
     ]
     static let documentedCheckFields = ["database", "check", "summary", "evidence"]
 
@@ -41,7 +41,7 @@ import Testing
         let event = AlertEvent(event: .daemonStarted, stanza: "main", summary: "pgbackd started", host: "db1", time: Self.time)
         let json = try object(event)
         #expect(Set(json.keys) == Set(Self.documentedFields))
-        #expect(json["schema_version"] as? Int == 2)
+        #expect(json["schema_version"] as? Int == 3)
         #expect(json["event"] as? String == "daemon.started")
         #expect(json["severity"] as? String == "info")
         #expect(json["stanza"] as? String == "main")
@@ -186,5 +186,23 @@ import Testing
         }
         #expect(names == Self.documentedFields + Self.documentedCheckFields.map { "failed_checks[].\($0)" })
         for name in AlertEventName.known { #expect(docs.contains("`\(name.rawValue)`")) }
+    }
+
+    /// Issue #14: one policy for every job's failure event, its outcome and severity.
+    @Test func jobFailureEventsCarryTheirOutcome() {
+        struct Boom: Error, CustomStringConvertible { var description: String { "boom" } }
+        let jobs: [(JobKind, String)] = [(.backup, "backup.failed"), (.baseBackup, "backup.failed"), (.drill, "drill.failed"),
+                                         (.retention, "retention.failed"), (.walCheck, "wal_check.failed")]
+        for (job, name) in jobs {
+            for outcome in [JobOutcome.failed, .cancelled, .interrupted] {
+                let event = AlertEvent.jobFailed(job, stanza: "main", backupId: nil, error: Boom(), outcome: outcome)
+                #expect(event.event.rawValue == name)
+                #expect(event.outcome == outcome)
+                #expect(event.error == "boom")
+                #expect(event.severity == (outcome == .cancelled ? .warning : event.event.defaultSeverity))
+            }
+        }
+        #expect(AlertEvent.backupFailed(stanza: "main", backupId: nil, error: Boom()).summary == "backup FAILED: boom")
+        #expect(AlertEvent.jobFailed(.drill, stanza: "main", backupId: "b1", error: Boom(), outcome: .cancelled).summary == "drill of backup b1 was CANCELLED: boom")
     }
 }

@@ -164,7 +164,8 @@ import Testing
             """)
         #expect(alerts.commands[0].events.names == Set(AlertEventName.known))
         #expect(AlertEventName.known.map(\.rawValue) == [
-            "backup.succeeded", "backup.failed", "drill.succeeded", "drill.failed", "wal.lag", "wal.lag.resolved", "wal.gap",
+            "backup.succeeded", "backup.failed", "drill.succeeded", "drill.failed", "retention.failed", "wal_check.failed",
+            "wal.lag", "wal.lag.resolved", "wal.gap",
             "wal.conflict", "storage.unreachable", "storage.reachable", "spool.full", "backup.stale", "drill.stale",
             "daemon.started", "daemon.stopping",
         ])
