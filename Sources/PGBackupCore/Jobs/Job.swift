@@ -65,7 +65,8 @@ public struct JobCancelled: Error, Sendable, CustomStringConvertible {
 
     public var description: String {
         let what = job.map { "the \($0.rawValue) run" } ?? "the run"
-        return "\(what) was cancelled (\(code == .signal ? "SIGTERM or SIGINT" : "stop requested")); nothing was committed"
+        let cause = code == .signal ? "interrupted by a signal (SIGTERM or SIGINT)" : "stopped"
+        return "\(what) was \(cause) and cancelled; nothing was committed"
     }
 
     /// Whether `error`, thrown while `Task.isCancelled` may be set, is the trace of a cancellation.

@@ -159,8 +159,10 @@ import Testing
             #expect(scrape.value("pgbackd_alert_deliveries_total", ["event": "backup.succeeded", "result": "failed"]) == 0)
             let seen = Set(events("\(directory)/events.jsonl").map(\.event))
             #expect(seen.isSuperset(of: [.daemonStarted, .backupSucceeded, .drillSucceeded, .walGap, .daemonStopping]), "\(seen)")
-            // The scheduled wal-check found the gap: a failed run, and the alert names the segment.
-            #expect((scrape.value("pgbackd_job_runs_total", ["job": "wal_check", "outcome": "failed"]) ?? 0) >= 1)
+            // The scheduled wal-check found the gap: a run whose check failed (issue #14: not a run
+            // that could not run), and the alert names the segment.
+            #expect((scrape.value("pgbackd_job_runs_total", ["job": "wal_check", "outcome": "check_failed"]) ?? 0) >= 1)
+            #expect(scrape.value("pgbackd_job_runs_total", ["job": "wal_check", "outcome": "failed"]) == 0)
             #expect(scrape.value("pgbackd_job_runs_total", ["job": "wal_check", "outcome": "succeeded"]) == 0)
             let gap = try #require(events("\(directory)/events.jsonl").first { $0.event == .walGap })
             #expect(gap.summary.contains("000000010000000000000002 is missing"), "\(gap.summary)")
