@@ -1,35 +1,21 @@
 /// Why a backup (or the checks before one) could not run, with what to do about it.
-public struct BackupError: Error, Sendable, CustomStringConvertible {
-    public enum Code: String, Sendable, CaseIterable, CustomStringConvertible {
-        /// PostgreSQL refused or did not answer the connection.
-        case databaseUnreachable
-        /// A configured or requested database does not exist or refuses connections.
-        case databaseNotFound
-        /// pg_dump (or another client program) of the right version is not installed.
-        case toolMissing
-        /// The role lacks a privilege the backup needs.
-        case insufficientPrivilege
-        /// The server is not set up for the backup asked for (base backups need WAL archiving
-        /// and, for now, the default tablespace only).
-        case serverNotReady
-        /// A base backup's last WAL segment did not reach the repository in time.
-        case walNotArchived
-        /// A step failed while dumping or storing.
-        case failed
-        public var description: String { rawValue }
-    }
-    public var code: Code
-    public var message: String
-    public var underlying: (any Error)?
+public typealias BackupError = CodedError<BackupErrorCode>
 
-    public init(_ code: Code, message: String, underlying: (any Error)? = nil) {
-        self.code = code
-        self.message = message
-        self.underlying = underlying
-    }
-
-    public var description: String {
-        guard let underlying else { return message }
-        return "\(message): \(underlying)"
-    }
+/// The codes of ``BackupError``.
+public enum BackupErrorCode: String, ErrorCode {
+    /// PostgreSQL refused or did not answer the connection.
+    case databaseUnreachable
+    /// A configured or requested database does not exist or refuses connections.
+    case databaseNotFound
+    /// pg_dump (or another client program) of the right version is not installed.
+    case toolMissing
+    /// The role lacks a privilege the backup needs.
+    case insufficientPrivilege
+    /// The server is not set up for the backup asked for (base backups need WAL archiving
+    /// and, for now, the default tablespace only).
+    case serverNotReady
+    /// A base backup's last WAL segment did not reach the repository in time.
+    case walNotArchived
+    /// A step failed while dumping or storing.
+    case failed
 }

@@ -1,22 +1,13 @@
 /// A repository-level problem: a missing or corrupt manifest, a backup id that does not exist,
 /// a repository that belongs to another cluster.
-public struct RepositoryError: Error, Sendable, CustomStringConvertible {
-    public enum Code: String, Sendable, CaseIterable, CustomStringConvertible {
-        case backupNotFound
-        case corruptManifest
-        case unsupportedFormat
-        case wrongCluster
-        public var description: String { rawValue }
-    }
-    public var code: Code
-    public var message: String
-    public var underlying: (any Error)?
+public typealias RepositoryError = CodedError<RepositoryErrorCode>
 
-    public init(_ code: Code, message: String, underlying: (any Error)? = nil) {
-        self.code = code
-        self.message = message
-        self.underlying = underlying
-    }
-
-    public var description: String { message }
+/// The codes of ``RepositoryError``.
+public enum RepositoryErrorCode: String, ErrorCode {
+    case backupNotFound
+    case corruptManifest
+    case unsupportedFormat
+    case wrongCluster
+    /// A repository error's message says all (a corrupt manifest's decoding error stays in logs).
+    public static var describesUnderlying: Bool { false }
 }
