@@ -46,6 +46,8 @@ let package = Package(
             dependencies: ["CShims", "CZlib", "CDeflate", "OffloadedWork"],
             swiftSettings: strict
         ),
+        // What several modules share: the one durable file write.
+        .target(name: "PGBackdSupport", swiftSettings: strict),
         // libcurl's owners: easy handles, their pool, one transfer; shared by S3 and webhooks.
         .target(name: "CurlHTTP", dependencies: ["CShims", "CCurl", "OffloadedWork"], swiftSettings: strict),
         .target(
@@ -85,6 +87,7 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        .testTarget(name: "PGBackdSupportTests", dependencies: ["PGBackdSupport"], swiftSettings: strict),
         .testTarget(name: "CompressionTests", dependencies: ["Compression"], swiftSettings: strict),
         .testTarget(name: "ObjectStorageTests", dependencies: ["ObjectStorage", "CurlHTTP"], swiftSettings: strict),
         .testTarget(
