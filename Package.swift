@@ -53,7 +53,7 @@ let package = Package(
         .target(
             name: "ObjectStorage",
             dependencies: [
-                "CShims", "CCurl", "CurlHTTP", "OffloadedWork",
+                "CShims", "CCurl", "CurlHTTP", "OffloadedWork", "PGBackdSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -62,7 +62,7 @@ let package = Package(
         .target(
             name: "PGBackupCore",
             dependencies: [
-                "PostgresClient", "Compression", "ObjectStorage", "CurlHTTP", "CShims",
+                "PostgresClient", "Compression", "ObjectStorage", "CurlHTTP", "CShims", "PGBackdSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Subprocess", package: "swift-subprocess"),
