@@ -46,8 +46,17 @@ let package = Package(
             dependencies: ["CShims", "CZlib", "CDeflate", "OffloadedWork"],
             swiftSettings: strict
         ),
-        // What several modules share: the one durable file write.
-        .target(name: "PGBackdSupport", swiftSettings: strict),
+        // What several modules share: the one durable file write, child processes, throw-away
+        // PostgreSQL clusters. Below ObjectStorage, which writes files durably too.
+        .target(
+            name: "PGBackdSupport",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            swiftSettings: strict
+        ),
         // libcurl's owners: easy handles, their pool, one transfer; shared by S3 and webhooks.
         .target(name: "CurlHTTP", dependencies: ["CShims", "CCurl", "OffloadedWork"], swiftSettings: strict),
         .target(
@@ -65,8 +74,6 @@ let package = Package(
                 "PostgresClient", "Compression", "ObjectStorage", "CurlHTTP", "CShims", "PGBackdSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Subprocess", package: "swift-subprocess"),
-                .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -78,7 +85,7 @@ let package = Package(
         .executableTarget(
             name: "pgbackd",
             dependencies: [
-                "PGBackupCore",
+                "PGBackupCore", "PGBackdSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -98,7 +105,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "PGBackupCore", "ObjectStorage", "PostgresClient", "Compression",
+                "PGBackupCore", "PGBackdSupport", "ObjectStorage", "PostgresClient", "Compression",
                 .product(name: "Logging", package: "swift-log"),
             ],
             // Run by the tests from the source tree (found through #filePath), not compiled.

@@ -1,4 +1,5 @@
 import ObjectStorage
+import PGBackdSupport
 import PGBackupCore
 import PostgresClient
 

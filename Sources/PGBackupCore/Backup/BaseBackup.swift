@@ -2,6 +2,7 @@ import Compression
 import Foundation
 import Logging
 import ObjectStorage
+import PGBackdSupport
 import PostgresClient
 
 /// `pgbackd backup --type base`: the whole cluster as one tar from `pg_basebackup -Ft -X none

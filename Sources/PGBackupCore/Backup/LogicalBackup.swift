@@ -2,6 +2,7 @@ import Compression
 import Foundation
 import Logging
 import ObjectStorage
+import PGBackdSupport
 import PostgresClient
 
 /// Progress of a running backup, for the TTY progress line.

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import PGBackdSupport
 import PostgresClient
 
 /// The checks that look inside a restored cluster's files and pages instead of its rows:

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import PGBackdSupport
 
 #if canImport(Glibc)
 import Glibc
