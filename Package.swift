@@ -71,7 +71,7 @@ let package = Package(
         .target(
             name: "PGBackupCore",
             dependencies: [
-                "PostgresClient", "Compression", "ObjectStorage", "CurlHTTP", "CShims", "PGBackdSupport",
+                "PostgresClient", "Compression", "ObjectStorage", "CurlHTTP", "CShims", "OffloadedWork", "PGBackdSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
@@ -85,7 +85,7 @@ let package = Package(
         .executableTarget(
             name: "pgbackd",
             dependencies: [
-                "PGBackupCore", "PGBackdSupport",
+                "PGBackupCore", "PGBackdSupport", "ObjectStorage", "PostgresClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -95,11 +95,11 @@ let package = Package(
         ),
 
         .testTarget(name: "PGBackdSupportTests", dependencies: ["PGBackdSupport"], swiftSettings: strict),
-        .testTarget(name: "CompressionTests", dependencies: ["Compression"], swiftSettings: strict),
+        .testTarget(name: "CompressionTests", dependencies: ["Compression", "CZlib"], swiftSettings: strict),
         .testTarget(name: "ObjectStorageTests", dependencies: ["ObjectStorage", "CurlHTTP"], swiftSettings: strict),
         .testTarget(
             name: "PGBackupCoreTests",
-            dependencies: ["PGBackupCore", "Compression", "CurlHTTP", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["PGBackupCore", "ObjectStorage", "Compression", "CurlHTTP", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .testTarget(
@@ -107,6 +107,7 @@ let package = Package(
             dependencies: [
                 "PGBackupCore", "PGBackdSupport", "ObjectStorage", "PostgresClient", "Compression",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             // Run by the tests from the source tree (found through #filePath), not compiled.
             exclude: ["Support/outage-proxy.py", "Support/scrape-metrics.py"],
