@@ -20,14 +20,6 @@ public struct ChildProcessError: Error, Sendable, CustomStringConvertible {
     public var stderr: String
     public var underlying: (any Error)?
 
-    public init(code: Code, program: String, status: String?, stderr: String, underlying: (any Error)? = nil) {
-        self.code = code
-        self.program = program
-        self.status = status
-        self.stderr = stderr
-        self.underlying = underlying
-    }
-
     public var description: String {
         var text = code == .notStarted ? "could not start \(program)" : "\(program) failed (\(status ?? "unknown status"))"
         let lastLines = stderr.split(separator: "\n").suffix(3).joined(separator: " / ")
