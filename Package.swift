@@ -48,12 +48,23 @@ let package = Package(
             dependencies: ["CShims", "CZlib", "CDeflate", "OffloadedWork"],
             swiftSettings: strict
         ),
+        // What several modules share: the one durable file write, child processes, throw-away
+        // PostgreSQL clusters. Below ObjectStorage, which writes files durably too.
+        .target(
+            name: "PGBackdSupport",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            swiftSettings: strict
+        ),
         // libcurl's owners: easy handles, their pool, one transfer; shared by S3 and webhooks.
         .target(name: "CurlHTTP", dependencies: ["CShims", "CCurl", "OffloadedWork"], swiftSettings: strict),
         .target(
             name: "ObjectStorage",
             dependencies: [
-                "CShims", "CCurl", "CurlHTTP", "OffloadedWork",
+                "CShims", "CCurl", "CurlHTTP", "OffloadedWork", "PGBackdSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -62,11 +73,9 @@ let package = Package(
         .target(
             name: "PGBackupCore",
             dependencies: [
-                "PostgresClient", "Compression", "ObjectStorage", "CurlHTTP", "CShims",
+                "PostgresClient", "Compression", "ObjectStorage", "CurlHTTP", "CShims", "OffloadedWork", "PGBackdSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Subprocess", package: "swift-subprocess"),
-                .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -95,18 +104,20 @@ let package = Package(
             swiftSettings: strict
         ),
 
-        .testTarget(name: "CompressionTests", dependencies: ["Compression", "SyntheticData"], swiftSettings: strict),
+        .testTarget(name: "PGBackdSupportTests", dependencies: ["PGBackdSupport"], swiftSettings: strict),
+        .testTarget(name: "CompressionTests", dependencies: ["Compression", "CZlib", "SyntheticData"], swiftSettings: strict),
         .testTarget(name: "ObjectStorageTests", dependencies: ["ObjectStorage", "CurlHTTP"], swiftSettings: strict),
         .testTarget(
             name: "PGBackupCoreTests",
-            dependencies: ["PGBackupCore", "Compression", "CurlHTTP", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["PGBackupCore", "ObjectStorage", "Compression", "CurlHTTP", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "PGBackupCore", "ObjectStorage", "PostgresClient", "Compression",
+                "PGBackupCore", "Compression",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             // Run by the tests from the source tree (found through #filePath), not compiled.
             exclude: ["Support/outage-proxy.py", "Support/gate-proxy.py", "Support/scrape-metrics.py"],

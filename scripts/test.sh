@@ -44,7 +44,7 @@ if [[ -f $PG_CACHE/majors.env ]]; then
 fi
 
 build_start=$SECONDS
-swift build --build-tests --scratch-path "$SCRATCH"
+swift build --build-tests --scratch-path "$SCRATCH" --explicit-target-dependency-import-check error
 echo "== build: $((SECONDS - build_start)) s"
 
 export PGBACKD_SERVICES_DIR=${PGBACKD_SERVICES_DIR:-$PWD/.services/test}

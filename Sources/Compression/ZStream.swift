@@ -48,13 +48,10 @@ final class Deflater {
     /// the output ends on a byte boundary, with `Z_FINISH` the stream is complete.
     /// `input` must be under 4 GiB (zlib counts in 32 bits).
     func deflate(_ input: UnsafeBufferPointer<UInt8>, flush: Int32) -> [UInt8] {
-        precondition(input.count <= Int(UInt32.max))
-        stream.pointee.next_in = input.baseAddress.map { UnsafeMutablePointer(mutating: $0) }
-        stream.pointee.avail_in = UInt32(input.count)
-        defer {
-            stream.pointee.next_in = nil
-            stream.pointee.next_out = nil
-        }
+        lending(input, to: stream) { deflateLent(flush: flush) }
+    }
+
+    private func deflateLent(flush: Int32) -> [UInt8] {
         var output: [UInt8] = []
         while true {
             // deflateBound covers Z_FINISH in one call; a sync flush adds a few bytes, hence the
@@ -138,20 +135,17 @@ final class Inflater: @unchecked Sendable {
 
     /// Inflates `input` (under 4 GiB) until it is used up or the member ends, appending the output.
     func inflate(_ input: UnsafeBufferPointer<UInt8>, into output: inout [UInt8]) throws(Failure) -> Outcome {
-        precondition(input.count <= Int(UInt32.max))
-        stream.pointee.next_in = input.baseAddress.map { UnsafeMutablePointer(mutating: $0) }
-        stream.pointee.avail_in = UInt32(input.count)
-        defer {
-            stream.pointee.next_in = nil
-            stream.pointee.next_out = nil
-        }
+        try lending(input, to: stream) { () throws(Failure) in try inflateLent(inputCount: input.count, into: &output) }
+    }
+
+    private func inflateLent(inputCount: Int, into output: inout [UInt8]) throws(Failure) -> Outcome {
         while true {
             stream.pointee.next_out = scratch.baseAddress
             stream.pointee.avail_out = UInt32(scratch.count)
             let status = CZlib.inflate(stream, Z_NO_FLUSH)
             let produced = scratch.count - Int(stream.pointee.avail_out)
             output.append(contentsOf: UnsafeBufferPointer(rebasing: scratch[..<produced]))
-            let consumed = input.count - Int(stream.pointee.avail_in)
+            let consumed = inputCount - Int(stream.pointee.avail_in)
             switch status {
             case Z_STREAM_END:
                 return .memberEnd(consumed: consumed)
@@ -166,4 +160,17 @@ final class Inflater: @unchecked Sendable {
             }
         }
     }
+}
+
+/// Lends `input` (under 4 GiB: zlib counts in 32 bits) to `stream` for the length of `body`, and
+/// takes the buffer pointers back after it, so none outlives the call that lent them.
+private func lending<T, E: Error>(_ input: UnsafeBufferPointer<UInt8>, to stream: UnsafeMutablePointer<z_stream>, _ body: () throws(E) -> T) throws(E) -> T {
+    precondition(input.count <= Int(UInt32.max))
+    stream.pointee.next_in = input.baseAddress.map { UnsafeMutablePointer(mutating: $0) }
+    stream.pointee.avail_in = UInt32(input.count)
+    defer {
+        stream.pointee.next_in = nil
+        stream.pointee.next_out = nil
+    }
+    return try body()
 }

@@ -1,5 +1,6 @@
 import Foundation
 import OffloadedWork
+import PGBackdSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -24,15 +25,13 @@ public struct FileStorage: ObjectStorage {
         try validate(key: key)
         let target = path(of: key)
         let queue = DispatchQueue(label: "pgbackd.file-upload")
-        let (fd, temp) = try await offload(on: queue) { () throws -> (Int32, String) in
+        return try await offload(on: queue) { () throws -> FileUpload in
             let directory = (target as NSString).deletingLastPathComponent
             try makeDirectories(directory, key: key)
             let temp = directory + "/" + Self.tempMarker + UUID().uuidString + "-" + (target as NSString).lastPathComponent
-            let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o640)
-            guard fd >= 0 else { throw posixError("cannot create \(temp)", key: key) }
-            return (fd, temp)
+            let file = try durably(key: key) { () throws(DurableFileError) in try DurableFile.Writer(creating: temp, mode: 0o640) }
+            return FileUpload(key: key, target: target, file: file, queue: queue)
         }
-        return FileUpload(key: key, target: target, temp: temp, fd: fd, queue: queue)
     }
 
     public func get(key: String, range: Range<Int64>?) async throws -> ObjectByteStream {
@@ -192,83 +191,62 @@ public struct FileStorage: ObjectStorage {
 final class FileUpload: ObjectUpload {
     let key: String
     let target: String
-    let temp: String
     let queue: DispatchQueue
-    /// The temp file; -1 once committed or aborted. Only touched on `queue`.
-    nonisolated(unsafe) private var fd: Int32
-    nonisolated(unsafe) private var written: Int64 = 0
+    /// The temp file. Only touched on `queue`; dropped without commit or abort, it is closed
+    /// and stays for abortIncompleteUploads.
+    nonisolated(unsafe) private let file: DurableFile.Writer
 
-    init(key: String, target: String, temp: String, fd: Int32, queue: DispatchQueue) {
+    init(key: String, target: String, file: DurableFile.Writer, queue: DispatchQueue) {
         self.key = key
         self.target = target
-        self.temp = temp
-        self.fd = fd
+        self.file = file
         self.queue = queue
-    }
-
-    deinit {
-        // Dropped without commit or abort: the temp file stays for abortIncompleteUploads.
-        if fd >= 0 { close(fd) }
     }
 
     func write(_ bytes: [UInt8]) async throws {
         try await offload(on: queue) { [self] in
-            guard fd >= 0 else { throw StorageError(.invalidArgument, key: key, message: "upload of \(key) is already finished") }
-            try bytes.withUnsafeBytes { buffer in
-                var offset = 0
-                while offset < buffer.count {
-                    let n = Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
-                    if n < 0 {
-                        if errno == EINTR { continue }
-                        throw posixError("cannot write \(target)", key: key)
-                    }
-                    offset += n
-                }
-            }
-            written += Int64(bytes.count)
+            guard file.isOpen else { throw StorageError(.invalidArgument, key: key, message: "upload of \(key) is already finished") }
+            try durably(key: key) { () throws(DurableFileError) in try file.write(bytes) }
         }
     }
 
     func commit() async throws -> ObjectInfo {
         try await offload(on: queue) { [self] in
-            guard fd >= 0 else { throw StorageError(.invalidArgument, key: key, message: "upload of \(key) is already finished") }
-            guard fsync(fd) == 0 else { throw posixError("cannot fsync \(temp)", key: key) }
-            close(fd)
-            fd = -1
-            guard rename(temp, target) == 0 else {
-                let error = posixError("cannot rename \(temp) to \(target)", key: key)
-                unlink(temp)
-                throw error
-            }
-            try fsyncDirectory((target as NSString).deletingLastPathComponent, key: key)
-            return ObjectInfo(key: key, size: written, lastModified: Date())
+            guard file.isOpen else { throw StorageError(.invalidArgument, key: key, message: "upload of \(key) is already finished") }
+            try durably(key: key) { () throws(DurableFileError) in try file.commit(replacing: target) }
+            return ObjectInfo(key: key, size: file.bytesWritten, lastModified: Date())
         }
     }
 
     func abort() async {
-        _ = try? await offload(on: queue) { [self] in
-            guard fd >= 0 else { return }
-            unlink(temp)
-            close(fd)
-            fd = -1
-        }
+        _ = try? await offload(on: queue) { [self] in file.discard() }
     }
 }
 
 func fsyncDirectory(_ directory: String, key: String?) throws {
-    let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-    guard fd >= 0 else { throw posixError("cannot open directory \(directory)", key: key) }
-    defer { close(fd) }
-    guard fsync(fd) == 0 else { throw posixError("cannot fsync directory \(directory)", key: key) }
+    try durably(key: key) { () throws(DurableFileError) in try DurableFile.fsyncDirectory(directory) }
+}
+
+/// A durable-file step (an upload's temp file, a directory's fsync), its failure said as the
+/// storage contract says it: `accessDenied` for EACCES and EPERM, else `io`.
+func durably<T>(key: String?, _ step: () throws(DurableFileError) -> T) throws(StorageError) -> T {
+    do throws(DurableFileError) {
+        return try step()
+    } catch {
+        throw storageError(errno: error.errno, message: error.message, key: key)
+    }
 }
 
 func posixError(_ what: String, key: String?) -> StorageError {
     let code = errno
-    let reason = String(cString: strerror(code))
+    return storageError(errno: code, message: "\(what): \(String(cString: strerror(code)))", key: key)
+}
+
+private func storageError(errno code: Int32, message: String, key: String?) -> StorageError {
     if code == EACCES || code == EPERM {
-        return StorageError(.accessDenied, key: key, message: "\(what): \(reason) for \(currentUserDescription()): give that user access to the repository directory (owner, group or mode), or run pgbackd as its owner")
+        return StorageError(.accessDenied, key: key, message: "\(message) for \(currentUserDescription()): give that user access to the repository directory (owner, group or mode), or run pgbackd as its owner")
     }
-    var message = "\(what): \(reason)"
+    var message = message
     if code == ENOSPC { message += " (the repository's file system is full)" }
     return StorageError(.io, key: key, message: message)
 }

@@ -1,6 +1,7 @@
 import CurlHTTP
 import Foundation
 import Logging
+import PGBackdSupport
 
 /// What became of one hook for one event.
 public struct AlertDelivery: Sendable, Equatable {

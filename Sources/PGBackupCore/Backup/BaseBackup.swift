@@ -2,6 +2,7 @@ import Compression
 import Foundation
 import Logging
 import ObjectStorage
+import PGBackdSupport
 import PostgresClient
 
 /// `pgbackd backup --type base`: the whole cluster as one tar from `pg_basebackup -Ft -X none
@@ -75,17 +76,10 @@ public struct BaseBackup: Sendable {
                 startedAt: startedAt, finishedAt: Date(), pgbackdVersion: PGBackd.version, server: serverInfo,
                 compression: CompressionInfo(algorithm: "gzip", level: configuration.compression.level, engine: writer.engine.rawValue),
                 artifacts: [stored!], databases: [], wal: wal)
-            try Task.checkCancellation()
-            try await repository.storage.put(key: repository.manifestKey(id), bytes: try manifest.encoded())
-            logger.info("base backup committed", metadata: ["backup.raw_bytes": "\(manifest.rawSize)", "backup.stored_bytes": "\(manifest.storedSize)"])
-            return manifest
+            return try await repository.commitBackup(manifest, logger: logger)
         } catch {
-            logger.error("base backup failed; removing what it stored", metadata: ["backup.error": "\(error)"])
-            if let stored {
-                try? await repository.storage.delete(key: repository.key(relative: stored.key))
-            } else {
-                await writer.abort()
-            }
+            await repository.discardBackup(kind: .base, stored: stored.map { [$0] } ?? [], after: error, logger: logger)
+            if stored == nil { await writer.abort() }
             throw error
         }
     }

@@ -2,6 +2,7 @@ import Compression
 import Foundation
 import Logging
 import ObjectStorage
+import PGBackdSupport
 import PostgresClient
 
 /// Progress of a running backup, for the TTY progress line.
@@ -66,15 +67,9 @@ public struct LogicalBackup: Sendable {
                 compression: CompressionInfo(algorithm: "gzip", level: configuration.compression.level,
                                              engine: configuration.compression.effectiveEngine.rawValue),
                 artifacts: artifacts, databases: snapshots, rolePasswords: privileges.canReadRolePasswords)
-            try Task.checkCancellation()
-            try await repository.storage.put(key: repository.manifestKey(id), bytes: try manifest.encoded())
-            logger.info("backup committed", metadata: ["backup.raw_bytes": "\(manifest.rawSize)", "backup.stored_bytes": "\(manifest.storedSize)"])
-            return manifest
+            return try await repository.commitBackup(manifest, logger: logger)
         } catch {
-            logger.error("backup failed; removing what it stored", metadata: ["backup.error": "\(error)"])
-            for artifact in artifacts {
-                try? await repository.storage.delete(key: repository.key(relative: artifact.key))
-            }
+            await repository.discardBackup(kind: .logical, stored: artifacts, after: error, logger: logger)
             throw error
         }
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import PGBackdSupport
 import PostgresClient
 
 /// The checks that look inside a restored cluster's files and pages instead of its rows:
@@ -265,11 +266,7 @@ struct PageChecks {
     static let untranslated = ["LC_ALL": "C"]
 
     func runAsOwner(_ program: String, _ arguments: [String]) async throws -> ProgramOutcome {
-        let timeout = Duration.seconds(timeoutSeconds)
-        if let owner {
-            return try await runProgram(program: "/usr/sbin/runuser", arguments: ["-u", owner, "--", program] + arguments, environment: Self.untranslated, logger: logger, timeout: timeout)
-        }
-        return try await runProgram(program: program, arguments: arguments, environment: Self.untranslated, logger: logger, timeout: timeout)
+        try await runProgram(program: program, arguments: arguments, environment: Self.untranslated, logger: logger, timeout: .seconds(timeoutSeconds), user: owner)
     }
 
     static func firstQuoted(_ text: String) -> String? {

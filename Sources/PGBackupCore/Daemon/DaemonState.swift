@@ -1,5 +1,6 @@
 import Foundation
 import ObjectStorage
+import PGBackdSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -70,42 +71,8 @@ public struct DaemonState: Codable, Sendable, Equatable {
     public func save(stateDirectory: String) throws {
         try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true)
         let bytes = Array(try RepositoryJSON.encoder().encode(self))
-        let target = Self.path(stateDirectory: stateDirectory)
-        let temp = "\(stateDirectory)/.state.json.\(getpid()).tmp"
-        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw Self.ioError("cannot create \(temp)") }
-        var written = 0
-        while written < bytes.count {
-            let count = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + written, bytes.count - written) }
-            guard count > 0 else {
-                let error = Self.ioError("cannot write \(temp)")
-                close(fd)
-                unlink(temp)
-                throw error
-            }
-            written += count
-        }
-        guard fsync(fd) == 0 else {
-            let error = Self.ioError("cannot fsync \(temp)")
-            close(fd)
-            unlink(temp)
-            throw error
-        }
-        close(fd)
-        guard rename(temp, target) == 0 else {
-            let error = Self.ioError("cannot rename \(temp) to \(target)")
-            unlink(temp)
-            throw error
-        }
-        let directory = open(stateDirectory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if directory >= 0 {
-            _ = fsync(directory)
-            close(directory)
-        }
-    }
-
-    static func ioError(_ what: String) -> CocoaError {
-        CocoaError(.fileWriteUnknown, userInfo: [NSLocalizedDescriptionKey: "\(what): \(String(cString: strerror(errno)))"])
+        try DurableFile.replace(Self.path(stateDirectory: stateDirectory), with: bytes, mode: 0o644,
+                                temporaryPath: "\(stateDirectory)/.state.json.\(getpid()).tmp")
     }
 
     // MARK: Rebuilding

@@ -1,10 +1,7 @@
 import Foundation
 import Logging
+import PGBackdSupport
 import PostgresClient
-
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// A drill of a base backup: a point-in-time restore into a throw-away cluster — the restored
 /// data directory itself, no initdb — recovered from the WAL archive to the end of the backup
@@ -28,16 +25,14 @@ struct BaseDrill {
                                                            configured: configuration.drill.binDirectory ?? configuration.postgres.binDirectory,
                                                            setting: configuration.drill.binDirectory == nil ? "postgres.bin_dir" : "drill.bin_dir")
         let binDirectory = (pgCtlPath as NSString).deletingLastPathComponent
-        let base = configuration.drill.stagingDirectory + "/pgbackd-drill-\(drillId)"
-        let data = base + "/data", socket = base + "/socket"
-        let owner = getuid() == 0 ? "postgres" : nil
-        try FileManager.default.createDirectory(atPath: socket, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        defer { if !keep { try? FileManager.default.removeItem(atPath: base) } }
-        try giveDirectories([base, socket], to: owner)
+        let cluster = PostgresCluster(base: configuration.drill.stagingDirectory + "/pgbackd-drill-\(drillId)", binDirectory: binDirectory, logger: logger)
+        let base = cluster.base, data = cluster.data, socket = cluster.socket, owner = cluster.owner
+        defer { if !keep { cluster.remove() } }
+        try stagingStep { () throws(PostgresClusterError) in try cluster.makeDirectories() }
         // Our own pg_hba.conf: the socket directory is private to the owner, so trust is safe,
         // and the backed-up cluster's rules (or none, on Debian's /etc layout) do not apply.
         try "local all all trust\n".write(toFile: base + "/pg_hba.conf", atomically: true, encoding: .utf8)
-        try giveDirectories([base + "/pg_hba.conf"], to: owner)
+        try stagingStep { () throws(PostgresClusterError) in try cluster.give([base + "/pg_hba.conf"]) }
 
         var checks: [CheckResult] = []
         let restoreStarted = Date()
@@ -65,15 +60,13 @@ struct BaseDrill {
         // A postgresql.conf lives in /etc on Debian, not in the data directory: give it an empty one.
         if !FileManager.default.fileExists(atPath: data + "/postgresql.conf") {
             try "".write(toFile: data + "/postgresql.conf", atomically: true, encoding: .utf8)
-            try giveDirectories([data + "/postgresql.conf"], to: owner)
+            try stagingStep { () throws(PostgresClusterError) in try cluster.give([data + "/postgresql.conf"]) }
         }
 
-        let pgCtl = binDirectory + "/pg_ctl"
-        let startArguments = ["-D", data, "-l", base + "/postgres.log", "-w", "-t", "\(timeout)", "start"]
-        let start = try await runAsOwner(owner, pgCtl, startArguments, timeout: .seconds(timeout + 30))
+        let start = try await cluster.start(waitSeconds: timeout)
         // Synchronous on purpose: the cluster must be gone whichever way the drill ends.
-        defer { ScratchCluster.stopImmediately(pgCtl: pgCtl, data: data, owner: owner) }
-        let log = { (try? String(contentsOfFile: base + "/postgres.log", encoding: .utf8)).map { String($0.suffix(2000)) } ?? "" }
+        defer { cluster.stopImmediately() }
+        let log = { cluster.logTail(2000) }
         guard start.succeeded else {
             checks.append(CheckResult(name: "recovery", passed: false, summary: "the restored cluster did not start (\(start.statusText))", evidence: [["postgres.log": log()]]))
             return report(manifest, drillId: drillId, startedAt: startedAt, checks: checks, databases: [])
@@ -107,13 +100,13 @@ struct BaseDrill {
         case (true?, nil):
             checks.append(PageChecks.skipped("checksums", "data checksums are on, but there is no pg_checksums in \(binDirectory)"))
         case (true?, let program?):
-            let stop = try await runAsOwner(owner, pgCtl, ["-D", data, "-m", "fast", "-w", "-t", "\(timeout)", "stop"], timeout: .seconds(timeout + 30))
+            let stop = try await cluster.stop(mode: "fast", waitSeconds: timeout)
             guard stop.succeeded else {
                 checks.append(CheckResult(name: "checksums", passed: false, summary: "the recovered cluster did not stop cleanly for pg_checksums (\(stop.statusText))", evidence: [["postgres.log": log()]]))
                 return report(manifest, drillId: drillId, startedAt: startedAt, checks: checks, databases: [])
             }
             var result = try await pageChecks.checksums(dataDirectory: data, program: program)
-            let restart = try await runAsOwner(owner, pgCtl, startArguments, timeout: .seconds(timeout + 30))
+            let restart = try await cluster.start(waitSeconds: timeout)
             guard restart.succeeded else {
                 checks.append(result)
                 checks.append(CheckResult(name: "restart", passed: false, summary: "the recovered cluster did not start again after pg_checksums (\(restart.statusText))", evidence: [["postgres.log": log()]]))
@@ -183,19 +176,5 @@ struct BaseDrill {
     private func report(_ manifest: Manifest, drillId: String, startedAt: Date, checks: [CheckResult], databases: [DrillReport.DatabaseDrill]) -> DrillReport {
         DrillReport(drillId: drillId, backupId: manifest.backupId, stanza: repository.stanza, host: ProcessInfo.processInfo.hostName,
                     startedAt: startedAt, finishedAt: Date(), passed: false, checks: checks, databases: databases)
-    }
-
-    private func runAsOwner(_ owner: String?, _ program: String, _ arguments: [String], timeout: Duration) async throws -> ProgramOutcome {
-        if let owner {
-            return try await runProgram(program: "/usr/sbin/runuser", arguments: ["-u", owner, "--", program] + arguments, environment: [:], logger: logger, timeout: timeout)
-        }
-        return try await runProgram(program: program, arguments: arguments, environment: [:], logger: logger, timeout: timeout)
-    }
-
-    private func giveDirectories(_ paths: [String], to owner: String?) throws {
-        guard let owner, let entry = getpwnam(owner) else { return }
-        for path in paths where chown(path, entry.pointee.pw_uid, entry.pointee.pw_gid) != 0 {
-            throw StagingError(message: "cannot give \(path) to \(owner): \(String(cString: strerror(errno)))")
-        }
     }
 }

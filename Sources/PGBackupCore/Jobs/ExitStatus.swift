@@ -2,6 +2,7 @@ import Compression
 import CurlHTTP
 import Foundation
 import ObjectStorage
+import PGBackdSupport
 import PostgresClient
 
 /// How a command ends: the table in docs/operations.md ("Exit codes"), which a test compares

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import PGBackdSupport
 import PostgresClient
 
 #if canImport(Glibc)

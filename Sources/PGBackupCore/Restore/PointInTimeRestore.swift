@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import PGBackdSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -207,16 +208,11 @@ public struct PointInTimeRestore: Sendable {
     private func giveToOwner(_ directory: String, owner: String?) throws {
         guard getuid() == 0 else { return }
         let name = owner ?? "postgres"
-        guard let entry = getpwnam(name) else {
-            throw RestoreError(code: .extractFailed, message: "no OS user '\(name)' to own \(directory): pass --owner with the user that runs PostgreSQL")
-        }
-        let uid = entry.pointee.pw_uid, gid = entry.pointee.pw_gid
-        var paths = [directory]
-        if let walk = FileManager.default.enumerator(atPath: directory) {
-            while let relative = walk.nextObject() as? String { paths.append(directory + "/" + relative) }
-        }
-        for path in paths where lchown(path, uid, gid) != 0 {
-            throw RestoreError(code: .extractFailed, message: "cannot give \(path) to \(name): \(String(cString: strerror(errno)))")
+        do throws(PostgresClusterError) {
+            try PostgresCluster.give([directory], to: name, recursive: true)
+        } catch {
+            throw RestoreError(code: .extractFailed, message: error.code == .noSuchUser
+                ? "\(error.message): pass --owner with the user that runs PostgreSQL" : error.message)
         }
     }
 

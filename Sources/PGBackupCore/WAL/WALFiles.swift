@@ -1,4 +1,5 @@
 import Foundation
+import PGBackdSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -9,10 +10,27 @@ import Glibc
 enum WALFiles {
     static func ioError(_ what: String) -> WALError {
         let code = errno
-        var message = "\(what): \(String(cString: strerror(code)))"
+        return ioError(errno: code, message: "\(what): \(String(cString: strerror(code)))")
+    }
+
+    private static func ioError(errno code: Int32, message: String) -> WALError {
+        var message = message
         if code == EACCES || code == EPERM { message += " (check the owner and permissions: the PostgreSQL server's user runs wal-push)" }
         if code == ENOSPC { message += " (the file system is full)" }
         return WALError(.io, message: message)
+    }
+
+    static func ioError(_ error: DurableFileError) -> WALError {
+        ioError(errno: error.errno, message: error.message)
+    }
+
+    /// A ``DurableFile`` step, its failure as a ``WALError`` `.io`.
+    static func durably<T>(_ step: () throws(DurableFileError) -> T) throws(WALError) -> T {
+        do throws(DurableFileError) {
+            return try step()
+        } catch {
+            throw ioError(error)
+        }
     }
 
     /// The whole file; WAL files are at most a segment (16 MiB by default).
@@ -43,56 +61,18 @@ enum WALFiles {
 
     /// Creates `path` (which must not exist) with `bytes` and fsyncs it. Mode 0600.
     static func writeNew(_ path: String, _ bytes: [UInt8]) throws {
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw ioError("cannot create \(path)") }
-        do {
-            try bytes.withUnsafeBytes { buffer in
-                var offset = 0
-                while offset < buffer.count {
-                    let n = Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
-                    if n < 0 {
-                        if errno == EINTR { continue }
-                        throw ioError("cannot write \(path)")
-                    }
-                    offset += n
-                }
-            }
-            guard fsync(fd) == 0 else { throw ioError("cannot fsync \(path)") }
-        } catch {
-            close(fd)
-            unlink(path)
-            throw error
-        }
-        guard close(fd) == 0 else {
-            let error = ioError("cannot close \(path)")
-            unlink(path)
-            throw error
-        }
+        try durably { () throws(DurableFileError) in try DurableFile.createNew(path, with: bytes) }
     }
 
     static func fsyncDirectory(_ directory: String) throws {
-        let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { throw ioError("cannot open directory \(directory)") }
-        defer { close(fd) }
-        guard fsync(fd) == 0 else { throw ioError("cannot fsync directory \(directory)") }
+        try durably { () throws(DurableFileError) in try DurableFile.fsyncDirectory(directory) }
     }
 
     /// Writes `bytes` to `path.pgbackd-tmp`, fsyncs it, renames it to `path` and fsyncs the
     /// directory: a reader sees the whole file or none.
     static func writeAtomically(_ path: String, _ bytes: [UInt8]) throws {
-        let temp = path + ".pgbackd-tmp"
-        unlink(temp) // a leftover of an interrupted earlier attempt
-        try writeNew(temp, bytes)
-        guard rename(temp, path) == 0 else {
-            let error = ioError("cannot rename \(temp) to \(path)")
-            unlink(temp)
-            throw error
-        }
-        try fsyncDirectory(directory(of: path))
+        try durably { () throws(DurableFileError) in try DurableFile.replace(path, with: bytes) }
     }
 
-    static func directory(of path: String) -> String {
-        let parent = (path as NSString).deletingLastPathComponent
-        return parent.isEmpty ? "." : parent
-    }
+    static func directory(of path: String) -> String { DurableFile.directory(of: path) }
 }

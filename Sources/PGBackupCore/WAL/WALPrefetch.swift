@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import Logging
 import OffloadedWork
+import PGBackdSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -248,33 +249,9 @@ public struct WALPrefetcher: Sendable {
     /// Temp name, then rename: the entry's name appears only with all its bytes. No fsync: the
     /// hash in the name is checked before use, so a file torn by a crash is never served.
     static func store(_ bytes: [UInt8], as file: WALFileName, in directory: String) throws {
-        let temp = "\(directory)/.\(file.name).\(getpid()).tmp"
-        unlink(temp)
-        let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw WALFiles.ioError("cannot create \(temp)") }
-        var offset = 0
-        let ok = bytes.withUnsafeBytes { buffer -> Bool in
-            while offset < buffer.count {
-                let n = Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    return false
-                }
-                offset += n
-            }
-            return true
-        }
-        let error = ok ? nil : WALFiles.ioError("cannot write \(temp)")
-        close(fd)
-        if let error {
-            unlink(temp)
-            throw error
-        }
         let target = "\(directory)/\(entryName(file, sha256: hex(bytes)))"
-        guard rename(temp, target) == 0 else {
-            let error = WALFiles.ioError("cannot rename \(temp) to \(target)")
-            unlink(temp)
-            throw error
+        try WALFiles.durably { () throws(DurableFileError) in
+            try DurableFile.replace(target, with: bytes, temporaryPath: "\(directory)/.\(file.name).\(getpid()).tmp", syncing: false)
         }
     }
 
@@ -291,18 +268,14 @@ public struct WALPrefetcher: Sendable {
             unlink(entry)
             throw WALError(.corrupt, message: "prefetched \(entry) does not match its SHA-256 (\(bytes.count) bytes); deleted")
         }
-        let fd = open(entry, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw WALFiles.ioError("cannot open \(entry)") }
-        let synced = fsync(fd) == 0
-        close(fd)
-        guard synced else { throw WALFiles.ioError("cannot fsync \(entry)") }
-        if rename(entry, path) != 0 {
-            guard errno == EXDEV else { throw WALFiles.ioError("cannot rename \(entry) to \(path)") }
+        do throws(DurableFileError) {
+            try DurableFile.move(entry, over: path)
+        } catch where error.errno == EXDEV {
             try WALFiles.writeAtomically(path, bytes)
             unlink(entry)
-            return bytes.count
+        } catch {
+            throw WALFiles.ioError(error)
         }
-        try WALFiles.fsyncDirectory(WALFiles.directory(of: path))
         return bytes.count
     }
 }

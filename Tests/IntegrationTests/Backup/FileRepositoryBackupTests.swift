@@ -1,5 +1,6 @@
 import Foundation
 import ObjectStorage
+import PGBackdSupport
 @testable import PGBackupCore
 import Testing
 

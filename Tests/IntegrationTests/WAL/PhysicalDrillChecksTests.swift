@@ -55,13 +55,13 @@ import Testing
                 }
 
                 let file = try cluster.sql("select pg_relation_filepath('t')")
-                try Self.stop(cluster)
+                try await cluster.stopServer()
                 try Self.patch("\(cluster.data)/\(file)") { page in
                     // pd_lsn FFFFFFFF/FFFFFFFF, and one byte of the last tuple's data changed.
                     for index in 0..<8 { page[index] = 0xFF }
                     page[8190] ^= 0x55
                 }
-                try Self.start(cluster)
+                try await cluster.startServer()
                 let damagedId = try await Self.backup(pitr, cluster)
                 try Self.flipByteInStoredTar(member: "pg_hba.conf", repository: repository, stanza: "physical", backupId: damagedId)
                 let damaged = try await Self.drill(damagedId, pitr, repository: repository)
@@ -99,7 +99,7 @@ import Testing
                 try Self.makeTable(cluster)
                 let heap = try cluster.sql("select pg_relation_filepath('t')")
                 let index = try cluster.sql("select pg_relation_filepath('t_pkey')")
-                try Self.stop(cluster)
+                try await cluster.stopServer()
                 try Self.patch("\(cluster.data)/\(heap)") { page in
                     // The first line pointer's tuple: its xmin becomes 0xF0FFFFFF, from the future.
                     let pointer = UInt32(page[24]) | UInt32(page[25]) << 8 | UInt32(page[26]) << 16 | UInt32(page[27]) << 24
@@ -110,7 +110,7 @@ import Testing
                 try Self.patch("\(cluster.data)/\(index)", block: 1) { page in
                     for offset in 4096..<4112 { page[offset] = 0x7F }
                 }
-                try Self.start(cluster)
+                try await cluster.startServer()
                 let report = try await Self.drill(Self.backup(pitr, cluster), pitr, repository: repository)
                 Self.show(report)
                 #expect(!report.passed)
@@ -137,16 +137,6 @@ extension PhysicalDrillChecksTests {
         try cluster.sql("create index t_v on t (v)")
         try cluster.sql("vacuum t")
         try cluster.sql("checkpoint")
-    }
-
-    static func stop(_ cluster: ThrowawayCluster) throws {
-        let status = try cluster.pgCtl(["-D", cluster.data, "-m", "fast", "-w", "-t", "60", "stop"], output: "\(cluster.base)/pg_ctl.log")
-        guard status == 0 else { throw ThrowawayCluster.ClusterError(message: "pg_ctl stop: \(status)") }
-    }
-
-    static func start(_ cluster: ThrowawayCluster) throws {
-        let status = try cluster.pgCtl(["-D", cluster.data, "-l", "\(cluster.base)/postgres.log", "-w", "-t", "60", "start"], output: "\(cluster.base)/pg_ctl.log")
-        guard status == 0 else { throw ThrowawayCluster.ClusterError(message: "pg_ctl start: \(status)") }
     }
 
     /// Rewrites one 8 kB block of a relation file in place.

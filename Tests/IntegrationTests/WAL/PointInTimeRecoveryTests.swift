@@ -1,5 +1,7 @@
 import Compression
 import Foundation
+import Logging
+import PGBackdSupport
 import Testing
 
 /// Issue #4 acceptance 1: a real cluster archiving through `pgbackd wal-push`, a pgbench load, a
@@ -43,7 +45,7 @@ import Testing
 
                 // The repository is read by restore_command, which runs as the server's user.
                 try cluster.giveToOwner(repository)
-                let restored = try await offPool { [targetTime] in try pitr.restoreAndStart(["--time", targetTime]) }
+                let restored = try await pitr.restoreAndStart(["--time", targetTime])
                 defer { restored.stop() }
                 #expect(try pitr.counts(restored.sql) == countsAtT, "PITR to \(targetTime) did not give the counts recorded at T")
                 #expect(try restored.sql("select pg_is_in_recovery()") == "t", "without --promote recovery pauses at the target")
@@ -156,7 +158,7 @@ extension PointInTimeRecoveryTests {
                 let report = try JSONSerialization.jsonObject(with: Data(check.stdout.utf8)) as? [String: Any]
                 #expect((report?["gaps"] as? [Any])?.isEmpty == true, "\(check.stdout)")
 
-                let restored = try await offPool { [targetTime] in try pitr.restoreAndStart(["--time", targetTime]) }
+                let restored = try await pitr.restoreAndStart(["--time", targetTime])
                 defer { restored.stop() }
                 let restoredCounts = try pitr.counts(restored.sql)
                 let log = (try? String(contentsOfFile: "\(restored.base)/postgres.log", encoding: .utf8)) ?? ""
@@ -251,40 +253,45 @@ struct PITRHarness {
 
     /// `pgbackd restore --pgdata` into a new directory, then starts that cluster on its own socket
     /// with archiving off, and waits until recovery has stopped (paused or promoted).
-    func restoreAndStart(_ arguments: [String]) throws -> RestoredCluster {
+    func restoreAndStart(_ arguments: [String]) async throws -> RestoredCluster {
         let restored = RestoredCluster(base: "\(cluster.base)/restored", binDirectory: binDirectory)
-        let result = try blockingShell(pgbackd, ["restore", "--pgdata", restored.data, "--config", config] + arguments)
+        let result = try await offPool { [pgbackd, config] in try blockingShell(pgbackd, ["restore", "--pgdata", restored.data, "--config", config] + arguments) }
         guard result.status == 0 else {
             throw ThrowawayCluster.ClusterError(message: "pgbackd restore \(arguments) failed (\(result.status)): \(result.stderr)")
         }
-        try restored.start()
+        try await restored.start()
         return restored
     }
 }
 
 /// A cluster started from a restored data directory; only the test's own settings are added.
-struct RestoredCluster {
-    let base: String
-    let binDirectory: String
-    var data: String { "\(base)/data" }
-    var socket: String { "\(base)/socket" }
+struct RestoredCluster: Sendable {
+    let server: PostgresCluster
+    var base: String { server.base }
+    var data: String { server.data }
+    var socket: String { server.socket }
 
-    func start() throws {
-        try FileManager.default.createDirectory(atPath: socket, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
-        let owner = ThrowawayCluster(base: base, binDirectory: binDirectory)
+    init(base: String, binDirectory: String) {
+        server = PostgresCluster(base: base, binDirectory: binDirectory, logger: Logger(label: "pgbackd.test.restored"))
+    }
+
+    func start() async throws {
         // The server writes its log and socket here.
-        try owner.giveToOwner(base)
+        try server.makeDirectories(socketMode: 0o755)
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: "\(data)/postgresql.auto.conf"))
         try handle.seekToEnd()
         // Its own socket (the original still runs), and it must not archive into the test's stanza.
         try handle.write(contentsOf: Data("unix_socket_directories = '\(socket)'\narchive_mode = off\n".utf8))
         try handle.close()
-        guard try owner.pgCtl(["-D", data, "-l", "\(base)/postgres.log", "-w", "-t", "120", "start"], output: "\(base)/pg_ctl.log") == 0 else {
-            let log = (try? String(contentsOfFile: "\(base)/postgres.log", encoding: .utf8)) ?? ""
-            let pgCtlLog = (try? String(contentsOfFile: "\(base)/pg_ctl.log", encoding: .utf8)) ?? ""
-            throw ThrowawayCluster.ClusterError(message: "the restored cluster did not start: \(pgCtlLog) \(log.suffix(3000))")
+        let started = try await server.start(waitSeconds: 120)
+        guard started.succeeded else {
+            throw ThrowawayCluster.ClusterError(message: "the restored cluster did not start (\(started.statusText)): \(started.stdout) \(started.stderr) \(server.logTail(3000))")
         }
-        // Accepting connections can come before recovery reaches its target: wait for pause or promotion.
+        try await offPool { try waitForRecoveryTarget() }
+    }
+
+    /// Accepting connections can come before recovery reaches its target: waits for pause or promotion.
+    private func waitForRecoveryTarget() throws {
         for _ in 0..<600 {
             let state = try? sql("select pg_is_in_recovery()::text || ' ' || case when pg_is_in_recovery() then pg_get_wal_replay_pause_state() else 'promoted' end")
             // ("not paused" ends in "paused" too: compare whole words.)
@@ -295,14 +302,14 @@ struct RestoredCluster {
     }
 
     func sql(_ statement: String) throws -> String {
-        let result = try blockingShell("\(binDirectory)/psql", ["-h", socket, "-p", "5432", "-U", "postgres", "-d", "postgres", "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", statement],
+        let result = try blockingShell("\(server.binDirectory)/psql", ["-h", socket, "-p", "\(PostgresCluster.port)", "-U", "postgres", "-d", "postgres", "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", statement],
                                environment: ["PGOPTIONS": "-c statement_timeout=30s"])
         guard result.status == 0 else { throw ThrowawayCluster.ClusterError(message: "psql \(statement): \(result.stderr)") }
         return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
+    /// Synchronous, for a `defer`.
     func stop() {
-        let owner = ThrowawayCluster(base: base, binDirectory: binDirectory)
-        _ = try? owner.pgCtl(["-D", data, "-m", "immediate", "-w", "-t", "60", "stop"], output: "\(base)/pg_ctl.log")
+        server.stopImmediately()
     }
 }

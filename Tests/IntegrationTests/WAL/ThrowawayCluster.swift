@@ -1,4 +1,6 @@
 import Foundation
+import Logging
+import PGBackdSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -7,50 +9,23 @@ import Glibc
 /// A second PostgreSQL cluster of a test's own, for settings the shared test server must not
 /// have (archive_mode, archive_command). It lives under /tmp (the `postgres` user must traverse
 /// every parent), listens on a Unix socket only, and is stopped and deleted by
-/// ``withThrowawayCluster(_:settings:_:)`` however the test ends.
+/// ``withThrowawayCluster(_:settings:_:)`` however the test ends. initdb, pg_ctl and running
+/// them as `postgres` under root are pgbackd's own ``PostgresCluster``'s.
 struct ThrowawayCluster: Sendable {
-    let base: String
-    let binDirectory: String
-    var data: String { "\(base)/data" }
-    var socket: String { "\(base)/socket" }
-    /// With a socket-only server the port just names the socket file; any number works.
-    let port = 5432
+    let server: PostgresCluster
+    var base: String { server.base }
+    var binDirectory: String { server.binDirectory }
+    var data: String { server.data }
+    var socket: String { server.socket }
+    let port = PostgresCluster.port
 
-    static var runsAsRoot: Bool { getuid() == 0 }
-
-    /// A command as the cluster owner: initdb and postgres refuse to run as root.
-    func asOwner(_ program: String, _ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        Self.runsAsRoot ? try blockingShell("/usr/sbin/runuser", ["-u", "postgres", "--", program] + arguments) : try blockingShell(program, arguments)
+    init(base: String, binDirectory: String) {
+        server = PostgresCluster(base: base, binDirectory: binDirectory, logger: Logger(label: "pgbackd.test.cluster"))
     }
 
-    /// Runs pg_ctl (as the owner) with its output in `output`, through posix_spawn and waitpid:
-    /// Foundation's `Process.waitUntilExit` was seen never returning after `pg_ctl start`, whose
-    /// server outlives it.
-    func pgCtl(_ arguments: [String], output: String) throws -> Int32 {
-        let argv = (Self.runsAsRoot ? ["/usr/sbin/runuser", "-u", "postgres", "--"] : []) + ["\(binDirectory)/pg_ctl"] + arguments
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        var cArguments: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
-        defer { cArguments.forEach { free($0) } }
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, argv[0], &actions, nil, &cArguments, environ)
-        guard spawned == 0 else { throw ClusterError(message: "cannot run \(argv[0]): \(String(cString: strerror(spawned)))") }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 {
-            guard errno == EINTR else { throw ClusterError(message: "waitpid pg_ctl: \(String(cString: strerror(errno)))") }
-        }
-        return (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
-    }
-
-    /// Makes `path` (a directory or file under ``base``) belong to the cluster owner.
+    /// Makes `path` (a directory or file under ``base``) and everything in it the cluster owner's.
     func giveToOwner(_ path: String) throws {
-        guard Self.runsAsRoot else { return }
-        let result = try blockingShell("/bin/chown", ["-R", "postgres:postgres", path])
-        guard result.status == 0 else { throw ClusterError(message: "chown \(path): \(result.stderr)") }
+        try server.give([path], recursive: true)
     }
 
     /// One SQL statement through psql; returns its unaligned output.
@@ -61,12 +36,26 @@ struct ThrowawayCluster: Sendable {
         return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    fileprivate func start(settings: String, initdbArguments: [String]) throws {
-        try FileManager.default.createDirectory(atPath: socket, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
-        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+    /// `pg_ctl start`; the server's log in the error when it does not come up.
+    func startServer(waitSeconds: Int = 60) async throws {
+        let started = try await server.start(waitSeconds: waitSeconds)
+        guard started.succeeded else {
+            throw ClusterError(message: "pg_ctl start failed (\(started.statusText)): \(started.stdout) \(started.stderr) \(server.logTail(2000))")
+        }
+    }
+
+    /// `pg_ctl stop -m fast`.
+    func stopServer() async throws {
+        let stopped = try await server.stop(mode: "fast", waitSeconds: 60)
+        guard stopped.succeeded else { throw ClusterError(message: "pg_ctl stop failed (\(stopped.statusText)): \(stopped.stdout) \(stopped.stderr)") }
+    }
+
+    fileprivate func start(settings: String, initdbArguments: [String]) async throws {
+        try server.makeDirectories(socketMode: 0o755)
+        // With what `prepare` put there: the pgbackd copy, its configuration, the spool.
         try giveToOwner(base)
-        let initdb = try asOwner("\(binDirectory)/initdb", ["-D", data, "-U", "postgres", "-E", "UTF8", "--locale=C", "--auth=trust", "-N"] + initdbArguments)
-        guard initdb.status == 0 else { throw ClusterError(message: "initdb failed: \(initdb.stderr)") }
+        let initdb = try await server.initdb(initdbArguments)
+        guard initdb.succeeded else { throw ClusterError(message: "initdb failed: \(initdb.stderr)") }
         let conf = """
 
             # ---- pgbackd WAL integration test cluster ----
@@ -82,18 +71,14 @@ struct ThrowawayCluster: Sendable {
         try handle.seekToEnd()
         try handle.write(contentsOf: Data(conf.utf8))
         try handle.close()
-        guard try pgCtl(["-D", data, "-l", "\(base)/postgres.log", "-w", "-t", "60", "start"], output: "\(base)/pg_ctl.log") == 0 else {
-            let log = (try? String(contentsOfFile: "\(base)/postgres.log", encoding: .utf8)) ?? ""
-            let pgCtlLog = (try? String(contentsOfFile: "\(base)/pg_ctl.log", encoding: .utf8)) ?? ""
-            throw ClusterError(message: "pg_ctl start failed: \(pgCtlLog) \(log.suffix(2000))")
-        }
+        try await startServer()
     }
 
-    fileprivate func stopAndRemove() {
+    fileprivate func stopAndRemove() async {
         if FileManager.default.fileExists(atPath: "\(data)/postmaster.pid") {
-            _ = try? pgCtl(["-D", data, "-m", "fast", "-w", "-t", "60", "stop"], output: "\(base)/pg_ctl.log")
+            _ = try? await server.stop(mode: "fast", waitSeconds: 60)
         }
-        try? FileManager.default.removeItem(atPath: base)
+        server.remove()
     }
 
     struct ClusterError: Error, CustomStringConvertible {
@@ -116,12 +101,12 @@ func withThrowawayCluster<T>(
     let cluster = ThrowawayCluster(base: base, binDirectory: binDirectory)
     do {
         try prepare(cluster)
-        try cluster.start(settings: settings(cluster), initdbArguments: initdbArguments)
+        try await cluster.start(settings: settings(cluster), initdbArguments: initdbArguments)
         let result = try await body(cluster)
-        cluster.stopAndRemove()
+        await cluster.stopAndRemove()
         return result
     } catch {
-        cluster.stopAndRemove()
+        await cluster.stopAndRemove()
         throw error
     }
 }

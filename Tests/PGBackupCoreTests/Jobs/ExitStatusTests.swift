@@ -39,7 +39,6 @@ struct ExitStatusTests {
         #expect(ExitStatus(JobCheckFailed(.walIncomplete, description: "x")) == .checkFailed)
         #expect(ExitStatus(JobCheckFailed(.drillUnverifiable, description: "x")) == .unverifiable)
         #expect(ExitStatus(BackupError(.failed, message: "pg_dump exited 1")) == .jobFailed)
-        #expect(ExitStatus(ChildProcessError(code: .failed, program: "pg_dump", status: "exit code 1", stderr: "boom")) == .jobFailed)
         #expect(ExitStatus.checkFailed != ExitStatus.jobFailed)
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import PGBackdSupport
 
 /// The PostgreSQL installations on this host, found where distributions put them, so a program
 /// of the right major is used for each server: a backup of a PostgreSQL 17 server needs pg_dump

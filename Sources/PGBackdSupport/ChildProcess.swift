@@ -3,7 +3,7 @@ import Logging
 import Subprocess
 import SystemPackage
 
-/// A child process (pg_dump, pg_dumpall, pg_restore…) that failed to start or exited badly.
+/// A child process (pg_dump, pg_dumpall, pg_restore, pg_ctl…) that failed to start or exited badly.
 public struct ChildProcessError: Error, Sendable, CustomStringConvertible {
     public enum Code: String, Sendable, CaseIterable, CustomStringConvertible {
         case notStarted
@@ -35,7 +35,7 @@ public struct ChildProcessError: Error, Sendable, CustomStringConvertible {
 /// SIGKILL after five seconds, and nothing is left running.
 /// - Returns: what the program wrote to stderr (up to 256 KiB), e.g. pg_basebackup's WAL positions.
 @discardableResult
-func streamChildOutput(
+public func streamChildOutput(
     program: String,
     arguments: [String],
     environment: [String: String],
@@ -84,7 +84,7 @@ func streamChildOutput(
 }
 
 /// Runs a program to completion and returns its stdout as text (for `--version` and the like).
-func runChild(program: String, arguments: [String], environment: [String: String] = [:]) async throws -> String {
+public func runChild(program: String, arguments: [String], environment: [String: String] = [:]) async throws -> String {
     var output: [UInt8] = []
     try await streamChildOutput(program: program, arguments: arguments, environment: environment, logger: Logger(label: "pgbackd.child")) {
         output.append(contentsOf: $0)
@@ -93,14 +93,14 @@ func runChild(program: String, arguments: [String], environment: [String: String
 }
 
 /// How a program that ran to completion ended, with what it printed.
-struct ProgramOutcome: Sendable {
-    var status: TerminationStatus
-    var stdout: String
-    var stderr: String
+public struct ProgramOutcome: Sendable {
+    public var status: TerminationStatus
+    public var stdout: String
+    public var stderr: String
     /// It ran out of its time and was torn down (SIGTERM to its process group, then SIGKILL).
-    var timedOut = false
-    var succeeded: Bool { status == .exited(0) && !timedOut }
-    var statusText: String {
+    public var timedOut = false
+    public var succeeded: Bool { status == .exited(0) && !timedOut }
+    public var statusText: String {
         switch status {
         case .exited(let code): "exit code \(code)"
         case .signaled(let signal): "killed by signal \(signal)"
@@ -119,7 +119,8 @@ struct ProgramOutcome: Sendable {
 /// - `inheritEnvironment`: false gives the program only `environment`, nothing of ours.
 /// - `workingDirectory`: where it runs (default: ours); a program run as another user needs one
 ///   it may enter.
-func runProgram(
+/// - `user`: the OS user it runs as, through `runuser` (we must be root); nil: ourselves.
+public func runProgram(
     program: String,
     arguments: [String],
     environment: [String: String],
@@ -129,8 +130,15 @@ func runProgram(
     timeout: Duration? = nil,
     killGrace: Duration = .seconds(5),
     inheritEnvironment: Bool = true,
-    workingDirectory: String? = nil
+    workingDirectory: String? = nil,
+    user: String? = nil
 ) async throws -> ProgramOutcome {
+    if let user {
+        return try await runProgram(
+            program: "/usr/sbin/runuser", arguments: ["-u", user, "--", program] + arguments, environment: environment, logger: logger,
+            outputLimit: outputLimit, input: input, timeout: timeout, killGrace: killGrace, inheritEnvironment: inheritEnvironment,
+            workingDirectory: workingDirectory)
+    }
     let directory = workingDirectory.map { FilePath($0) }
     var options = PlatformOptions()
     options.processGroupID = 0

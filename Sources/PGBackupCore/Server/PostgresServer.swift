@@ -2,7 +2,8 @@ import Foundation
 import Logging
 import PostgresClient
 
-/// The server being backed up: its identity, its databases and the client programs that match it.
+/// A PostgreSQL server pgbackd works on (the one backed up, a drill's, a restore's target): its
+/// identity, its databases and the client programs that match it.
 struct PostgresServer {
     let conninfo: Conninfo
     let connection: PostgresConnection
