@@ -33,6 +33,8 @@ let package = Package(
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         // Whole-buffer deflate, 3× zlib's speed at level 6: the parallel backup compressor (decisions.md).
         .systemLibrary(name: "CDeflate", pkgConfig: "libdeflate", providers: [.apt(["libdeflate-dev"])]),
+        // Authenticated streaming encryption and key wrapping for encrypted repositories (decisions.md).
+        .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
         // What Swift cannot call directly: variadic curl_easy_setopt, zlib's init macros, <malloc.h>.
         .target(name: "CShims", dependencies: ["CZlib", "CCurl"]),
 
@@ -60,6 +62,8 @@ let package = Package(
             swiftSettings: strict
         ),
         // libcurl's owners: easy handles, their pool, one transfer; shared by S3 and webhooks.
+        // libsodium's owners: repository keys, wrapped data keys, the secretstream of one object.
+        .target(name: "Encryption", dependencies: ["CSodium", "PGBackdSupport"], swiftSettings: strict),
         .target(name: "CurlHTTP", dependencies: ["CShims", "CCurl", "OffloadedWork"], swiftSettings: strict),
         .target(
             name: "ObjectStorage",
@@ -73,7 +77,7 @@ let package = Package(
         .target(
             name: "PGBackupCore",
             dependencies: [
-                "PostgresClient", "Compression", "ObjectStorage", "CurlHTTP", "CShims", "OffloadedWork", "PGBackdSupport",
+                "PostgresClient", "Compression", "ObjectStorage", "CurlHTTP", "CShims", "OffloadedWork", "PGBackdSupport", "Encryption",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
@@ -104,12 +108,13 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        .testTarget(name: "EncryptionTests", dependencies: ["Encryption"], swiftSettings: strict),
         .testTarget(name: "PGBackdSupportTests", dependencies: ["PGBackdSupport"], swiftSettings: strict),
         .testTarget(name: "CompressionTests", dependencies: ["Compression", "CZlib", "SyntheticData"], swiftSettings: strict),
         .testTarget(name: "ObjectStorageTests", dependencies: ["ObjectStorage", "CurlHTTP"], swiftSettings: strict),
         .testTarget(
             name: "PGBackupCoreTests",
-            dependencies: ["PGBackupCore", "ObjectStorage", "Compression", "CurlHTTP", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["PGBackupCore", "ObjectStorage", "Compression", "CurlHTTP", "Encryption", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .testTarget(

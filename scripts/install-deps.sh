@@ -8,11 +8,12 @@ set -euo pipefail
 # libgssapi-krb5-2, tzdata) are also what the other majors' builds link against
 # (scripts/install-pg-majors.sh, which test.sh runs after this; it needs python3-pip below).
 # postgresql-contrib: extensions the integrity checks and benchmarks may use.
-# libpq-dev, zlib1g-dev, libcurl4-openssl-dev, libdeflate-dev: the C libraries the Swift package links.
+# libpq-dev, zlib1g-dev, libcurl4-openssl-dev, libdeflate-dev, libsodium-dev: the C libraries the
+# Swift package links.
 # pigz: the parallel-gzip baseline in benchmarks; time: GNU time for wall time and peak RSS there.
 # procps (pgrep/pkill) and openssl (a TLS test server's certificate): used by the tests.
 # systemd: systemd-analyze, which checks the unit files (scripts/check-systemd.sh).
-DEB_PACKAGES=(postgresql postgresql-contrib libpq-dev zlib1g-dev libcurl4-openssl-dev libdeflate-dev pigz time procps openssl systemd)
+DEB_PACKAGES=(postgresql postgresql-contrib libpq-dev zlib1g-dev libcurl4-openssl-dev libdeflate-dev libsodium-dev pigz time procps openssl systemd)
 # The moto version whose behaviour docs/DESIGN §8 measured (INITIAL_NO_AUTH_ACTION_COUNT, SigV4).
 MOTO_SPEC='moto[server]==5.2.1'
 

@@ -1,5 +1,6 @@
 import Compression
 import CurlHTTP
+import Encryption
 import Foundation
 import ObjectStorage
 import PGBackdSupport
@@ -117,6 +118,13 @@ public enum ExitStatus: Int32, CaseIterable, Sendable {
             case .corrupt, .conflict, .invalidName, .ambiguous: .dataError
             case .spoolFull, .verifyFailed, .io: .storageIO
             }
+        case .encryption(let code):
+            switch code {
+            case .keyUnreadable, .keyTooOpen, .keyMalformed: .configuration
+            case .wrongKey: .permission
+            case .truncated, .tampered, .wrongObject, .notEncrypted: .dataError
+            case .unavailable: .jobFailed
+            }
         case .checkFailed(let code):
             switch code {
             case .drillFailed, .walIncomplete: .checkFailed
@@ -154,6 +162,7 @@ public enum FailureKind: Sendable {
     case childProcess(ChildProcessError.Code, permissionDenied: Bool)
     case staging(StagingError.Code)
     case wal(WALError.Code)
+    case encryption(EncryptionError.Code)
     case checkFailed(JobCheckFailed.Code)
     case cancelled(JobCancelled.Code)
     case interrupted(JobInterrupted.Code)
@@ -176,6 +185,7 @@ public enum FailureKind: Sendable {
         case let error as ChildProcessError: self = .childProcess(error.code, permissionDenied: error.stderr.contains("permission denied"))
         case let error as StagingError: self = .staging(error.code)
         case let error as WALError: self = .wal(error.code)
+        case let error as EncryptionError: self = .encryption(error.code)
         case let error as JobCheckFailed: self = .checkFailed(error.code)
         case let error as JobCancelled: self = .cancelled(error.code)
         case let error as JobInterrupted: self = .interrupted(error.code)

@@ -1,4 +1,5 @@
 import CurlHTTP
+import Encryption
 import Foundation
 import ObjectStorage
 import PostgresClient
@@ -62,6 +63,7 @@ struct ExitStatusTests {
         errors += StagingError.Code.allCases.map { StagingError($0, message: "") }
         errors += WALError.Code.allCases.map { WALError($0, message: "") }
         errors += JobCheckFailed.Code.allCases.map { JobCheckFailed($0, description: "") }
+        errors += EncryptionError.Code.allCases.map { EncryptionError($0, message: "") }
         for error in errors {
             #expect(FailureKind(error).isKnown, "\(type(of: error)) is not classified")
             #expect(documented.contains(ExitStatus(error).rawValue), "\(type(of: error)) maps to an undocumented status")
