@@ -63,7 +63,7 @@ let package = Package(
         ),
         // libcurl's owners: easy handles, their pool, one transfer; shared by S3 and webhooks.
         // libsodium's owners: repository keys, wrapped data keys, the secretstream of one object.
-        .target(name: "Encryption", dependencies: ["CSodium", "PGBackdSupport"], swiftSettings: strict),
+        .target(name: "Encryption", dependencies: ["CSodium", "PGBackdSupport", "ObjectStorage"], swiftSettings: strict),
         .target(name: "CurlHTTP", dependencies: ["CShims", "CCurl", "OffloadedWork"], swiftSettings: strict),
         .target(
             name: "ObjectStorage",
@@ -111,7 +111,7 @@ let package = Package(
         .testTarget(name: "EncryptionTests", dependencies: ["Encryption"], swiftSettings: strict),
         .testTarget(name: "PGBackdSupportTests", dependencies: ["PGBackdSupport"], swiftSettings: strict),
         .testTarget(name: "CompressionTests", dependencies: ["Compression", "CZlib", "SyntheticData"], swiftSettings: strict),
-        .testTarget(name: "ObjectStorageTests", dependencies: ["ObjectStorage", "CurlHTTP"], swiftSettings: strict),
+        .testTarget(name: "ObjectStorageTests", dependencies: ["ObjectStorage", "CurlHTTP", "Encryption"], swiftSettings: strict),
         .testTarget(
             name: "PGBackupCoreTests",
             dependencies: ["PGBackupCore", "ObjectStorage", "Compression", "CurlHTTP", "Encryption", .product(name: "Logging", package: "swift-log")],

@@ -18,6 +18,8 @@ public struct EncryptionError: Error, Sendable, CustomStringConvertible {
         case wrongObject
         /// Not an encrypted object of this format.
         case notEncrypted
+        /// The object names a data key the repository has no wrapped copy of.
+        case unknownDataKey
         /// libsodium could not be initialised.
         case unavailable
         public var description: String { rawValue }

@@ -3,7 +3,8 @@ import CSodium
 /// The format of one encrypted object: libsodium's secretstream (XChaCha20-Poly1305), after
 /// compression.
 ///
-///     "PGBKENC1"                      8 bytes, the only clear text
+///     "PGBKENC1"                      8 bytes, clear
+///     data key id                     16 hex digits, clear (which wrapped key opens it)
 ///     secretstream header             24 bytes
 ///     name length (big endian)        2 bytes
 ///     chunk 0: the object's name      name length + 17 bytes, authenticated like the data
@@ -15,6 +16,7 @@ import CSodium
 /// written under another name (a swapped object) decrypts, but names itself.
 public enum ObjectCipher {
     public static let magic = Array("PGBKENC1".utf8)
+    static let idBytes = 16
     public static let chunkSize = 64 * 1024
     static var headerBytes: Int { Int(crypto_secretstream_xchacha20poly1305_headerbytes()) }
     static var overhead: Int { Int(crypto_secretstream_xchacha20poly1305_abytes()) }
@@ -22,12 +24,12 @@ public enum ObjectCipher {
     /// The stored size of an object of `plainSize` bytes named `name`: what a listing shows.
     public static func encryptedSize(plainSize: Int64, name: String) -> Int64 {
         let chunks = max(1, (plainSize + Int64(chunkSize) - 1) / Int64(chunkSize))
-        return Int64(magic.count + headerBytes + 2 + name.utf8.count + overhead) + chunks * Int64(overhead) + plainSize
+        return Int64(magic.count + idBytes + headerBytes + 2 + name.utf8.count + overhead) + chunks * Int64(overhead) + plainSize
     }
 
     /// The plain size of a stored object of `encryptedSize` bytes named `name` (nil: not one).
     public static func plainSize(encryptedSize: Int64, name: String) -> Int64? {
-        let fixed = Int64(magic.count + headerBytes + 2 + name.utf8.count + overhead)
+        let fixed = Int64(magic.count + idBytes + headerBytes + 2 + name.utf8.count + overhead)
         let rest = encryptedSize - fixed
         guard rest >= Int64(overhead) else { return nil }
         let fullChunk = Int64(chunkSize + overhead)
@@ -51,7 +53,8 @@ public final class ObjectEncryptor {
         key.secret.withBytes { _ = crypto_secretstream_xchacha20poly1305_init_push(&state, &header, $0.baseAddress!) }
         let nameBytes = Array(name.utf8)
         precondition(nameBytes.count <= Int(UInt16.max), "object names are short")
-        pending = ObjectCipher.magic + header + [UInt8(nameBytes.count >> 8), UInt8(nameBytes.count & 0xFF)]
+        precondition(key.id.utf8.count == ObjectCipher.idBytes, "data key ids are 16 hex digits")
+        pending = ObjectCipher.magic + Array(key.id.utf8) + header + [UInt8(nameBytes.count >> 8), UInt8(nameBytes.count & 0xFF)]
         pending += seal(nameBytes, final: false)
     }
 
@@ -95,7 +98,7 @@ public final class ObjectDecryptor {
     private var state = crypto_secretstream_xchacha20poly1305_state()
     private var buffer: [UInt8] = []
     private var phase = Phase.header
-    private let key: DataKey
+    private let keys: [String: DataKey]
     private let name: String
 
     private enum Phase {
@@ -105,10 +108,15 @@ public final class ObjectDecryptor {
         case done
     }
 
-    public init(key: DataKey, name: String) throws(EncryptionError) {
+    /// `keys`: the data keys the object may name, by id.
+    public init(keys: [DataKey], name: String) throws(EncryptionError) {
         try Sodium.require()
-        self.key = key
+        self.keys = Dictionary(keys.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         self.name = name
+    }
+
+    public convenience init(key: DataKey, name: String) throws(EncryptionError) {
+        try self.init(keys: [key], name: name)
     }
 
     deinit { sodium_memzero(&state, MemoryLayout.size(ofValue: state)) }
@@ -121,12 +129,18 @@ public final class ObjectDecryptor {
         loop: while true {
             switch phase {
             case .header:
-                let needed = ObjectCipher.magic.count + ObjectCipher.headerBytes + 2
+                let needed = ObjectCipher.magic.count + ObjectCipher.idBytes + ObjectCipher.headerBytes + 2
                 guard buffer.count - offset >= needed else { break loop }
                 guard Array(buffer[offset..<(offset + ObjectCipher.magic.count)]) == ObjectCipher.magic else {
                     throw EncryptionError(.notEncrypted, message: "\(name) is not an encrypted pgbackd object (no PGBKENC1 header): it was stored without encryption, or replaced")
                 }
-                let header = Array(buffer[(offset + ObjectCipher.magic.count)..<(offset + ObjectCipher.magic.count + ObjectCipher.headerBytes)])
+                let idStart = offset + ObjectCipher.magic.count
+                let id = String(decoding: buffer[idStart..<(idStart + ObjectCipher.idBytes)], as: UTF8.self)
+                guard let key = keys[id] else {
+                    throw EncryptionError(.unknownDataKey, message: "\(name) was encrypted with data key \(id), which the repository has no wrapped copy of (its keys/ object is missing)")
+                }
+                let headerStart = idStart + ObjectCipher.idBytes
+                let header = Array(buffer[headerStart..<(headerStart + ObjectCipher.headerBytes)])
                 let status = key.secret.withBytes { crypto_secretstream_xchacha20poly1305_init_pull(&state, header, $0.baseAddress!) }
                 guard status == 0 else { throw EncryptionError(.tampered, message: "\(name): the stream header is invalid") }
                 let length = Int(buffer[offset + needed - 2]) << 8 | Int(buffer[offset + needed - 1])

@@ -10,15 +10,20 @@ public struct WrappedKey: Codable, Sendable, Equatable {
     public var cipher = Self.cipher
     /// The repository key that wrapped it: what `check` lists to say which old key is still needed.
     public var keyFingerprint: String
-    /// What the data key encrypts, e.g. `backups/<id>` or `wal/<timeline>/<day>`.
+    /// What the data key encrypts, e.g. `backups/<id>` or `wal/<timeline>/<log>`.
     public var scope: String
+    /// The data key's id, written in clear at the start of every object it encrypts.
+    public var keyId: String
     public var nonce: Data
     public var ciphertext: Data
 
     /// A new random data key for `scope`, and its wrapped form.
     public static func generate(scope: String, under key: RepositoryKey) throws(EncryptionError) -> (DataKey, WrappedKey) {
         try Sodium.require()
-        let dataKey = DataKey(secret: SecretBytes(random: Int(crypto_secretstream_xchacha20poly1305_keybytes())))
+        var id = [UInt8](repeating: 0, count: 8)
+        randombytes_buf(&id, id.count)
+        let dataKey = DataKey(id: id.map { String(format: "%02x", $0) }.joined(),
+                              secret: SecretBytes(random: Int(crypto_secretstream_xchacha20poly1305_keybytes())))
         return (dataKey, wrap(dataKey, scope: scope, under: key))
     }
 
@@ -28,14 +33,15 @@ public struct WrappedKey: Codable, Sendable, Equatable {
         randombytes_buf(&nonce, nonce.count)
         var ciphertext = [UInt8](repeating: 0, count: dataKey.secret.count + Int(crypto_aead_xchacha20poly1305_ietf_abytes()))
         var length: UInt64 = 0
-        let associated = Array(scope.utf8)
+        let associated = Array("\(scope)/\(dataKey.id)".utf8)
         dataKey.secret.withBytes { plain in
             key.secret.withBytes { wrapping in
                 _ = crypto_aead_xchacha20poly1305_ietf_encrypt(&ciphertext, &length, plain.baseAddress!, UInt64(plain.count),
                                                                associated, UInt64(associated.count), nil, nonce, wrapping.baseAddress!)
             }
         }
-        return WrappedKey(keyFingerprint: key.fingerprint, scope: scope, nonce: Data(nonce), ciphertext: Data(ciphertext.prefix(Int(length))))
+        return WrappedKey(keyFingerprint: key.fingerprint, scope: scope, keyId: dataKey.id, nonce: Data(nonce),
+                          ciphertext: Data(ciphertext.prefix(Int(length))))
     }
 
     /// The data key, unwrapped with whichever of `keys` wrapped it (the current key, then old ones).
@@ -52,7 +58,7 @@ public struct WrappedKey: Codable, Sendable, Equatable {
         var plain = [UInt8](repeating: 0, count: cipher.count - Int(crypto_aead_xchacha20poly1305_ietf_abytes()))
         defer { sodium_memzero(&plain, plain.count) }
         var length: UInt64 = 0
-        let associated = Array(scope.utf8)
+        let associated = Array("\(scope)/\(keyId)".utf8)
         let nonce = [UInt8](self.nonce)
         let status = key.secret.withBytes { wrapping in
             crypto_aead_xchacha20poly1305_ietf_decrypt(&plain, &length, nil, cipher, UInt64(cipher.count),
@@ -61,16 +67,19 @@ public struct WrappedKey: Codable, Sendable, Equatable {
         guard status == 0 else {
             throw EncryptionError(.tampered, message: "the wrapped data key of \(scope) does not authenticate under the repository key \(keyFingerprint): it was altered, or moved from another scope")
         }
-        return DataKey(secret: SecretBytes(copying: plain.prefix(Int(length))))
+        return DataKey(id: keyId, secret: SecretBytes(copying: plain.prefix(Int(length))))
     }
 
     enum CodingKeys: String, CodingKey {
         case format, cipher, scope, nonce, ciphertext
         case keyFingerprint = "key_fingerprint"
+        case keyId = "key_id"
     }
 }
 
 /// The key one backup's (or one WAL epoch's) objects are encrypted with.
 public struct DataKey: Sendable {
+    /// 16 hex digits, random: names the key in objects and in `keys/<scope>/<id>.json`.
+    public let id: String
     let secret: SecretBytes
 }

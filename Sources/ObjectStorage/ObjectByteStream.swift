@@ -9,6 +9,9 @@ public struct ObjectByteStream: AsyncSequence, Sendable {
 
     private let chunks: AsyncThrowingStream<[UInt8], any Error>
     private let credits: DispatchSemaphore?
+    /// A stream made from another by a transform (decryption): pulled through it chunk by chunk.
+    private let transform: (any ByteStreamTransform)?
+    private let upstream: [ObjectByteStream]
 
     /// A stream over bytes already in memory.
     public init(bytes: [UInt8], chunkSize: Int = 1 << 20) {
@@ -22,6 +25,19 @@ public struct ObjectByteStream: AsyncSequence, Sendable {
         continuation.finish()
         self.chunks = stream
         self.credits = nil
+        self.transform = nil
+        self.upstream = []
+    }
+
+    /// `upstream`'s bytes passed through `transform` as they are read: no task, no buffering
+    /// beyond what the transform keeps.
+    public init(transforming upstream: ObjectByteStream, with transform: any ByteStreamTransform) {
+        let (stream, continuation) = AsyncThrowingStream<[UInt8], any Error>.makeStream()
+        continuation.finish()
+        self.chunks = stream
+        self.credits = nil
+        self.transform = transform
+        self.upstream = [upstream]
     }
 
     /// A stream that fails when first iterated.
@@ -30,6 +46,8 @@ public struct ObjectByteStream: AsyncSequence, Sendable {
         continuation.finish(throwing: failure)
         self.chunks = stream
         self.credits = nil
+        self.transform = nil
+        self.upstream = []
     }
 
     /// A stream fed by a blocking producer (a curl transfer, a file read loop).
@@ -47,21 +65,39 @@ public struct ObjectByteStream: AsyncSequence, Sendable {
     private init(chunks: AsyncThrowingStream<[UInt8], any Error>, credits: DispatchSemaphore?) {
         self.chunks = chunks
         self.credits = credits
+        self.transform = nil
+        self.upstream = []
     }
 
     public struct AsyncIterator: AsyncIteratorProtocol {
         var base: AsyncThrowingStream<[UInt8], any Error>.AsyncIterator
         let credits: DispatchSemaphore?
+        var upstream: [AsyncIterator]
+        let transform: (any ByteStreamTransform)?
+        var finished = false
 
         public mutating func next() async throws -> [UInt8]? {
-            let chunk = try await base.next()
-            if chunk != nil { credits?.signal() }
-            return chunk
+            guard let transform, !upstream.isEmpty else {
+                let chunk = try await base.next()
+                if chunk != nil { credits?.signal() }
+                return chunk
+            }
+            while !finished {
+                guard let chunk = try await upstream[0].next() else {
+                    finished = true
+                    let rest = try transform.finish()
+                    return rest.isEmpty ? nil : rest
+                }
+                let output = try transform.next(chunk)
+                if !output.isEmpty { return output }
+            }
+            return nil
         }
     }
 
     public func makeAsyncIterator() -> AsyncIterator {
-        AsyncIterator(base: chunks.makeAsyncIterator(), credits: credits)
+        AsyncIterator(base: chunks.makeAsyncIterator(), credits: credits, upstream: upstream.map { $0.makeAsyncIterator() },
+                      transform: transform)
     }
 }
 
@@ -98,4 +134,12 @@ public final class BlockingProducer: Sendable {
         gone.store(true, ordering: .releasing)
         credits.signal()
     }
+}
+
+/// What turns one byte stream into another as it is read (decryption); stateful, one per stream.
+public protocol ByteStreamTransform: Sendable {
+    /// The output `chunk` completes (possibly empty).
+    func next(_ chunk: [UInt8]) throws -> [UInt8]
+    /// What is left once the input ended; throws when the input ended too early.
+    func finish() throws -> [UInt8]
 }

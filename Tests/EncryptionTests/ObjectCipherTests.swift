@@ -58,7 +58,7 @@ struct ObjectCipherTests {
     @Test func aTruncatedObjectIsNamed() throws {
         let cipher = try encrypt(Self.bytes(200_000), name: "o")
         let full = ObjectCipher.chunkSize + 17
-        let header = 8 + 24 + 2 + 1 + 17
+        let header = 8 + 16 + 24 + 2 + 1 + 17
         // Cut at a chunk boundary (the final chunk gone) and inside a chunk.
         for cut in [header + full, header + 2 * full, cipher.count - 5] {
             do {
@@ -73,7 +73,7 @@ struct ObjectCipherTests {
     @Test func reorderedChunksAreNamed() throws {
         let cipher = try encrypt(Self.bytes(3 * 65_536 + 10), name: "o")
         let full = ObjectCipher.chunkSize + 17
-        let header = 8 + 24 + 2 + 1 + 17
+        let header = 8 + 16 + 24 + 2 + 1 + 17
         var swapped = Array(cipher.prefix(header))
         swapped += cipher[(header + full)..<(header + 2 * full)]
         swapped += cipher[header..<(header + full)]
@@ -103,6 +103,15 @@ struct ObjectCipherTests {
         do {
             _ = try decrypt(cipher, name: "o")
             Issue.record("another data key's object decrypted")
+        } catch {
+            #expect(error.code == .unknownDataKey)
+            #expect(error.message.contains(other.id))
+        }
+        // A key with the same id but other bytes (a forged keys/ object): authentication fails.
+        let forged = DataKey(id: other.id, secret: SecretBytes(random: 32))
+        do {
+            _ = try decrypt(cipher, name: "o", key: forged)
+            Issue.record("a forged data key decrypted")
         } catch {
             #expect(error.code == .tampered)
             #expect(error.message.contains("belongs to another backup"))

@@ -122,7 +122,7 @@ public enum ExitStatus: Int32, CaseIterable, Sendable {
             switch code {
             case .keyUnreadable, .keyTooOpen, .keyMalformed: .configuration
             case .wrongKey: .permission
-            case .truncated, .tampered, .wrongObject, .notEncrypted: .dataError
+            case .truncated, .tampered, .wrongObject, .notEncrypted, .unknownDataKey: .dataError
             case .unavailable: .jobFailed
             }
         case .checkFailed(let code):

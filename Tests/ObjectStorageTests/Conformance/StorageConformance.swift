@@ -1,4 +1,5 @@
 import Foundation
+import Encryption
 import ObjectStorage
 import Testing
 
@@ -161,5 +162,59 @@ struct S3StorageConformance {
         guard let server = S3TestServer.required() else { return }
         try await StorageConformance.runAll(try server.storage(prefix: uniquePrefix("conformance"), partSize: 5 << 20), prefix: "stanza",
                                             interruptedUploadSize: 11 << 20, reportsUploadStartTimes: false)
+    }
+}
+
+/// The encrypting layer keeps the contract over each driver: what goes in comes out, sizes are the
+/// plain ones, and nothing under the tests' prefixes is stored in clear.
+@Suite struct EncryptedStorageConformance {
+    static func encrypted(_ base: any ObjectStorage) throws -> EncryptedStorage {
+        EncryptedStorage(base: base, keys: [try RepositoryKey.generate()], keysPrefix: "keys/",
+                         scope: { $0.hasPrefix("keys/") ? nil : String($0.split(separator: "/").first ?? "meta") })
+    }
+
+    @Test func overMemory() async throws {
+        let base = MemoryStorage()
+        try await StorageConformance.runAll(try Self.encrypted(base), prefix: "memory")
+        #expect(base.incompleteUploadCount == 0)
+    }
+
+    @Test func overFiles() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("pgbackd-enc-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try await StorageConformance.runAll(try Self.encrypted(FileStorage(root: root)), prefix: "stanza")
+    }
+
+    @Test(.enabled(if: S3TestServer.current != nil || S3TestServer.isCI, "no S3 test server: run scripts/services.sh start"))
+    func overS3() async throws {
+        guard let server = S3TestServer.required() else { return }
+        try await StorageConformance.runAll(try Self.encrypted(try server.storage(prefix: uniquePrefix("encrypted"), partSize: 5 << 20)),
+                                            prefix: "stanza", interruptedUploadSize: 11 << 20, reportsUploadStartTimes: false)
+    }
+
+    @Test func whatIsStoredIsCiphertextAndOldPlainObjectsStillRead() async throws {
+        let base = MemoryStorage()
+        try await base.put(key: "stanza/old.bin", bytes: Array("written before encryption".utf8))
+        let storage = try Self.encrypted(base)
+        let marker = Array("MARKER-row-content".utf8)
+        let plain = Array(repeating: marker, count: 10_000).flatMap { $0 }
+        try await storage.put(key: "stanza/new.bin", bytes: plain)
+        let stored = try await base.getAll(key: "stanza/new.bin.enc")
+        #expect(stored.firstRange(of: marker) == nil)
+        #expect(try await base.head(key: "stanza/new.bin") == nil)
+        #expect(try await base.list(prefix: "keys/stanza/").count == 1, "one wrapped data key for the scope")
+        #expect(try await storage.getAll(key: "stanza/new.bin") == plain)
+        #expect(try await storage.getAll(key: "stanza/old.bin") == Array("written before encryption".utf8))
+        #expect(try await storage.list(prefix: "stanza/").map(\.key) == ["stanza/new.bin", "stanza/old.bin"])
+        #expect(try await storage.head(key: "stanza/new.bin")?.size == Int64(plain.count))
+        // Another repository key cannot read it, and says whose key it needs.
+        let stranger = EncryptedStorage(base: base, keys: [try RepositoryKey.generate()], keysPrefix: "keys/", scope: { _ in "stanza" })
+        do {
+            _ = try await stranger.getAll(key: "stanza/new.bin")
+            Issue.record("read with the wrong key")
+        } catch let error as EncryptionError {
+            #expect(error.code == .wrongKey)
+            #expect(error.message.contains(storage.keys[0].fingerprint))
+        }
     }
 }
