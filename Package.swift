@@ -92,7 +92,7 @@ let package = Package(
         .executableTarget(
             name: "pgbackd",
             dependencies: [
-                "PGBackupCore",
+                "PGBackupCore", "Encryption",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

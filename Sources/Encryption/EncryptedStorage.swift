@@ -8,8 +8,9 @@ import Synchronization
 ///
 /// - An encrypted object is stored as `<key>.enc`, so a listing tells it apart from an object
 ///   written before encryption was turned on, which is still read as it is.
-/// - `scope` names a key's data-key scope (`backups/<id>`, `wal/<timeline>/<log>`, `meta`), or
-///   nil for what stays in clear: the repository marker and the wrapped keys themselves.
+/// - The layout names a key's data-key scope (`backups/<id>`, `wal/<timeline>/<log>`, `meta`),
+///   or nil for what stays in clear: the repository marker and the wrapped keys themselves; and
+///   where the wrapped keys are.
 /// - Data keys are created on first write to a scope, one per process that writes there; no two
 ///   writers ever replace each other's key (each has its own id).
 public final class EncryptedStorage: ObjectStorage, Sendable {
@@ -18,26 +19,24 @@ public final class EncryptedStorage: ObjectStorage, Sendable {
     public let base: any ObjectStorage
     /// The current key first (new data keys are wrapped under it), then old ones (read only).
     public let keys: [RepositoryKey]
-    let keysPrefix: String
-    let scope: @Sendable (String) -> String?
+    let layout: any EncryptionLayout
     private let writing = Mutex<[String: DataKey]>([:])
     private let known = Mutex<[String: DataKey]>([:])
 
-    public init(base: any ObjectStorage, keys: [RepositoryKey], keysPrefix: String, scope: @escaping @Sendable (String) -> String?) {
+    public init(base: any ObjectStorage, keys: [RepositoryKey], layout: any EncryptionLayout) {
         precondition(!keys.isEmpty, "an encrypted storage needs its key")
         self.base = base
         self.keys = keys
-        self.keysPrefix = keysPrefix
-        self.scope = scope
+        self.layout = layout
     }
 
-    func wrappedKeysPrefix(_ scope: String) -> String { "\(keysPrefix)\(scope)/" }
+    func scope(_ key: String) -> String? { layout.encryptionScope(ofKey: key) }
 
     /// The data key this process encrypts `scope`'s new objects with.
     func writingKey(_ scope: String) async throws -> DataKey {
         if let key = writing.withLock({ $0[scope] }) { return key }
         let (dataKey, wrapped) = try WrappedKey.generate(scope: scope, under: keys[0])
-        try await base.put(key: "\(wrappedKeysPrefix(scope))\(dataKey.id).json", bytes: Array(try JSONEncoder().encode(wrapped)))
+        try await base.put(key: layout.wrappedKeyKey(scope: scope, keyId: dataKey.id), bytes: Array(try JSONEncoder().encode(wrapped)))
         return writing.withLock { writing in
             if let existing = writing[scope] { return existing } // a concurrent first write won
             writing[scope] = dataKey
@@ -49,8 +48,8 @@ public final class EncryptedStorage: ObjectStorage, Sendable {
     /// process may have added one).
     func readingKeys(_ scope: String) async throws -> [DataKey] {
         var result: [DataKey] = []
-        for object in try await base.list(prefix: wrappedKeysPrefix(scope)) where object.key.hasSuffix(".json") {
-            let id = String(object.key.dropFirst(wrappedKeysPrefix(scope).count).dropLast(".json".count))
+        for object in try await base.list(prefix: layout.wrappedKeysPrefix(scope: scope)) {
+            guard let id = layout.wrappedKeyId(ofKey: object.key, scope: scope) else { continue }
             if let key = known.withLock({ $0[id] }) {
                 result.append(key)
                 continue
@@ -173,4 +172,16 @@ final class DecryptingTransform: ByteStreamTransform {
         let start = max(range.lowerBound - offset, 0), end = min(range.upperBound - offset, Int64(plain.count))
         return start < end ? Array(plain[Int(start)..<Int(end)]) : []
     }
+}
+
+/// Where an encrypted repository keeps what: the repository's key layout answers for it.
+public protocol EncryptionLayout: Sendable {
+    /// The data-key scope of an object key; nil for objects stored in clear.
+    func encryptionScope(ofKey key: String) -> String?
+    /// Where the wrapped data keys of `scope` are listed.
+    func wrappedKeysPrefix(scope: String) -> String
+    /// The object holding one wrapped data key.
+    func wrappedKeyKey(scope: String, keyId: String) -> String
+    /// The data key id a wrapped key's object names; nil for another object.
+    func wrappedKeyId(ofKey key: String, scope: String) -> String?
 }

@@ -20,6 +20,10 @@ public struct EncryptionError: Error, Sendable, CustomStringConvertible {
         case notEncrypted
         /// The object names a data key the repository has no wrapped copy of.
         case unknownDataKey
+        /// The stanza is encrypted but the configuration names no key.
+        case keyNotConfigured
+        /// The configuration names a key but the stanza was created without encryption.
+        case notEncryptedRepository
         /// libsodium could not be initialised.
         case unavailable
         public var description: String { rawValue }

@@ -7,6 +7,7 @@ struct PGBackdCommand: AsyncParsableCommand {
         abstract: "PostgreSQL backups that are restored and checked, not just stored.",
         version: "0.1.0",
         subcommands: [RunCommand.self, StatusCommand.self, BackupCommand.self, RestoreCommand.self, DrillCommand.self, ListCommand.self, ShowCommand.self, CheckCommand.self,
-                      WalPushCommand.self, WalFetchCommand.self, WalWatchCommand.self, WalCheckCommand.self, ExpireCommand.self]
+                      WalPushCommand.self, WalFetchCommand.self, WalWatchCommand.self, WalCheckCommand.self, ExpireCommand.self,
+                      KeygenCommand.self, EncryptCommand.self, RekeyCommand.self]
     )
 }

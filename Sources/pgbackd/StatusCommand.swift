@@ -30,6 +30,7 @@ struct StatusCommand: AsyncParsableCommand {
             formatter.dateFormat = "yyyy-MM-dd HH:mm:ss zzz"
             let show = { (date: Date?) in date.map { formatter.string(from: $0) } ?? "-" }
             print("stanza \(status.stanza) in \(status.repository)")
+            print("encryption: \(status.encryptionKey.map { "on, repository key \($0)" } ?? "off")")
             if !status.stateFilePresent { print("(no state file at \(status.stateFile): rebuilt from the repository)") }
             for job in status.jobs {
                 print("")

@@ -17,6 +17,8 @@ public struct Configuration: Sendable {
     public var schedule = ScheduleConfiguration()
     public var daemon = DaemonConfiguration()
     public var metrics = MetricsConfiguration()
+    /// nil: the repository is not encrypted.
+    public var encryption: EncryptionConfiguration?
 
     /// `--config`, else `$PGBACKD_CONFIG`, else this.
     public static let defaultPath = "/etc/pgbackd/pgbackd.toml"
@@ -58,8 +60,9 @@ public struct Configuration: Sendable {
         let wal = try WALConfiguration(root.table("wal"))
         let retention = try RetentionConfiguration(root.table("retention"))
         let schedule = try ScheduleConfiguration(root.table("schedule")), daemon = try DaemonConfiguration(root.table("daemon")), metrics = try MetricsConfiguration(root.table("metrics"))
+        let encryption = try EncryptionConfiguration(root.table("encryption"), environment: environment)
         try root.rejectUnknownKeys()
-        return Configuration(file: file, repository: repository, postgres: postgres, compression: compression, drill: drill, checks: checks, alerts: alerts, wal: wal, retention: retention, schedule: schedule, daemon: daemon, metrics: metrics)
+        return Configuration(file: file, repository: repository, postgres: postgres, compression: compression, drill: drill, checks: checks, alerts: alerts, wal: wal, retention: retention, schedule: schedule, daemon: daemon, metrics: metrics, encryption: encryption)
     }
 }
 

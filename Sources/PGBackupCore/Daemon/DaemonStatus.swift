@@ -39,6 +39,9 @@ public struct DaemonStatus: Codable, Sendable {
     /// The newest drill, passed or not, and how long its restores took: this host's recovery
     /// time for that backup.
     public var lastDrill: LastDrill?
+    /// Whether the repository is encrypted, and under which repository key (its fingerprint,
+    /// never the key): nil when it is not.
+    public var encryptionKey: String?
 
     public struct LastDrill: Codable, Sendable {
         public var drillId: String
@@ -87,6 +90,6 @@ public struct DaemonStatus: Codable, Sendable {
                             stateFile: DaemonState.path(stateDirectory: directory), stateFilePresent: recorded != nil, time: now,
                             timeZone: configuration.schedule.timeZone.identifier, jobs: jobs, wal: wal,
                             verifiedBackupId: verified?.backupId, verifiedDrillId: verified?.drillId, verifiedAt: verified?.finishedAt,
-                            lastDrill: lastDrill)
+                            lastDrill: lastDrill, encryptionKey: repository.encryptionKeys.first?.fingerprint)
     }
 }

@@ -120,7 +120,7 @@ public enum ExitStatus: Int32, CaseIterable, Sendable {
             }
         case .encryption(let code):
             switch code {
-            case .keyUnreadable, .keyTooOpen, .keyMalformed: .configuration
+            case .keyUnreadable, .keyTooOpen, .keyMalformed, .keyNotConfigured, .notEncryptedRepository: .configuration
             case .wrongKey: .permission
             case .truncated, .tampered, .wrongObject, .notEncrypted, .unknownDataKey: .dataError
             case .unavailable: .jobFailed

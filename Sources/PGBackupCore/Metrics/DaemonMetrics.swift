@@ -163,6 +163,10 @@ extension DaemonMetrics {
     /// series start empty and fill as jobs run.
     public func prime(state: DaemonState, repository: Repository, logger: Logger) async {
         restore(from: state)
+        let fingerprint = repository.encryptionKeys.first?.fingerprint ?? ""
+        gauge("pgbackd_repository_encrypted", [("key_fingerprint", fingerprint)],
+              "1 when the repository is encrypted (labelled with the repository key's fingerprint, never the key), else 0.")
+            .set(fingerprint.isEmpty ? 0.0 : 1.0)
         do {
             let backups = try await repository.backups()
             for kind in [BackupKind.logical, .base] {

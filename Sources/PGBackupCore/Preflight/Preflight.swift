@@ -74,6 +74,7 @@ public struct Preflight: Sendable {
                 throw StorageError(.protocolError, key: key, message: "the repository returned different bytes than were written to \(key)")
             }
             results.append(Result(check: "repository", passed: true, detail: "\(RepositoryFactory.describe(configuration)) is writable and readable"))
+            results.append(await encryption(repository))
             if let systemIdentifier {
                 do {
                     try await repository.verifyMarker(systemIdentifier: systemIdentifier)
@@ -86,6 +87,25 @@ public struct Preflight: Sendable {
             results.append(Result(check: "repository", passed: false, detail: "\(RepositoryFactory.describe(configuration)): \(error)", error: error))
         }
         return results
+    }
+
+    /// Encrypted or not, under which key, and which old keys data keys still need.
+    private func encryption(_ repository: Repository) async -> Result {
+        guard let current = repository.encryptionKeys.first else {
+            return Result(check: "encryption", passed: true, detail: "off: backups and WAL are stored unencrypted ([encryption] in docs/operations.md)")
+        }
+        do {
+            let census = try await KeyRotation(repository: repository).census()
+            let old = census.filter { $0.key != current.fingerprint }.sorted { $0.key < $1.key }
+            guard old.isEmpty else {
+                let list = old.map { "\($0.value) under \($0.key)" }.joined(separator: ", ")
+                return Result(check: "encryption", passed: true, warning: true,
+                              detail: "on, repository key \(current.fingerprint); data keys still wrapped under old keys: \(list): keep those key files in encryption.old_key_files until 'pgbackd rekey' has run")
+            }
+            return Result(check: "encryption", passed: true, detail: "on, repository key \(current.fingerprint); every data key (\(census[current.fingerprint] ?? 0)) is wrapped under it: old key files are no longer needed")
+        } catch {
+            return Result(check: "encryption", passed: false, detail: "\(error)", error: error)
+        }
     }
 
     /// The probes `backup` runs before it stores anything, run the same way.

@@ -1,3 +1,4 @@
+import Encryption
 import Foundation
 import Logging
 import ObjectStorage
@@ -13,6 +14,52 @@ public struct Repository: Sendable {
     public init(storage: any ObjectStorage, stanza: String) {
         self.storage = storage
         self.layout = RepositoryLayout(stanza: stanza)
+    }
+
+    /// The repository keys objects are encrypted and read with, current first; empty when the
+    /// repository is not encrypted.
+    public var encryptionKeys: [RepositoryKey] { (storage as? EncryptedStorage)?.keys ?? [] }
+
+    /// What the marker says of encryption (nil: no marker yet, or not encrypted).
+    func markerEncryption() async throws -> (exists: Bool, encryption: RepositoryMarker.Encryption?) {
+        guard let bytes = try await optionalObject(markerKey) else { return (false, nil) }
+        do {
+            return (true, try RepositoryJSON.decoder().decode(RepositoryMarker.self, from: Data(bytes)).encryption)
+        } catch {
+            throw RepositoryError(.corruptManifest, message: "\(markerKey) is not valid JSON: \(error)", underlying: error)
+        }
+    }
+
+    /// Refuses a configuration that does not fit the stanza: keys for an unencrypted stanza, no
+    /// key for an encrypted one, or keys none of which is the one the stanza is encrypted under.
+    public func checkEncryption() async throws {
+        let (exists, encryption) = try await markerEncryption()
+        guard exists else { return } // a new stanza: the first write records what it is
+        let keys = encryptionKeys
+        switch (encryption, keys.isEmpty) {
+        case (nil, true):
+            return
+        case (nil, false):
+            throw EncryptionError(.notEncryptedRepository, message: "stanza '\(stanza)' is not encrypted, but [encryption] is configured: run 'pgbackd encrypt' once to encrypt everything stored from now on (older backups stay readable), or remove [encryption]")
+        case (let encryption?, true):
+            throw EncryptionError(.keyNotConfigured, message: "stanza '\(stanza)' is encrypted (repository key \(encryption.keyFingerprint)), but the configuration has no [encryption] key_file: set it to that key's file")
+        case (let encryption?, false):
+            guard keys.contains(where: { $0.fingerprint == encryption.keyFingerprint }) else {
+                throw EncryptionError(.wrongKey, message: "stanza '\(stanza)' is encrypted under repository key \(encryption.keyFingerprint), but the configured key(s) are \(keys.map(\.fingerprint).joined(separator: ", ")): set encryption.key_file to that key's file, or list it in encryption.old_key_files")
+            }
+        }
+    }
+
+    /// `pgbackd encrypt` and `pgbackd rekey`: records in the marker that the stanza is encrypted
+    /// under the current key.
+    public func recordEncryption() async throws {
+        guard let key = encryptionKeys.first else { return }
+        guard let bytes = try await optionalObject(markerKey) else {
+            throw RepositoryError(.backupNotFound, message: "stanza '\(stanza)' has no repository.json yet: nothing to encrypt; the first backup records encryption itself")
+        }
+        var marker = try RepositoryJSON.decoder().decode(RepositoryMarker.self, from: Data(bytes))
+        marker.encryption = RepositoryMarker.Encryption(keyFingerprint: key.fingerprint, since: marker.encryption?.since ?? Date())
+        try await storage.put(key: markerKey, bytes: Array(try RepositoryJSON.encoder().encode(marker)))
     }
 
     // MARK: Keys (forwarded to the layout, for the callers that had them here)
@@ -70,7 +117,8 @@ public struct Repository: Sendable {
     /// another cluster: mixing two clusters' backups in one stanza would make restores lie.
     public func ensureMarker(systemIdentifier: String) async throws {
         if try await verifyMarker(systemIdentifier: systemIdentifier) { return }
-        let marker = RepositoryMarker(formatVersion: Manifest.currentFormatVersion, stanza: stanza, systemIdentifier: systemIdentifier, createdAt: Date())
+        let marker = RepositoryMarker(formatVersion: Manifest.currentFormatVersion, stanza: stanza, systemIdentifier: systemIdentifier, createdAt: Date(),
+                                      encryption: encryptionKeys.first.map { RepositoryMarker.Encryption(keyFingerprint: $0.fingerprint) })
         try await storage.put(key: markerKey, bytes: Array(try RepositoryJSON.encoder().encode(marker)))
     }
 
@@ -139,9 +187,20 @@ public struct Repository: Sendable {
     }
 }
 
+/// `<stanza>/repository.json`, always in clear: whose backups these are, and whether (and under
+/// which repository key) everything else is encrypted.
 struct RepositoryMarker: Codable {
     var formatVersion: Int
     var stanza: String
     var systemIdentifier: String
     var createdAt: Date
+    /// Set when the stanza is encrypted; `rekey` updates the fingerprint.
+    var encryption: Encryption?
+
+    struct Encryption: Codable, Equatable {
+        var cipher = "xchacha20poly1305-secretstream"
+        var keyFingerprint: String
+        /// When encryption was turned on: objects from before it are read as they are.
+        var since = Date()
+    }
 }

@@ -1,3 +1,4 @@
+import Encryption
 import Foundation
 
 /// Where everything lives in a repository: the one place object keys are made and taken apart
@@ -33,16 +34,17 @@ public struct RepositoryLayout: Sendable, Hashable {
         stanzaPrefix = (prefix.isEmpty ? "" : prefix + "/") + stanza + "/"
     }
 
-    private enum Directory {
+    fileprivate enum Directory {
         static let backups = "backups"
         static let wal = "wal"
         static let drills = "drills"
         static let leases = "locks"
         static let jobs = "jobs"
         static let probes = "check"
+        static let keys = "keys"
     }
 
-    private enum File {
+    fileprivate enum File {
         static let marker = "repository.json"
         static let manifest = "manifest.json"
         static let globals = "globals.sql.gz"
@@ -72,7 +74,7 @@ public struct RepositoryLayout: Sendable, Hashable {
     }
 
     /// `name` without `suffix`; nil when it does not end with it or nothing is left.
-    private static func stem(_ name: Substring, removing suffix: String) -> String? {
+    fileprivate static func stem(_ name: Substring, removing suffix: String) -> String? {
         guard name.hasSuffix(suffix), name.count > suffix.count else { return nil }
         return String(name.dropLast(suffix.count))
     }
@@ -238,4 +240,36 @@ public struct RepositoryLayout: Sendable, Hashable {
 
     /// `<stanza>/check/<id>`: what `pgbackd check` writes, reads back and deletes.
     public func probeKey(_ id: String) -> String { key(Directory.probes, id) }
+
+    // MARK: Encryption
+
+    /// `<stanza>/keys/`: the wrapped data keys of an encrypted repository, in clear.
+    public var keysPrefix: String { key(Directory.keys) + "/" }
+}
+
+extension RepositoryLayout: EncryptionLayout {
+    /// One data key per backup (its artifacts, manifest, drill reports and leases), per 4 GiB
+    /// of WAL of a timeline (a segment name's log part), per timeline's history files, and one
+    /// for the rest (job records, probes). The marker and the wrapped keys stay in clear.
+    public func encryptionScope(ofKey key: String) -> String? {
+        if key == markerKey || key.hasPrefix(keysPrefix) { return nil }
+        if let backupId = backupId(ofKey: key) { return Directory.backups + "/" + backupId }
+        if let name = walObjectName(ofKey: key) {
+            let timeline = WALFileName.hex8(name.file.timeline)
+            let epoch = name.file.kind == .history ? "history" : String(name.file.name.dropFirst(8).prefix(8))
+            return [Directory.wal, timeline, epoch].joined(separator: "/")
+        }
+        return "meta"
+    }
+
+    public func wrappedKeysPrefix(scope: String) -> String { keysPrefix + scope + "/" }
+
+    public func wrappedKeyKey(scope: String, keyId: String) -> String { wrappedKeysPrefix(scope: scope) + keyId + File.jsonSuffix }
+
+    public func wrappedKeyId(ofKey key: String, scope: String) -> String? {
+        guard key.hasPrefix(wrappedKeysPrefix(scope: scope)) else { return nil }
+        let rest = key.dropFirst(wrappedKeysPrefix(scope: scope).count)
+        guard !rest.contains("/") else { return nil }
+        return Self.stem(Substring(rest), removing: File.jsonSuffix)
+    }
 }

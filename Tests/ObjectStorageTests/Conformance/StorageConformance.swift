@@ -168,9 +168,18 @@ struct S3StorageConformance {
 /// The encrypting layer keeps the contract over each driver: what goes in comes out, sizes are the
 /// plain ones, and nothing under the tests' prefixes is stored in clear.
 @Suite struct EncryptedStorageConformance {
+    /// Scopes by first path component; wrapped keys under `keys/`.
+    struct Layout: EncryptionLayout {
+        func encryptionScope(ofKey key: String) -> String? { key.hasPrefix("keys/") ? nil : String(key.split(separator: "/").first ?? "meta") }
+        func wrappedKeysPrefix(scope: String) -> String { "keys/\(scope)/" }
+        func wrappedKeyKey(scope: String, keyId: String) -> String { "keys/\(scope)/\(keyId)" }
+        func wrappedKeyId(ofKey key: String, scope: String) -> String? {
+            key.hasPrefix(wrappedKeysPrefix(scope: scope)) ? String(key.dropFirst(wrappedKeysPrefix(scope: scope).count)) : nil
+        }
+    }
+
     static func encrypted(_ base: any ObjectStorage) throws -> EncryptedStorage {
-        EncryptedStorage(base: base, keys: [try RepositoryKey.generate()], keysPrefix: "keys/",
-                         scope: { $0.hasPrefix("keys/") ? nil : String($0.split(separator: "/").first ?? "meta") })
+        EncryptedStorage(base: base, keys: [try RepositoryKey.generate()], layout: Layout())
     }
 
     @Test func overMemory() async throws {
@@ -208,7 +217,7 @@ struct S3StorageConformance {
         #expect(try await storage.list(prefix: "stanza/").map(\.key) == ["stanza/new.bin", "stanza/old.bin"])
         #expect(try await storage.head(key: "stanza/new.bin")?.size == Int64(plain.count))
         // Another repository key cannot read it, and says whose key it needs.
-        let stranger = EncryptedStorage(base: base, keys: [try RepositoryKey.generate()], keysPrefix: "keys/", scope: { _ in "stanza" })
+        let stranger = EncryptedStorage(base: base, keys: [try RepositoryKey.generate()], layout: Layout())
         do {
             _ = try await stranger.getAll(key: "stanza/new.bin")
             Issue.record("read with the wrong key")
