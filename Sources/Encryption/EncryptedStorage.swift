@@ -32,9 +32,22 @@ public final class EncryptedStorage: ObjectStorage, Sendable {
 
     func scope(_ key: String) -> String? { layout.encryptionScope(ofKey: key) }
 
-    /// The data key this process encrypts `scope`'s new objects with.
+    /// The data key `scope`'s new objects are encrypted with: one the scope has under the
+    /// current repository key, else a new one (so a scope gets one key per rotation, not one per
+    /// process that writes to it).
     func writingKey(_ scope: String) async throws -> DataKey {
         if let key = writing.withLock({ $0[scope] }) { return key }
+        for object in try await base.list(prefix: layout.wrappedKeysPrefix(scope: scope)) {
+            guard let id = layout.wrappedKeyId(ofKey: object.key, scope: scope),
+                  let wrapped = try? JSONDecoder().decode(WrappedKey.self, from: Data(try await base.getAll(key: object.key))),
+                  wrapped.keyFingerprint == keys[0].fingerprint, wrapped.keyId == id, wrapped.scope == scope,
+                  let key = try? wrapped.unwrap(with: [keys[0]]) else { continue }
+            return writing.withLock { writing in
+                if let existing = writing[scope] { return existing }
+                writing[scope] = key
+                return key
+            }
+        }
         let (dataKey, wrapped) = try WrappedKey.generate(scope: scope, under: keys[0])
         try await base.put(key: layout.wrappedKeyKey(scope: scope, keyId: dataKey.id), bytes: Array(try JSONEncoder().encode(wrapped)))
         return writing.withLock { writing in

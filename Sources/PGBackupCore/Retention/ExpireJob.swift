@@ -81,6 +81,13 @@ public struct ExpireJob: Sendable {
                 try await storage.delete(key: object.key)
                 result.deletedObjects += 1
             }
+            // Last, once nothing of the backup needs them: its data keys (encrypted stanzas).
+            if let scope = repository.layout.encryptionScope(ofKey: manifestKey) {
+                for object in try await storage.list(prefix: repository.layout.wrappedKeysPrefix(scope: scope)) {
+                    try await storage.delete(key: object.key)
+                    result.deletedObjects += 1
+                }
+            }
             result.expired.append(decision.backupId)
             logger.info("backup expired", metadata: ["retention.kind": "\(decision.kind.rawValue)"])
         }
