@@ -48,6 +48,8 @@ import Testing
         [schedule]
         [daemon]
         [metrics]
+        [encryption]
+        key_file = "/etc/pgbackd/repo.key"
         """
 
     /// Tables whose keys are the operator's own names, not pgbackd's: HTTP header names.
@@ -134,7 +136,7 @@ import Testing
 
     @Test func theSchemaHoldsEveryTableAndTheirKeys() throws {
         let schema = try Self.schema()
-        #expect(schema.topLevel == ["repository", "postgres", "compression", "drill", "checks", "alerts", "wal", "retention", "schedule", "daemon", "metrics"])
+        #expect(schema.topLevel == ["repository", "postgres", "compression", "drill", "checks", "alerts", "wal", "retention", "schedule", "daemon", "metrics", "encryption"])
         for key in ["repository.s3.part_size_mib", "checks.sql.query", "checks.content_size.max_bytes", "alerts.command.run",
                     "alerts.webhook.headers", "schedule.base_backup", "daemon.max_backup_age", "wal.prefetch", "metrics.listen"] {
             #expect(schema.keys.contains(key), "\(key) is missing from \(schema.keys.sorted())")
