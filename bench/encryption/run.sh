@@ -135,7 +135,7 @@ one() { # run kind encrypted
 echo "database $DB: $(psql -XAtc "select pg_size_pretty(pg_database_size('$DB'))"), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), PostgreSQL $(psql -XAtc 'show server_version'), pgbackd $("$PGBACKD" --version 2>/dev/null) ($(git rev-parse --short HEAD))"
 # Warm-up, untimed: the database into the page cache, the binary and libraries loaded.
 config file 0 warmup >"$WORK/warmup.toml"
-"$PGBACKD" backup --config "$WORK/warmup.toml" >/dev/null
+"$PGBACKD" backup --config "$WORK/warmup.toml" >"$WORK/out" 2>"$WORK/err" || { cat "$WORK/err" >&2; exit 1; }
 rm -rf "${WORK:?}/warmup"
 
 echo
