@@ -65,30 +65,44 @@ public final class ObjectEncryptor {
         var output = started ? [] : pending
         if !started { pending = []; started = true }
         pending += plain
-        var offset = 0
+        let chunks = max(0, (pending.count - 1) / ObjectCipher.chunkSize)
+        guard chunks > 0 else { return output }
+        output.reserveCapacity(output.count + chunks * (ObjectCipher.chunkSize + ObjectCipher.overhead))
         // Strictly more than a chunk: the last chunk must be sealed by finish(), with TAG_FINAL.
-        while pending.count - offset > ObjectCipher.chunkSize {
-            output += seal(Array(pending[offset..<(offset + ObjectCipher.chunkSize)]), final: false)
-            offset += ObjectCipher.chunkSize
+        pending.withUnsafeBufferPointer { buffer in
+            for index in 0..<chunks {
+                seal(UnsafeBufferPointer(rebasing: buffer[(index * ObjectCipher.chunkSize)..<((index + 1) * ObjectCipher.chunkSize)]), final: false, into: &output)
+            }
         }
-        pending.removeFirst(offset)
+        pending.removeFirst(chunks * ObjectCipher.chunkSize)
         return output
     }
 
     /// The rest of the object: the last chunk, with TAG_FINAL.
     public func finish() -> [UInt8] {
         var output = update([])
-        output += seal(pending, final: true)
+        let last = pending
+        last.withUnsafeBufferPointer { seal($0, final: true, into: &output) }
         pending = []
         return output
     }
 
     private func seal(_ plain: [UInt8], final: Bool) -> [UInt8] {
-        var cipher = [UInt8](repeating: 0, count: plain.count + ObjectCipher.overhead)
-        var length: UInt64 = 0
+        var output: [UInt8] = []
+        plain.withUnsafeBufferPointer { seal($0, final: final, into: &output) }
+        return output
+    }
+
+    /// Appends one sealed chunk to `output`, written in place.
+    private func seal(_ plain: UnsafeBufferPointer<UInt8>, final: Bool, into output: inout [UInt8]) {
         let tag = final ? crypto_secretstream_xchacha20poly1305_tag_final() : crypto_secretstream_xchacha20poly1305_tag_message()
-        _ = crypto_secretstream_xchacha20poly1305_push(&state, &cipher, &length, plain, UInt64(plain.count), nil, 0, tag)
-        return Array(cipher.prefix(Int(length)))
+        let start = output.count
+        output.append(contentsOf: repeatElement(0, count: plain.count + ObjectCipher.overhead))
+        var length: UInt64 = 0
+        output.withUnsafeMutableBufferPointer { buffer in
+            _ = crypto_secretstream_xchacha20poly1305_push(&state, buffer.baseAddress! + start, &length, plain.baseAddress, UInt64(plain.count), nil, 0, tag)
+        }
+        output.removeLast(plain.count + ObjectCipher.overhead - Int(length))
     }
 }
 
@@ -159,9 +173,8 @@ public final class ObjectDecryptor {
                 // A full chunk is only known not to be the last once more bytes follow it.
                 let full = ObjectCipher.chunkSize + ObjectCipher.overhead
                 guard buffer.count - offset > full else { break loop }
-                let (plain, final) = try open(Array(buffer[offset..<(offset + full)]), first: false)
+                let final = try open(from: offset, count: full, into: &output)
                 offset += full
-                output += plain
                 if final { phase = .done }
             case .done:
                 if buffer.count > offset {
@@ -192,6 +205,25 @@ public final class ObjectDecryptor {
         default:
             throw EncryptionError(.truncated, message: "\(name) ends before its final chunk: the object was cut short")
         }
+    }
+
+    /// Opens the data chunk at `buffer[offset..<offset+count]` straight into `output`.
+    private func open(from offset: Int, count: Int, into output: inout [UInt8]) throws(EncryptionError) -> Bool {
+        let start = output.count
+        output.append(contentsOf: repeatElement(0, count: count - ObjectCipher.overhead))
+        var length: UInt64 = 0
+        var tag: UInt8 = 0
+        let status = buffer.withUnsafeBufferPointer { cipher in
+            output.withUnsafeMutableBufferPointer { plain in
+                crypto_secretstream_xchacha20poly1305_pull(&state, plain.baseAddress! + start, &length, &tag, cipher.baseAddress! + offset, UInt64(count), nil, 0)
+            }
+        }
+        guard status == 0 else {
+            output.removeLast(count - ObjectCipher.overhead)
+            throw EncryptionError(.tampered, message: "\(name) fails authentication: bits were altered or chunks reordered")
+        }
+        output.removeLast(count - ObjectCipher.overhead - Int(length))
+        return tag == crypto_secretstream_xchacha20poly1305_tag_final()
     }
 
     private func open(_ cipher: [UInt8], first: Bool, last: Bool = false) throws(EncryptionError) -> ([UInt8], Bool) {
