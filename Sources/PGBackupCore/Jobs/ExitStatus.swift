@@ -88,7 +88,7 @@ public enum ExitStatus: Int32, CaseIterable, Sendable {
             }
         case .integrity(let code):
             switch code {
-            case .missingObject, .sizeMismatch, .checksumMismatch, .corruptCompression: .dataError
+            case .missingObject, .sizeMismatch, .checksumMismatch, .corruptCompression, .undecryptable: .dataError
             }
         case .compression(let code):
             switch code {

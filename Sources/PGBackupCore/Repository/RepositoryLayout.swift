@@ -245,6 +245,8 @@ public struct RepositoryLayout: Sendable, Hashable {
 
     /// `<stanza>/keys/`: the wrapped data keys of an encrypted repository, in clear.
     public var keysPrefix: String { key(Directory.keys) + "/" }
+    /// The scope under which every backup's data keys sit (`backups`, as in `backups/<id>`).
+    public static let backupsScopePrefix = Directory.backups
 }
 
 extension RepositoryLayout: EncryptionLayout {
@@ -253,7 +255,7 @@ extension RepositoryLayout: EncryptionLayout {
     /// for the rest (job records, probes). The marker and the wrapped keys stay in clear.
     public func encryptionScope(ofKey key: String) -> String? {
         if key == markerKey || key.hasPrefix(keysPrefix) { return nil }
-        if let backupId = backupId(ofKey: key) { return Directory.backups + "/" + backupId }
+        if let backupId = backupId(ofKey: key) { return Self.backupsScopePrefix + "/" + backupId }
         if let name = walObjectName(ofKey: key) {
             let timeline = WALFileName.hex8(name.file.timeline)
             let epoch = name.file.kind == .history ? "history" : String(name.file.name.dropFirst(8).prefix(8))

@@ -1,6 +1,7 @@
 import Compression
 import Crypto
 import Dispatch
+import Encryption
 import Foundation
 import ObjectStorage
 import OffloadedWork
@@ -24,7 +25,13 @@ struct ArtifactVerifier {
     /// - Parameter stagingPath: where to write the decompressed bytes; nil to only verify.
     func verify(_ artifact: Artifact, stagingPath: String? = nil) async throws -> Outcome {
         let key = repository.key(relative: artifact.key)
-        guard let info = try await repository.storage.head(key: key) else {
+        let head: ObjectInfo?
+        do {
+            head = try await repository.storage.head(key: key)
+        } catch let error as EncryptionError {
+            throw IntegrityError(code: .undecryptable, key: artifact.key, message: "object \(key): \(error)")
+        }
+        guard let info = head else {
             throw IntegrityError(code: .missingObject, key: artifact.key, message: "object \(key) is missing from the repository (the manifest lists it)")
         }
         guard info.size == artifact.storedSize else {
@@ -43,6 +50,8 @@ struct ArtifactVerifier {
             throw IntegrityError(code: .missingObject, key: artifact.key, message: "object \(key) is missing from the repository (the manifest lists it)")
         } catch let error as CompressionError {
             throw IntegrityError(code: .corruptCompression, key: artifact.key, message: "object \(key) is not a valid gzip stream: \(error)")
+        } catch let error as EncryptionError {
+            throw IntegrityError(code: .undecryptable, key: artifact.key, message: "object \(key) cannot be decrypted: \(error)")
         }
     }
 

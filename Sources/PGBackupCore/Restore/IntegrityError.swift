@@ -6,6 +6,8 @@ public struct IntegrityError: Error, Sendable, CustomStringConvertible {
         case sizeMismatch
         case checksumMismatch
         case corruptCompression
+        /// An encrypted object fails authentication, is cut short, or names another object or key.
+        case undecryptable
         public var description: String { rawValue }
     }
     public var code: Code

@@ -128,6 +128,22 @@ public struct ExpireJob: Sendable {
                 }
             }
         }
+        // The data keys of backups that never committed (encrypted stanzas), once their objects
+        // are gone: last, as for an expired backup.
+        let backupKeys = repository.layout.wrappedKeysPrefix(scope: RepositoryLayout.backupsScopePrefix)
+        let keysByBackup = Dictionary(grouping: try await storage.list(prefix: backupKeys)) { object in
+            object.key.dropFirst(backupKeys.count).split(separator: "/").first.map(String.init) ?? ""
+        }
+        for (id, objects) in keysByBackup.sorted(by: { $0.key < $1.key })
+        where !id.isEmpty && !committed.contains(id) && !(dryRun && result.expired.contains(id)) && objects.allSatisfy({ ($0.lastModified ?? now) < cutoff }) {
+            for object in objects.sorted(by: { $0.key < $1.key }) {
+                result.orphans.append(object.key)
+                if !dryRun {
+                    try await storage.delete(key: object.key)
+                    result.deletedObjects += 1
+                }
+            }
+        }
         if !result.orphans.isEmpty { logger.info("objects without a manifest removed", metadata: ["retention.orphans": "\(result.orphans.count)"]) }
 
         for (object, record) in try await BackupLease.all(in: repository) {
