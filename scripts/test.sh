@@ -34,9 +34,10 @@ ENCRYPTED_FILTERS=(
     '^IntegrationTests\.'
 )
 ENCRYPTED_SKIPS=(
-    # The base_backup cell run from the daemon (root) never gets its WAL archived by
-    # archive_command (postgres) on an encrypted stanza and is cancelled after 180 s: under
-    # investigation (the keys/ objects root writes are 0640 root:root), ~5 min when it hangs.
+    # Its base_backup × daemon cell fails on this branch with or without encryption: the daemon
+    # (root) writes the stanza's repository.json 0640 root:root, which archive_command's wal-push
+    # (postgres) must now read (exit 77), so the base backup waits for its WAL until the test
+    # gives up (~5 min). The full rows run it; back here once that is fixed.
     'IntegrationTests\.JobOutcomePolicyTests/'
 )
 SCRATCH=${SWIFT_SCRATCH:-.build}
