@@ -5,7 +5,9 @@
 # throw-away cluster and a SigV4-checking moto S3 server, runs `swift test`, and stops them again
 # whatever happens. The full suite runs on 15 (Debian's) and 17; a smoke suite (logical backup,
 # drill and restore, the schema corner cases, WAL archiving, PITR and the base-backup drill) on
-# 14, 16 and 18. A failure on one major does not stop the others; any failure fails the script.
+# 14, 16 and 18; the integration suite again on 15 with every repository encrypted (issue #15:
+# PGBACKD_TEST_ENCRYPTION=1 gives each test configuration an [encryption] key_file). A failure on
+# one major does not stop the others; any failure fails the script.
 # A summary table (major, suite, result, time) closes the output. .ci/run calls this.
 #
 # Arguments go to every `swift test`. PGBACKD_TEST_MATRIX="17:full 18:smoke" runs a subset;
@@ -14,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # major:suite, run in this order, one cluster at a time. 15 is Debian's own build.
-MATRIX=${PGBACKD_TEST_MATRIX:-"15:full 17:full 14:smoke 16:smoke 18:smoke"}
+MATRIX=${PGBACKD_TEST_MATRIX:-"15:full 17:full 14:smoke 16:smoke 18:smoke 15:encrypted"}
 # The smoke suite: swift-testing --filter patterns (regular expressions over test ids).
 SMOKE_FILTERS=(
     'IntegrationTests\.FileRepositoryBackupTests/' # logical backup, restore with plain pg_restore
@@ -24,6 +26,19 @@ SMOKE_FILTERS=(
     'IntegrationTests\.PointInTimeRecoveryTests/'  # base backup, PITR to a time, base drill
     'IntegrationTests\.PhysicalDrillChecksTests/'  # base drill: pg_verifybackup, checksums, amcheck, damage found
     'IntegrationTests\.UpgradeDrillTests/'         # this major's backup drilled into 17 and 18
+)
+# The encrypted suite: the integration tests (file and S3 repositories, CLI, daemon, WAL, drills)
+# on encrypted repositories; the unit tests do not depend on the repository, and ran in the rows
+# before. ENCRYPTED_SKIPS: --skip patterns, each with its reason.
+ENCRYPTED_FILTERS=(
+    '^IntegrationTests\.'
+)
+ENCRYPTED_SKIPS=(
+    # Its base_backup × daemon cell fails on this branch with or without encryption: the daemon
+    # (root) writes the stanza's repository.json 0640 root:root, which archive_command's wal-push
+    # (postgres) must now read (exit 77), so the base backup waits for its WAL until the test
+    # gives up (~5 min). The full rows run it; back here once that is fixed.
+    'IntegrationTests\.JobOutcomePolicyTests/'
 )
 SCRATCH=${SWIFT_SCRATCH:-.build}
 
@@ -62,11 +77,11 @@ summary=()
 failed=0
 for entry in $MATRIX; do
     major=${entry%%:*} suite=${entry#*:}
-    case $suite in full | smoke) ;; *) echo "test.sh: unknown suite '$suite' in '$entry'" >&2; exit 2 ;; esac
+    case $suite in full | smoke | encrypted) ;; *) echo "test.sh: unknown suite '$suite' in '$entry'" >&2; exit 2 ;; esac
     bin=$(bin_dir "$major")
     if [[ -z $bin || ! -x $bin/postgres ]]; then
         echo "== PostgreSQL $major: NOT INSTALLED (${bin:-no PGBACKD_PG${major}_BIN in $PG_CACHE/majors.env}); $suite suite not run" >&2
-        summary+=("$(printf '%-8s %-6s %-16s %s' "$major" "$suite" "NOT INSTALLED" -)")
+        summary+=("$(printf '%-8s %-9s %-16s %s' "$major" "$suite" "NOT INSTALLED" -)")
         failed=1
         continue
     fi
@@ -74,29 +89,34 @@ for entry in $MATRIX; do
     # A fresh cluster and moto per major: no state (or moto's in-memory objects) carries over.
     scripts/services.sh stop >/dev/null 2>&1 || true
     if ! PGBACKD_PGBIN=$bin scripts/services.sh start; then
-        summary+=("$(printf '%-8s %-6s %-16s %s' "$major" "$suite" "NO SERVICES" "$((SECONDS - start)) s")")
+        summary+=("$(printf '%-8s %-9s %-16s %s' "$major" "$suite" "NO SERVICES" "$((SECONDS - start)) s")")
         failed=1
         continue
     fi
     # shellcheck disable=SC1091
     source "$PGBACKD_SERVICES_DIR/env"
-    filters=()
-    if [[ $suite == smoke ]]; then
-        for f in "${SMOKE_FILTERS[@]}"; do filters+=(--filter "$f"); done
-    fi
+    filters=() encryption=0
+    case $suite in
+    smoke) for f in "${SMOKE_FILTERS[@]}"; do filters+=(--filter "$f"); done ;;
+    encrypted)
+        for f in "${ENCRYPTED_FILTERS[@]}"; do filters+=(--filter "$f"); done
+        for f in "${ENCRYPTED_SKIPS[@]}"; do filters+=(--skip "$f"); done
+        encryption=1
+        ;;
+    esac
     echo "== PostgreSQL $PGBACKD_TEST_PGVERSION ($bin): $suite suite"
     rc=0
-    swift test --skip-build --scratch-path "$SCRATCH" "${filters[@]}" "$@" || rc=$?
+    PGBACKD_TEST_ENCRYPTION=$encryption swift test --skip-build --scratch-path "$SCRATCH" "${filters[@]}" "$@" || rc=$?
     result=passed
     if ((rc)); then result="FAILED (exit $rc)" failed=1; fi
     echo "== PostgreSQL $PGBACKD_TEST_PGVERSION: $suite suite $result in $((SECONDS - start)) s"
-    summary+=("$(printf '%-8s %-6s %-16s %s' "$PGBACKD_TEST_PGVERSION" "$suite" "$result" "$((SECONDS - start)) s")")
+    summary+=("$(printf '%-8s %-9s %-16s %s' "$PGBACKD_TEST_PGVERSION" "$suite" "$result" "$((SECONDS - start)) s")")
     scripts/services.sh stop >/dev/null || true
 done
 
 echo
 echo "== PostgreSQL matrix"
-printf '%-8s %-6s %-16s %s\n' version suite result time
+printf '%-8s %-9s %-16s %s\n' version suite result time
 printf '%s\n' "${summary[@]}"
 if ((install_majors_failed)); then
     echo "== scripts/install-pg-majors.sh failed: a pinned major could not be installed (see its output above)" >&2

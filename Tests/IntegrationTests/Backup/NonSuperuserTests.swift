@@ -60,6 +60,7 @@ struct NonSuperuserTests {
                     bin_dir = "\(postgres.binDirectory)"
                     [drill]
                     staging_dir = "\(directory)"
+                    \(TestServices.encryptionTOML)
                     """.write(toFile: config, atomically: true, encoding: .utf8)
                 let run = Run(config: config, environment: ["PGPASSFILE": try role.passfile(in: directory)])
 

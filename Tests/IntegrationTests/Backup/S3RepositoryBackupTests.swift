@@ -46,10 +46,18 @@ struct S3RepositoryBackupTests {
             let fetched = try temporaryDirectory("fetch")
             cleanup.remove(fetched)
             let local = fetched + "/dump.gz"
-            let fetch = try await Self.aws(s3, ["s3", "cp", "s3://\(s3.bucket)/\(prefix)/test/\(dump.key)", local])
+            // Encrypted (PGBACKD_TEST_ENCRYPTION=1): the object is `<key>.enc`.
+            let objectKey = "\(prefix)/test/\(dump.key)\(TestServices.objectSuffix)"
+            let fetch = try await Self.aws(s3, ["s3", "cp", "s3://\(s3.bucket)/\(objectKey)", local])
             #expect(fetch.status == 0, "aws s3 cp failed: \(fetch.stderr)")
-            let head = try await Self.aws(s3, ["s3api", "head-object", "--bucket", s3.bucket, "--key", "\(prefix)/test/\(dump.key)", "--query", "ETag", "--output", "text"])
+            let head = try await Self.aws(s3, ["s3api", "head-object", "--bucket", s3.bucket, "--key", objectKey, "--query", "ETag", "--output", "text"])
             #expect(head.stdout.contains("-"), "a multipart object's ETag ends in -<parts>: \(head.stdout)")
+            if TestServices.encrypted {
+                // A standard client gets ciphertext; the stored bytes under it come through pgbackd's storage.
+                let plain = try await repository.storage.getAll(key: "test/\(dump.key)")
+                #expect(try !Data(contentsOf: URL(fileURLWithPath: local)).starts(with: plain.prefix(16)), "the object in S3 is not encrypted")
+                try Data(plain).write(to: URL(fileURLWithPath: local))
+            }
             #expect(try await shell("sha256sum", [local]).stdout.hasPrefix(dump.storedSha256))
 
             let restored = try await BackupHarness.restoreWithStandardTools(gzipFile: local, postgres: postgres)
@@ -68,8 +76,9 @@ struct S3RepositoryBackupTests {
             cleanup.dropDatabase(fixture.name)
             let prefix = "it-\(UUID().uuidString.prefix(8))"
             let wrong = try BackupHarness.s3Configuration(postgres, s3, prefix: prefix, databases: [fixture.name], secret: "not-the-secret")
-            let repository = try await RepositoryFactory.open(wrong, logger: BackupHarness.logger)
             do {
+                // Opening reads the stanza's repository.json first when encrypted: the same refusal.
+                let repository = try await RepositoryFactory.open(wrong, logger: BackupHarness.logger)
                 _ = try await LogicalBackup(configuration: wrong, repository: repository, logger: BackupHarness.logger).run()
                 Issue.record("a wrong secret must fail")
             } catch let error as StorageError {
@@ -135,7 +144,7 @@ struct S3RepositoryBackupTests {
             #expect(try await Self.incompleteUploads(s3, prefix: prefix).isEmpty)
             let listed = try await shell(pgbackdExecutable, ["list", "--json", "--config", healthy])
             #expect(listed.stdout.contains(id))
-            #expect(try await Self.objectKeys(s3, prefix: "\(prefix)/test/backups/").filter { $0.hasSuffix("manifest.json") } == ["\(prefix)/test/backups/\(id)/manifest.json"])
+            #expect(try await Self.objectKeys(s3, prefix: "\(prefix)/test/backups/").filter { $0.hasSuffix("manifest.json\(TestServices.objectSuffix)") } == ["\(prefix)/test/backups/\(id)/manifest.json\(TestServices.objectSuffix)"])
         }
     }
 }

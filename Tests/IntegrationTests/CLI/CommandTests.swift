@@ -13,6 +13,7 @@ struct CommandTests {
         conninfo = "\(postgres.conninfo())"
         databases = [\(databases.map { "\"\($0)\"" }.joined(separator: ", "))]
         bin_dir = "\(binDirectory ?? postgres.binDirectory)"
+        \(TestServices.encryptionTOML)
         """
     }
 
@@ -77,7 +78,7 @@ struct CommandTests {
             let stderr = Pipe()
             let process = try launchPgbackd(["backup", "--config", config], stderr: stderr)
             let uploading = try await eventually {
-                !(try await shell("find", ["\(directory)/repo", "-name", ".pgbackd-tmp-*dump.gz"]).stdout.isEmpty)
+                !(try await shell("find", ["\(directory)/repo", "-name", ".pgbackd-tmp-*dump.gz\(TestServices.objectSuffix)"]).stdout.isEmpty)
             }
             #expect(uploading, "the dump upload should have started")
             let signalled = Date()

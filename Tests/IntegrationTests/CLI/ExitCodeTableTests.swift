@@ -109,9 +109,15 @@ struct ExitCodeTableTests {
             let repository = "\(setup.directory)/repo"
             let config = try setup.write(setup.fileTOML(repository: repository, databases: [fixture.name]))
             let id = try await setup.backup(config: config)
-            let manifests = try setup.files(named: "manifest.json", under: repository)
+            // Encrypted (PGBACKD_TEST_ENCRYPTION=1): manifest.json.enc, and the garbage is
+            // encrypted as pgbackd would (plain bytes there would be the cipher's error, not this row's).
+            let manifests = try setup.files(named: "manifest.json\(TestServices.objectSuffix)", under: repository)
             try #require(manifests.count == 1, "expected one manifest.json under \(repository), found \(manifests)")
-            try "{ this is not a manifest".write(toFile: manifests[0], atomically: false, encoding: .utf8)
+            if TestServices.encrypted {
+                try await RepositoryObjects(config: config).write("exit/backups/\(id)/manifest.json", Array("{ this is not a manifest".utf8))
+            } else {
+                try "{ this is not a manifest".write(toFile: manifests[0], atomically: false, encoding: .utf8)
+            }
             return try await setup.pgbackd(["show", id, "--config", config])
         },
 
@@ -332,6 +338,7 @@ struct ScenarioSetup: Sendable {
         [drill]
         staging_dir = "\(staging ?? directory)"
         \(extra)
+        \(TestServices.encryptionTOML)
         """
     }
 
@@ -348,6 +355,7 @@ struct ScenarioSetup: Sendable {
         [postgres]
         conninfo = "\(postgres.conninfo()) password=\(password)"
         bin_dir = "\(postgres.binDirectory)"
+        \(TestServices.encryptionTOML)
         """
     }
 

@@ -62,6 +62,7 @@ import Testing
             path = "\(repository)"
             [postgres]
             conninfo = "host=127.0.0.1 port=9 user=postgres password=hunter2 connect_timeout=3"
+            \(TestServices.encryptionTOML)
             """)
         #expect(result.status == 69)
         #expect(result.stderr.contains("cannot connect to PostgreSQL"))
@@ -72,7 +73,7 @@ import Testing
     @Test func unknownBackupID() async throws {
         let repository = try temporaryDirectory("repo")
         defer { try? FileManager.default.removeItem(atPath: repository) }
-        let result = try await run(["show", "20990101T000000Z-logical"], config: "[repository]\npath = \"\(repository)\"\n")
+        let result = try await run(["show", "20990101T000000Z-logical"], config: "[repository]\npath = \"\(repository)\"\n" + TestServices.encryptionTOML)
         #expect(result.status == 66)
         #expect(result.stderr.contains("no backup '20990101T000000Z-logical'"))
     }

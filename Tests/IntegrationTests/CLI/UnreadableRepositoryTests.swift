@@ -21,12 +21,15 @@ struct UnreadableRepositoryTests {
             cleanup.remove(directory)
             let repository = "\(directory)/repo"
             let config = "\(directory)/pgbackd.toml"
+            // Encrypted (PGBACKD_TEST_ENCRYPTION=1): a copy of the key that `nobody` owns, so what
+            // is refused is the repository, not the key file.
+            let keyFile = try TestServices.encryptionKeyCopy(in: directory, owner: Self.runAs)
             try BackupHarness.fileTOML(postgres, repository: repository, databases: [fixture.name], extra: """
                 [wal]
                 spool_dir = "\(directory)/spool"
                 [daemon]
                 state_dir = "\(directory)/state"
-                """).write(toFile: config, atomically: true, encoding: .utf8)
+                """, encryption: keyFile.map(TestServices.encryptionTOML(keyFile:)) ?? "").write(toFile: config, atomically: true, encoding: .utf8)
             chmod(config, 0o644)
             let binary = "\(directory)/pgbackd"
             try copyPgbackdExecutable(to: binary)

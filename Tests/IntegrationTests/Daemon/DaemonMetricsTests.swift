@@ -137,7 +137,7 @@ import Testing
             #expect(!logText().contains("server error"), "\(logText())")
 
             // The figures are the repository's: the newest backup's size, duration and commit time.
-            let backups = try await Repository(storage: FileStorage(root: repository), stanza: "test").backups()
+            let backups = try await RepositoryObjects(config: configPath).repository.backups()
             let committedAt = try #require(scrape.value("pgbackd_backup_last_timestamp_seconds", ["kind": "logical"]))
             let newest = try #require(backups.first { abs($0.finishedAt.timeIntervalSince1970 - committedAt) < 0.001 },
                                       "no backup committed at \(committedAt): \(backups.map(\.finishedAt))")
@@ -149,7 +149,7 @@ import Testing
             #expect(lastSuccess >= committedAt)
             // Verified-restorable: the end of a backup a drill passed on.
             let verified = try #require(scrape.value("pgbackd_verified_backup_timestamp_seconds"))
-            let drills = try await Repository(storage: FileStorage(root: repository), stanza: "test").drillReports()
+            let drills = try await RepositoryObjects(config: configPath).repository.drillReports()
             let drilled = Set(drills.map(\.backupId))
             #expect(backups.contains { drilled.contains($0.backupId) && abs($0.finishedAt.timeIntervalSince1970 - verified) < 0.001 })
             // Alerts: counted per event, and delivered to the hook.
@@ -208,7 +208,7 @@ import Testing
             // so the next episode (4 s after it) names it.
             let manual = try await offPool { try blockingShell(pgbackdExecutable, ["backup", "--config", configPath]) }
             #expect(manual.status == 0, "\(manual.stderr)")
-            let manualId = try #require(try await Repository(storage: FileStorage(root: "\(directory)/repo"), stanza: "test").backups().last?.backupId)
+            let manualId = try #require(try await RepositoryObjects(config: configPath).repository.backups().last?.backupId)
             #expect(try await eventually(attempts: 200) {
                 events(eventsFile).contains { $0.event == .backupStale && $0.backupId == manualId }
             }, "no backup.stale naming \(manualId); events: \(events(eventsFile).map { "\($0.event) \($0.backupId ?? "-")" }); log: \(logText())")

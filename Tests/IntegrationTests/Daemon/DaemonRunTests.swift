@@ -77,10 +77,11 @@ import Testing
     }
 
     /// Objects of backups without a manifest: half-committed leftovers (as the storage lists
-    /// them; an empty directory a file repository keeps is no object).
+    /// them; an empty directory a file repository keeps is no object). Encrypted, an object is
+    /// `<key>.enc`: its key is the name without the suffix.
     func uncommitted(_ repository: String) async throws -> [String] {
         let storage = FileStorage(root: repository)
-        let objects = try await storage.list(prefix: "test/backups/").map(\.key)
+        let objects = try await storage.list(prefix: "test/backups/").map { RepositoryObjects.key(file: $0.key) }
         let committed = Set(objects.filter { $0.hasSuffix("/manifest.json") }.map { $0.split(separator: "/")[2] })
         return objects.filter { !committed.contains($0.split(separator: "/")[2]) }
     }

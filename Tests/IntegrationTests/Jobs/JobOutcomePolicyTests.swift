@@ -182,6 +182,7 @@ struct PolicyCell {
         events = ["*"]
         run = ["/bin/sh", "-c", "cat >> \(events); echo >> \(events)"]
         """ : "")
+        \(TestServices.encryptionTOML)
         """
     }
 

@@ -22,7 +22,7 @@ struct FailedRestoreTests {
         try BackupHarness.fileTOML(postgres, repository: "\(directory)/repo", databases: [fixture.name]).write(toFile: config, atomically: true, encoding: .utf8)
         let backup = try await shell(pgbackdExecutable, ["backup", "--config", config])
         try #require(backup.status == 0, "\(backup.stderr)")
-        let dump = try #require(FileManager.default.enumerator(atPath: "\(directory)/repo")?.compactMap { $0 as? String }.first { $0.hasSuffix(".dump.gz") })
+        let dump = try #require(FileManager.default.enumerator(atPath: "\(directory)/repo")?.compactMap { $0 as? String }.first { $0.hasSuffix(".dump.gz\(TestServices.objectSuffix)") })
         if let binDirectory {
             try BackupHarness.fileTOML(postgres, repository: "\(directory)/repo", databases: [fixture.name], binDirectory: binDirectory)
                 .write(toFile: config, atomically: true, encoding: .utf8)
@@ -34,6 +34,8 @@ struct FailedRestoreTests {
         let postgres = try TestServices.requirePostgres()
         try await withCleanup(postgres) { cleanup in
             let (config, fixture, dump) = try await backedUp(postgres, cleanup)
+            // Encrypted (PGBACKD_TEST_ENCRYPTION=1), the flipped byte is in the ciphertext: the
+            // cipher finds it, and the restore must be refused all the same.
             let handle = try #require(FileHandle(forUpdatingAtPath: dump))
             let size = try handle.seekToEnd()
             try handle.seek(toOffset: size / 2)

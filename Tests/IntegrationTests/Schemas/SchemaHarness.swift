@@ -107,6 +107,7 @@ enum SchemaHarness {
         staging_dir = \(tomlString(FileManager.default.temporaryDirectory.path))
 
         \(extra)
+        \(TestServices.encryptionTOML)
         """
     }
 

@@ -10,7 +10,9 @@ enum BackupHarness {
         try Configuration.parse(fileTOML(postgres, repository: repository, databases: databases, level: level, binDirectory: binDirectory, extra: extra), file: "test.toml")
     }
 
-    static func fileTOML(_ postgres: TestServices.Postgres, repository: String, databases: [String], level: Int = 1, binDirectory: String? = nil, extra: String = "") -> String {
+    /// `encryption`: the `[encryption]` table, by default the test run's (``TestServices/encryptionTOML``).
+    static func fileTOML(_ postgres: TestServices.Postgres, repository: String, databases: [String], level: Int = 1, binDirectory: String? = nil, extra: String = "",
+                         encryption: String = TestServices.encryptionTOML) -> String {
         """
             [repository]
             type = "file"
@@ -25,6 +27,7 @@ enum BackupHarness {
             [drill]
             staging_dir = "\(FileManager.default.temporaryDirectory.path)"
             \(extra)
+            \(encryption)
             """
     }
 
@@ -54,6 +57,7 @@ enum BackupHarness {
         bin_dir = "\(binDirectory ?? postgres.binDirectory)"
         [compression]
         level = \(level)
+        \(TestServices.encryptionTOML)
         """
     }
 

@@ -63,7 +63,7 @@ import Testing
                 }
                 try await cluster.startServer()
                 let damagedId = try await Self.backup(pitr, cluster)
-                try Self.flipByteInStoredTar(member: "pg_hba.conf", repository: repository, stanza: "physical", backupId: damagedId)
+                try await Self.flipByteInStoredTar(member: "pg_hba.conf", config: pitr.config, stanza: "physical", backupId: damagedId)
                 let damaged = try await Self.drill(damagedId, pitr, repository: repository)
                 Self.show(damaged)
                 #expect(!damaged.passed)
@@ -175,11 +175,15 @@ extension PhysicalDrillChecksTests {
     }
 
     /// Changes one byte of a member of the stored base tar and rewrites pgbackd's manifest to
-    /// match, as if pg_basebackup had sent that byte: only pg_verifybackup can tell.
-    static func flipByteInStoredTar(member: String, repository: String, stanza: String, backupId: String) throws {
-        let directory = "\(repository)/\(stanza)/backups/\(backupId)"
+    /// match, as if pg_basebackup had sent that byte: only pg_verifybackup can tell. Through
+    /// ``RepositoryObjects``: on an encrypted repository the tar and manifest are re-encrypted.
+    static func flipByteInStoredTar(member: String, config: String, stanza: String, backupId: String) async throws {
+        let objects = try await RepositoryObjects(config: config)
+        let prefix = "\(stanza)/backups/\(backupId)"
+        let directory = try temporaryDirectory("flip")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         var decoder = GzipDecoder()
-        var tar = try decoder.decompress([UInt8](Data(contentsOf: URL(fileURLWithPath: "\(directory)/base.tar.gz"))))
+        var tar = try decoder.decompress(try await objects.read("\(prefix)/base.tar.gz"))
         try decoder.finish()
         var offset = 0
         var found = false
@@ -201,8 +205,9 @@ extension PhysicalDrillChecksTests {
         let rawSha = try sha256(rawPath)
         let gzip = try blockingShell("/bin/sh", ["-c", "gzip -n -c '\(rawPath)' > '\(directory)/base.tar.gz'"])
         guard gzip.status == 0 else { throw ThrowawayCluster.ClusterError(message: "gzip: \(gzip.stderr)") }
-        let manifestURL = URL(fileURLWithPath: "\(directory)/manifest.json")
-        var manifest = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: manifestURL)) as? [String: Any])
+        let gzipped = try [UInt8](Data(contentsOf: URL(fileURLWithPath: "\(directory)/base.tar.gz")))
+        try await objects.write("\(prefix)/base.tar.gz", gzipped)
+        var manifest = try #require(try JSONSerialization.jsonObject(with: Data(try await objects.read("\(prefix)/manifest.json"))) as? [String: Any])
         var artifacts = try #require(manifest["artifacts"] as? [[String: Any]])
         let stored = try FileManager.default.attributesOfItem(atPath: "\(directory)/base.tar.gz")[.size] as? Int ?? 0
         for index in artifacts.indices where artifacts[index]["content"] as? String == "base-tar" {
@@ -211,7 +216,7 @@ extension PhysicalDrillChecksTests {
             artifacts[index]["stored_sha256"] = try sha256("\(directory)/base.tar.gz")
         }
         manifest["artifacts"] = artifacts
-        try JSONSerialization.data(withJSONObject: manifest, options: [.sortedKeys]).write(to: manifestURL)
+        try await objects.write("\(prefix)/manifest.json", [UInt8](try JSONSerialization.data(withJSONObject: manifest, options: [.sortedKeys])))
     }
 
     static func sha256(_ path: String) throws -> String {

@@ -32,7 +32,7 @@ import Testing
                 #expect(backupId.hasSuffix("-base"))
                 let wal = try #require(summary?["wal"] as? [String: Any], "the manifest records the WAL range")
                 #expect(wal["start_lsn"] != nil && wal["stop_segment"] != nil)
-                try Self.expectLibdeflateMembers(repository: repository, stanza: "pitr", backupId: backupId)
+                try await Self.expectLibdeflateMembers(config: pitr.config, stanza: "pitr", backupId: backupId)
 
                 try await offPool { try pitr.pgbench(["-n", "-c", "2", "-t", "300"]) }
                 // T, then the counts at T: nothing commits in between (pgbench has finished).
@@ -72,13 +72,15 @@ extension PointInTimeRecoveryTests {
     /// block, and the manifest says so (level 8: the level the benchmark runs against
     /// pgBackRest's gz 6). Fails if base backups went back to zlib by default (one member) or
     /// libdeflate's blocks to 1 MiB (four times as many members).
-    static func expectLibdeflateMembers(repository: String, stanza: String, backupId: String) throws {
-        let directory = "\(repository)/\(stanza)/backups/\(backupId)"
-        let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(directory)/manifest.json"))) as? [String: Any]
+    /// The objects are read through ``RepositoryObjects``: decrypted on an encrypted repository.
+    static func expectLibdeflateMembers(config: String, stanza: String, backupId: String) async throws {
+        let objects = try await RepositoryObjects(config: config)
+        let directory = "\(stanza)/backups/\(backupId)"
+        let manifest = try JSONSerialization.jsonObject(with: Data(try await objects.read("\(directory)/manifest.json"))) as? [String: Any]
         let compression = manifest?["compression"] as? [String: Any]
         #expect(compression?["engine"] as? String == "libdeflate", "\(String(describing: compression))")
         #expect(compression?["level"] as? Int == 8)
-        let stored = try [UInt8](Data(contentsOf: URL(fileURLWithPath: "\(directory)/base.tar.gz")))
+        let stored = try await objects.read("\(directory)/base.tar.gz")
         var decoder = GzipDecoder()
         let raw = try decoder.decompress(stored)
         try decoder.finish()

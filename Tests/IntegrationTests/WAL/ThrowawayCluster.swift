@@ -136,6 +136,7 @@ func withArchivingCluster<T>(
             parallel_uploads = 2
             \(walSettings)
             \(extraConfiguration)
+            \(TestServices.encryptionTOML)
             """.write(toFile: "\(cluster.base)/pgbackd.toml", atomically: true, encoding: .utf8)
         chmod("\(cluster.base)/pgbackd.toml", 0o644)
         try FileManager.default.createDirectory(atPath: "\(cluster.base)/spool", withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])

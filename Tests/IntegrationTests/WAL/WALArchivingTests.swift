@@ -42,10 +42,13 @@ import Testing
                 let originals = try Dictionary(uniqueKeysWithValues: spooled.map { ($0, try Data(contentsOf: URL(fileURLWithPath: "\(spool)/\($0)"))) })
                 let watch = try await shell(pgbackdExecutable, ["wal-watch", "--once", "--config", config])
                 #expect(watch.status == 0, "wal-watch: \(watch.stderr)")
-                let walDirectory = "\(repository)/test/wal/00000001"
+                // Encrypted (PGBACKD_TEST_ENCRYPTION=1): each object is `<key>.enc`, and what the
+                // test plants goes through the encrypting storage (RepositoryObjects).
+                let objects = try await RepositoryObjects(config: config)
+                let walPrefix = "test/wal/00000001"
                 for name in spooled {
                     // `<name>-<SHA-256 of the raw segment>.gz`
-                    let object = "\(walDirectory)/\(name)-\(WALObjectName.sha256(of: Array(originals[name] ?? Data()))).gz"
+                    let object = objects.path("\(walPrefix)/\(name)-\(WALObjectName.sha256(of: Array(originals[name] ?? Data()))).gz")
                     #expect(FileManager.default.fileExists(atPath: object), "\(name) was not archived as \(object)")
                     #expect(!FileManager.default.fileExists(atPath: "\(spool)/\(name)"), "\(name) is still spooled")
                 }
@@ -61,9 +64,11 @@ import Testing
                 #expect(!FileManager.default.fileExists(atPath: target))
 
                 let objectName = "\(segment)-\(WALObjectName.sha256(of: Array(kept))).gz"
-                let object = "\(walDirectory)/\(objectName)"
-                let intact = try Data(contentsOf: URL(fileURLWithPath: object))
-                var stored = intact
+                let objectKey = "\(walPrefix)/\(objectName)"
+                let object = objects.path(objectKey)
+                let intact = try await objects.read(objectKey)
+                // The stored bytes damaged (on an encrypted repository: the ciphertext).
+                var stored = try Data(contentsOf: URL(fileURLWithPath: object))
                 stored[stored.count / 2] ^= 0x01
                 try stored.write(to: URL(fileURLWithPath: object))
                 let corrupt = try await shell(pgbackdExecutable, ["wal-fetch", segment, target, "--config", config])
@@ -76,7 +81,7 @@ import Testing
                 // the name does not.
                 var altered = Array(kept)
                 altered[4096] ^= 0xFF
-                try Data(Gzip.compress(altered, level: 1)).write(to: URL(fileURLWithPath: object))
+                try await objects.write(objectKey, Gzip.compress(altered, level: 1))
                 let mismatch = try await shell(pgbackdExecutable, ["wal-fetch", segment, target, "--config", config])
                 #expect(mismatch.status == 126, "content not matching its name must stop recovery: \(mismatch.status) \(mismatch.stderr)")
                 #expect(mismatch.stderr.contains(objectName) && mismatch.stderr.contains("SHA-256"), "\(mismatch.stderr)")
@@ -84,15 +89,15 @@ import Testing
                 #expect(!FileManager.default.fileExists(atPath: target + ".pgbackd-tmp"))
 
                 // An object written before names carried checksums is still restored.
-                try FileManager.default.removeItem(atPath: object)
-                try intact.write(to: URL(fileURLWithPath: "\(walDirectory)/\(segment).gz"))
+                try objects.remove(objectKey)
+                try await objects.write("\(walPrefix)/\(segment).gz", intact)
                 let old = try await shell(pgbackdExecutable, ["wal-fetch", segment, target, "--config", config])
                 #expect(old.status == 0, "wal-fetch of an old-style object: \(old.stderr)")
                 #expect(try Data(contentsOf: URL(fileURLWithPath: target)) == kept)
                 try FileManager.default.removeItem(atPath: target)
 
                 // Two objects for one name: recovery stops rather than replay either.
-                try intact.write(to: URL(fileURLWithPath: object))
+                try await objects.write(objectKey, intact)
                 let ambiguous = try await shell(pgbackdExecutable, ["wal-fetch", segment, target, "--config", config])
                 #expect(ambiguous.status == 126, "\(ambiguous.status) \(ambiguous.stderr)")
                 #expect(ambiguous.stderr.contains("2 objects for \(segment)"), "\(ambiguous.stderr)")
@@ -122,6 +127,7 @@ import Testing
                 [wal]
                 spool_dir = "\(directory)/spool"
                 max_spool_mib = 1
+                \(TestServices.encryptionTOML)
                 """.write(toFile: config, atomically: true, encoding: .utf8)
             let segment = "\(directory)/000000010000000000000001"
             try Data(repeating: 7, count: 600 << 10).write(to: URL(fileURLWithPath: segment))

@@ -38,6 +38,7 @@ import Testing
                 spool_dir = "\(spool)"
                 parallel_uploads = 3
                 rescan_seconds = 1
+                \(TestServices.encryptionTOML)
                 """
             try toml.write(toFile: config, atomically: true, encoding: .utf8)
             let configuration = try Configuration.parse(toml, file: config)
