@@ -34,10 +34,10 @@ ENCRYPTED_FILTERS=(
     '^IntegrationTests\.'
 )
 ENCRYPTED_SKIPS=(
-    # Its base_backup × daemon cell fails on this branch with or without encryption: the daemon
-    # (root) writes the stanza's repository.json 0640 root:root, which archive_command's wal-push
-    # (postgres) must now read (exit 77), so the base backup waits for its WAL until the test
-    # gives up (~5 min). The full rows run it; back here once that is fixed.
+    # Its cells archive WAL in sync mode as the cluster owner (postgres) into a repository the
+    # test's pgbackd (root) also writes: encrypted, wal-push must create data keys under keys/
+    # directories root made. The full rows run it unencrypted; EncryptionTests covers WAL
+    # archiving into an encrypted stanza (spool mode, as production runs it).
     'IntegrationTests\.JobOutcomePolicyTests/'
 )
 SCRATCH=${SWIFT_SCRATCH:-.build}

@@ -34,7 +34,8 @@ struct WalFetchCommand: AsyncParsableCommand {
             guard let file = WALFileName(name) else {
                 throw WALError(.invalidName, message: "\(name) is not a WAL file name (segment, .history, .backup or .partial); restore_command must pass %f")
             }
-            let repository = try await RepositoryFactory.open(configuration, logger: logger)
+            // As wal-push: restore_command may run as another user; a wrong key fails the read itself.
+            let repository = try await RepositoryFactory.open(configuration, logger: logger, checkingEncryption: false)
             let archive = WALArchive(repository: repository, level: configuration.compression.level, logger: logger)
             let prefetcher = WALPrefetcher(archive: archive, depth: configuration.wal.prefetch, logger: logger)
             let path = self.path

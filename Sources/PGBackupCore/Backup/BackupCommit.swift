@@ -11,12 +11,16 @@ extension Repository {
         return manifest
     }
 
-    /// A failed backup: what it stored is deleted again (best effort: anything left has no
-    /// manifest, and `expire` removes it as an orphan).
-    func discardBackup(kind: BackupKind, stored artifacts: [Artifact], after error: any Error, logger: Logger) async {
+    /// A failed backup: what it stored is deleted again, its data keys last (best effort:
+    /// anything left has no manifest, and `expire` removes it as an orphan).
+    func discardBackup(_ backupId: String, kind: BackupKind, stored artifacts: [Artifact], after error: any Error, logger: Logger) async {
         logger.error("\(Self.label(kind)) failed; removing what it stored", metadata: ["backup.error": "\(error)"])
         for artifact in artifacts {
             try? await storage.delete(key: key(relative: artifact.key))
+        }
+        guard let scope = layout.encryptionScope(ofKey: manifestKey(backupId)) else { return }
+        for object in (try? await storage.list(prefix: layout.wrappedKeysPrefix(scope: scope))) ?? [] {
+            try? await storage.delete(key: object.key)
         }
     }
 

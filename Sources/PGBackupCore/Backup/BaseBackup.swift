@@ -78,7 +78,7 @@ public struct BaseBackup: Sendable {
                 artifacts: [stored!], databases: [], wal: wal)
             return try await repository.commitBackup(manifest, logger: logger)
         } catch {
-            await repository.discardBackup(kind: .base, stored: stored.map { [$0] } ?? [], after: error, logger: logger)
+            await repository.discardBackup(id, kind: .base, stored: stored.map { [$0] } ?? [], after: error, logger: logger)
             if stored == nil { await writer.abort() }
             throw error
         }

@@ -69,7 +69,7 @@ public struct LogicalBackup: Sendable {
                 artifacts: artifacts, databases: snapshots, rolePasswords: privileges.canReadRolePasswords)
             return try await repository.commitBackup(manifest, logger: logger)
         } catch {
-            await repository.discardBackup(kind: .logical, stored: artifacts, after: error, logger: logger)
+            await repository.discardBackup(id, kind: .logical, stored: artifacts, after: error, logger: logger)
             throw error
         }
     }

@@ -22,7 +22,9 @@ public struct WALPushJob: Sendable {
                 let outcome = try await WALSpool(configuration.wal).push(source: path)
                 logger.debug("WAL file spooled", metadata: ["wal.path": "\(path)", "wal.outcome": "\(outcome)"])
             case .sync:
-                let repository = try await RepositoryFactory.open(configuration, logger: logger)
+                // No marker check: archive_command may run as another user than the backups
+                // that wrote repository.json; the watcher, backups and check verify the key.
+                let repository = try await RepositoryFactory.open(configuration, logger: logger, checkingEncryption: false)
                 let archive = WALArchive(repository: repository, level: configuration.compression.level, logger: logger)
                 // The network may hang: SIGTERM stops the upload cleanly instead of killing it.
                 let outcome = try await withSignalCancellation { try await archive.push(path: path) }

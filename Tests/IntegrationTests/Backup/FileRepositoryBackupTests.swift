@@ -114,14 +114,7 @@ struct FileRepositoryBackupTests {
             #expect(try await repository.backups().isEmpty)
             let found = try await shell("find", [repositoryPath, "-type", "f", "-path", "*/backups/*"]).stdout.split(separator: "\n")
             // Encrypted, the backup's wrapped data key is test/keys/backups/<id>/<key id>.json.
-            let leftovers = found.filter { !$0.contains("/test/keys/") }
-            #expect(leftovers.isEmpty, "nothing of the failed backup may remain: \(leftovers)")
-            let dataKeys = found.filter { $0.contains("/test/keys/") }
-            withKnownIssue("product bug: a failed backup leaves its wrapped data key under keys/backups/<id>/", isIntermittent: false) {
-                #expect(dataKeys.isEmpty, "nothing of the failed backup may remain: \(dataKeys)")
-            } when: {
-                TestServices.encrypted
-            }
+            #expect(found.isEmpty, "nothing of the failed backup may remain, its data key neither: \(found)")
         }
     }
 }

@@ -200,15 +200,12 @@ struct DrillTests {
                 try handle.close()
                 try FileManager.default.removeItem(atPath: path)
             }
-            try await withKnownIssue("product bug: on an encrypted repository a flipped ciphertext byte makes the drill throw (\"fails authentication\") instead of failing its artifacts check", isIntermittent: false) {
-                let report = try await drill(setup)
-                #expect(!report.passed)
-                let artifacts = try check(report, "artifacts")
-                #expect(!artifacts.passed)
-                #expect(artifacts.summary.contains(dump.key), "\(artifacts.summary)")
-            } when: {
-                TestServices.encrypted && damage == "flipped byte"
-            }
+            // Encrypted, a flipped byte fails authentication: the same failed artifacts check.
+            let report = try await drill(setup)
+            #expect(!report.passed)
+            let artifacts = try check(report, "artifacts")
+            #expect(!artifacts.passed)
+            #expect(artifacts.summary.contains(dump.key), "\(artifacts.summary)")
             #expect(try await scratchDatabases(postgres).isEmpty)
         }
     }
