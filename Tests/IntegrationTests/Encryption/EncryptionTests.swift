@@ -103,7 +103,8 @@ struct EncryptionTests {
             let directory = try temporaryDirectory("enc-file")
             cleanup.remove(directory)
             // Spool mode: archive_command (the cluster owner) only spools; pgbackd ships as root.
-            let key = try Self.key(in: directory)
+            // The base drill's restore_command runs as the cluster owner: it reads the key too.
+            let key = try Self.key(in: directory, owner: getuid() == 0 ? "postgres" : nil)
             try await withArchivingCluster(binDirectory: postgres.binDirectory, repository: """
                 type = "file"
                 path = "\(directory)/repo"
