@@ -117,33 +117,27 @@ public struct ExpireJob: Sendable {
             : Dictionary(grouping: try await storage.list(prefix: repository.backupsPrefix)) { repository.layout.backupId(ofKey: $0.key) ?? "" }
         var committed: Set<String> = []
         for (id, objects) in remaining where objects.contains(where: { $0.key == repository.manifestKey(id) }) { committed.insert(id) }
-        let drillObjects = Dictionary(grouping: try await storage.list(prefix: repository.layout.drillsPrefix)) { repository.layout.backupId(ofKey: $0.key) ?? "" }
-        for (id, objects) in remaining.merging(drillObjects, uniquingKeysWith: +).sorted(by: { $0.key < $1.key })
-        where !id.isEmpty && !committed.contains(id) && !(dryRun && result.expired.contains(id)) && objects.allSatisfy({ ($0.lastModified ?? now) < cutoff }) {
-            for object in objects.sorted(by: { $0.key < $1.key }) {
-                result.orphans.append(object.key)
-                if !dryRun {
-                    try await storage.delete(key: object.key)
-                    result.deletedObjects += 1
+        /// Removes (or, dry, lists) the groups of a backup id that never committed, all older than a day.
+        func removeUncommitted(_ groups: [String: [ObjectInfo]]) async throws {
+            for (id, objects) in groups.sorted(by: { $0.key < $1.key })
+            where !id.isEmpty && !committed.contains(id) && !(dryRun && result.expired.contains(id)) && objects.allSatisfy({ ($0.lastModified ?? now) < cutoff }) {
+                for object in objects.sorted(by: { $0.key < $1.key }) {
+                    result.orphans.append(object.key)
+                    if !dryRun {
+                        try await storage.delete(key: object.key)
+                        result.deletedObjects += 1
+                    }
                 }
             }
         }
+        let drillObjects = Dictionary(grouping: try await storage.list(prefix: repository.layout.drillsPrefix)) { repository.layout.backupId(ofKey: $0.key) ?? "" }
+        try await removeUncommitted(remaining.merging(drillObjects, uniquingKeysWith: +))
         // The data keys of backups that never committed (encrypted stanzas), once their objects
         // are gone: last, as for an expired backup.
         let backupKeys = repository.layout.wrappedKeysPrefix(scope: RepositoryLayout.backupsScopePrefix)
-        let keysByBackup = Dictionary(grouping: try await storage.list(prefix: backupKeys)) { object in
+        try await removeUncommitted(Dictionary(grouping: try await storage.list(prefix: backupKeys)) { object in
             object.key.dropFirst(backupKeys.count).split(separator: "/").first.map(String.init) ?? ""
-        }
-        for (id, objects) in keysByBackup.sorted(by: { $0.key < $1.key })
-        where !id.isEmpty && !committed.contains(id) && !(dryRun && result.expired.contains(id)) && objects.allSatisfy({ ($0.lastModified ?? now) < cutoff }) {
-            for object in objects.sorted(by: { $0.key < $1.key }) {
-                result.orphans.append(object.key)
-                if !dryRun {
-                    try await storage.delete(key: object.key)
-                    result.deletedObjects += 1
-                }
-            }
-        }
+        })
         if !result.orphans.isEmpty { logger.info("objects without a manifest removed", metadata: ["retention.orphans": "\(result.orphans.count)"]) }
 
         for (object, record) in try await BackupLease.all(in: repository) {
