@@ -111,6 +111,26 @@ import Testing
         fixture.storage.now = fixture.now
     }
 
+    /// Encrypted stanzas: the data keys of a backup that never committed go with its objects once
+    /// a day old; those of a committed backup, and fresh ones, stay; an expired backup's go too.
+    @Test func dataKeysOfUncommittedAndExpiredBackupsGo() async throws {
+        let fixture = try await Fixture(options: Synthetic.Options(days: 30, withBases: false, timelineSwitchDay: nil))
+        let layout = fixture.repository.layout
+        let rules = RetentionConfiguration(keepLast: 1, keepDaily: 0, keepWeekly: 0, keepMonthly: 0, minKeep: 1)
+        let newest = fixture.catalog.filter { $0.kind == .logical }.last!.backupId
+        let oldest = fixture.catalog.filter { $0.kind == .logical }.first!.backupId
+        let failed = "20250101T230000Z-logical", running = "20250102T230000Z-logical"
+        func keyOf(_ id: String) -> String { layout.wrappedKeyKey(scope: "backups/\(id)", keyId: "0123456789abcdef") }
+        for id in [newest, oldest, failed] { try await Self.putOld(keyOf(id), in: fixture) }
+        try await fixture.storage.put(key: keyOf(running), bytes: [1]) // a backup being taken now
+        let result = try await fixture.expire(rules)
+        let left = try await fixture.storage.keys
+        #expect(left.contains(keyOf(newest)), "the kept backup's data key stays")
+        #expect(left.contains(keyOf(running)), "a fresh data key (a backup in progress) stays")
+        #expect(!left.contains(keyOf(failed)) && result.orphans.contains(keyOf(failed)), "an uncommitted backup's old data key goes")
+        #expect(!left.contains(keyOf(oldest)), "an expired backup's data key goes")
+    }
+
     @Test func withoutABaseBackupAllWALIsKept() async throws {
         let fixture = try await Fixture(options: Synthetic.Options(days: 30, withBases: false, timelineSwitchDay: nil))
         let result = try await fixture.expire(RetentionConfiguration(keepLast: 1, keepDaily: 0, keepWeekly: 0, keepMonthly: 0, minKeep: 1))
