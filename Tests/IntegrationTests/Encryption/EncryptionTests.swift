@@ -117,6 +117,8 @@ struct EncryptionTests {
                 let base = try await offPool { try blockingShell(pitr.pgbackd, ["backup", "--type", "base", "--config", pitr.config]) }
                 #expect(base.status == 0, "base backup: \(base.stderr)")
                 try await pitr.archiveEverything(cluster)
+                // The base drill's restore_command runs as the cluster owner: it reads the repository.
+                try cluster.giveToOwner("\(directory)/repo")
                 let drill = try await offPool { try blockingShell(pitr.pgbackd, ["drill", "--config", pitr.config]) }
                 #expect(drill.status == 0, "drill of the encrypted backup: \(drill.stdout) \(drill.stderr)")
                 let files = try FileManager.default.subpathsOfDirectory(atPath: "\(directory)/repo").filter { path in
