@@ -39,6 +39,8 @@ ENCRYPTED_SKIPS=(
     # directories root made. The full rows run it unencrypted; EncryptionTests covers WAL
     # archiving into an encrypted stanza (spool mode, as production runs it).
     'IntegrationTests\.JobOutcomePolicyTests/'
+    # Encrypted by itself: it writes its own [encryption] sections (keys A and B, bad key files).
+    'IntegrationTests\.EncryptionTests/'
 )
 SCRATCH=${SWIFT_SCRATCH:-.build}
 
