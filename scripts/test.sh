@@ -7,7 +7,11 @@
 # drill and restore, the schema corner cases, WAL archiving, PITR and the base-backup drill) on
 # 14, 16 and 18; the integration suite again on 15 with every repository encrypted (issue #15:
 # PGBACKD_TEST_ENCRYPTION=1 gives each test configuration an [encryption] key_file). A failure on
-# one major does not stop the others; any failure fails the script.
+# one major does not stop the others; any failure fails the script. The fault-injection and
+# security suite (issue #16: IntegrationTests.Reliability) runs once, in its own row on 15, beside a
+# SeaweedFS S3 gateway as well as moto; it ends with the table of what it injected and verified
+# (scripts/reliability-table.py). PGBACKD_RELIABILITY_SCALE=long runs its long size
+# (scripts/reliability.sh --long).
 # A summary table (major, suite, result, time) closes the output. .ci/run calls this.
 #
 # Arguments go to every `swift test`. PGBACKD_TEST_MATRIX="17:full 18:smoke" runs a subset;
@@ -16,7 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # major:suite, run in this order, one cluster at a time. 15 is Debian's own build.
-MATRIX=${PGBACKD_TEST_MATRIX:-"15:full 17:full 14:smoke 16:smoke 18:smoke 15:encrypted"}
+MATRIX=${PGBACKD_TEST_MATRIX:-"15:full 17:full 14:smoke 16:smoke 18:smoke 15:encrypted 15:reliability"}
 # The smoke suite: swift-testing --filter patterns (regular expressions over test ids).
 SMOKE_FILTERS=(
     'IntegrationTests\.FileRepositoryBackupTests/' # logical backup, restore with plain pg_restore
@@ -42,6 +46,8 @@ ENCRYPTED_SKIPS=(
     # Encrypted by itself: it writes its own [encryption] sections (keys A and B, bad key files).
     'IntegrationTests\.EncryptionTests/'
 )
+# Every row but `reliability` skips the reliability suite: it runs once, in its own row.
+RELIABILITY_FILTER='^IntegrationTests\.Reliability/'
 SCRATCH=${SWIFT_SCRATCH:-.build}
 
 scripts/install-deps.sh
@@ -79,7 +85,7 @@ summary=()
 failed=0
 for entry in $MATRIX; do
     major=${entry%%:*} suite=${entry#*:}
-    case $suite in full | smoke | encrypted) ;; *) echo "test.sh: unknown suite '$suite' in '$entry'" >&2; exit 2 ;; esac
+    case $suite in full | smoke | encrypted | reliability) ;; *) echo "test.sh: unknown suite '$suite' in '$entry'" >&2; exit 2 ;; esac
     bin=$(bin_dir "$major")
     if [[ -z $bin || ! -x $bin/postgres ]]; then
         echo "== PostgreSQL $major: NOT INSTALLED (${bin:-no PGBACKD_PG${major}_BIN in $PG_CACHE/majors.env}); $suite suite not run" >&2
@@ -90,25 +96,37 @@ for entry in $MATRIX; do
     start=$SECONDS
     # A fresh cluster and moto per major: no state (or moto's in-memory objects) carries over.
     scripts/services.sh stop >/dev/null 2>&1 || true
-    if ! PGBACKD_PGBIN=$bin scripts/services.sh start; then
+    seaweedfs=0
+    if [[ $suite == reliability ]]; then seaweedfs=1; fi
+    if ! PGBACKD_PGBIN=$bin PGBACKD_SERVICES_SEAWEEDFS=$seaweedfs scripts/services.sh start; then
         summary+=("$(printf '%-8s %-9s %-16s %s' "$major" "$suite" "NO SERVICES" "$((SECONDS - start)) s")")
         failed=1
         continue
     fi
     # shellcheck disable=SC1091
     source "$PGBACKD_SERVICES_DIR/env"
-    filters=() encryption=0
+    filters=() encryption=0 ledger=
     case $suite in
+    full) filters+=(--skip "$RELIABILITY_FILTER") ;;
+    reliability)
+        filters+=(--filter "$RELIABILITY_FILTER")
+        ledger=$PGBACKD_SERVICES_DIR/reliability-ledger.jsonl
+        rm -f "$ledger"
+        ;;
     smoke) for f in "${SMOKE_FILTERS[@]}"; do filters+=(--filter "$f"); done ;;
     encrypted)
         for f in "${ENCRYPTED_FILTERS[@]}"; do filters+=(--filter "$f"); done
-        for f in "${ENCRYPTED_SKIPS[@]}"; do filters+=(--skip "$f"); done
+        for f in "${ENCRYPTED_SKIPS[@]}" "$RELIABILITY_FILTER"; do filters+=(--skip "$f"); done
         encryption=1
         ;;
     esac
     echo "== PostgreSQL $PGBACKD_TEST_PGVERSION ($bin): $suite suite"
     rc=0
-    PGBACKD_TEST_ENCRYPTION=$encryption swift test --skip-build --scratch-path "$SCRATCH" "${filters[@]}" "$@" || rc=$?
+    PGBACKD_TEST_ENCRYPTION=$encryption PGBACKD_RELIABILITY_LEDGER=$ledger \
+        swift test --skip-build --scratch-path "$SCRATCH" "${filters[@]}" "$@" || rc=$?
+    if [[ -n $ledger ]]; then
+        scripts/reliability-table.py "$ledger" "Reliability figures (${PGBACKD_RELIABILITY_SCALE:-ci} size, PostgreSQL $PGBACKD_TEST_PGVERSION)" || { ((rc)) || rc=1; }
+    fi
     result=passed
     if ((rc)); then result="FAILED (exit $rc)" failed=1; fi
     echo "== PostgreSQL $PGBACKD_TEST_PGVERSION: $suite suite $result in $((SECONDS - start)) s"
