@@ -453,6 +453,14 @@ while True:
             fail(f"create_bucket: {e.response['Error']['Code']}")
         time.sleep(0.5)
 
+# A missing bucket stays missing (-s3.autoCreateBucket=false), as on AWS.
+try:
+    s3.put_object(Bucket=bucket + "-missing", Key="x", Body=b"x")
+    fail("a PUT into a missing bucket succeeded: SeaweedFS creates buckets on upload")
+except botocore.exceptions.ClientError as e:
+    if e.response["Error"]["Code"] != "NoSuchBucket":
+        fail(f"a PUT into a missing bucket: expected NoSuchBucket, got {e.response['Error']['Code']}")
+
 probe = "pgbackd-selftest/a b+c=d:e~f.txt"
 deadline = time.monotonic() + 90
 while True:
@@ -496,12 +504,14 @@ start_seaweedfs() {
         echo "$master $volume $filer $s3" >"$SEAWEED_DIR/ports"
         # setsid: its own process group, which stop kills whole. Iceberg and Lance off (fixed
         # ports otherwise); its local sockets in its own directory where weed lets us choose.
+        # No bucket made on first upload (weed's default for admin identities): a wrong
+        # repository.s3.bucket must fail as on AWS (NoSuchBucket), not create a bucket.
         setsid "$weed" server -ip=127.0.0.1 -ip.bind=127.0.0.1 -dir="$SEAWEED_DIR/data" \
             -master.port="$master" -volume.port="$volume" -filer.port="$filer" \
             -master.volumeSizeLimitMB=256 -volume.max=0 \
             -filer.localSocket="$SEAWEED_DIR/filer.sock" \
             -s3 -s3.port="$s3" -s3.config="$SEAWEED_DIR/s3.json" -s3.localSocket="$SEAWEED_DIR/s3.sock" \
-            -s3.port.iceberg=0 -s3.port.lance=0 \
+            -s3.port.iceberg=0 -s3.port.lance=0 -s3.autoCreateBucket=false \
             >"$SEAWEED_DIR/weed.log" 2>&1 </dev/null 9>&- &
         pid=$!
         echo "$pid" >"$SVC/seaweedfs.pid"
