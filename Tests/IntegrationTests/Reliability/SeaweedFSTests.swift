@@ -64,6 +64,34 @@ extension Reliability {
                                                         objectsVerified: 4, leftOver: left.count + objects.count))
         }
 
+        /// A listing longer than one ListObjectsV2 page (1,000 keys, pgbackd's default page size),
+        /// as a long WAL archive gives wal-check and expire: every key, once, in order, through
+        /// SeaweedFS's continuation tokens.
+        @Test func listingPastOnePage() async throws {
+            let s3 = try TestServices.requireSeaweedFS()
+            let storage = try Self.storage(s3, prefix: Self.uniquePrefix("pages"))
+            let keys = (0..<1205).map { "pitr/wal/00000001/" + String(format: "%024X", $0) + ".gz" }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for slice in stride(from: 0, to: keys.count, by: 100) {
+                    group.addTask { for key in keys[slice..<min(slice + 100, keys.count)] { try await storage.put(key: key, bytes: Array(key.utf8)) } }
+                }
+                try await group.waitForAll()
+            }
+            let listed = try await storage.list(prefix: "pitr/wal/")
+            #expect(listed.map(\.key) == keys, "\(listed.count) keys listed of \(keys.count)")
+            #expect(try await storage.list(prefix: "pitr/wal/", pageSize: 333).map(\.key) == keys, "four pages of 333")
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for slice in stride(from: 0, to: keys.count, by: 100) {
+                    group.addTask { for key in keys[slice..<min(slice + 100, keys.count)] { try await storage.delete(key: key) } }
+                }
+                try await group.waitForAll()
+            }
+            let left = try await storage.list(prefix: "")
+            #expect(left.isEmpty, "\(left.count) objects left after deleting every key")
+            ReliabilityLedger.record(ReliabilityFigures(area: Self.area, scenario: "listing of 1,205 keys (two pages)", runs: 1,
+                                                        objectsVerified: listed.count, leftOver: left.count))
+        }
+
         /// backup (multipart: level 0 keeps the dump bigger than two 5 MiB parts) → drill → restore
         /// into a new database, all through the pgbackd binary; the restore is compared row by row
         /// with the source. Then a second backup and `expire` (keep_last = 1) delete the first one's
