@@ -301,10 +301,12 @@ struct WatcherFixture {
             // Found by the next rescan (nothing watches a directory that does not exist yet).
             #expect(try await eventually(attempts: 1200, interval: .milliseconds(50)) { try await fixture.archived().count == 1 })
             #expect(try await eventually { fixture.watcher.status.lastShipped?.name == "000000010000000000000001" })
-            // The pass is over; the watcher's next wait adds the watch before it sleeps.
-            try await Task.sleep(for: .milliseconds(500))
+            // The pass is over; the watcher's next wait adds the watch before it sleeps. 2 s for
+            // it to get there on loaded cores (a file pushed before the watch exists gives no
+            // event); the next rescan is still 18 s away.
+            try await Task.sleep(for: .seconds(2))
             try await fixture.push("000000010000000000000002")
-            // 10 s: half the rescan interval; shipped within it only through inotify.
+            // 10 s: shipped before the rescan (8 s later at the earliest) only through inotify.
             #expect(try await eventually(attempts: 200, interval: .milliseconds(50)) { try await fixture.archived().count == 2 },
                     "the second file was not shipped before the rescan: the spool that appeared later is not watched")
             group.cancelAll()
