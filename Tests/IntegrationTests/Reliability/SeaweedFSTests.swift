@@ -79,6 +79,10 @@ extension Reliability {
             }
             let listed = try await storage.list(prefix: "pitr/wal/")
             #expect(listed.map(\.key) == keys, "\(listed.count) keys listed of \(keys.count)")
+            // SeaweedFS writes LastModified without fractions of a second (moto with them); expire
+            // judges leftovers and stale leases by it, so every one must parse and be recent.
+            let undated = listed.filter { abs($0.lastModified?.timeIntervalSinceNow ?? .infinity) > 600 }
+            #expect(undated.isEmpty, "\(undated.count) listed objects without a recent LastModified: \(undated.prefix(3))")
             #expect(try await storage.list(prefix: "pitr/wal/", pageSize: 333).map(\.key) == keys, "four pages of 333")
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for slice in stride(from: 0, to: keys.count, by: 100) {
