@@ -60,7 +60,7 @@ enum ReliabilityLedger {
                 return
             }
             if !FileManager.default.fileExists(atPath: path) {
-                FileManager.default.createFile(atPath: path, contents: nil)
+                _ = FileManager.default.createFile(atPath: path, contents: nil)
             }
             guard let handle = FileHandle(forWritingAtPath: path) else { return }
             defer { try? handle.close() }
