@@ -17,6 +17,8 @@ extension Reliability {
     @Suite(.serialized) struct FullDisk {
         /// Exit 74: "storage unreachable or failing, or the staging directory is unusable or too small".
         static let storageExit: Int32 = 74
+        /// The watcher's `wal.lag` is the alert of a repository it cannot ship to for want of space.
+        static let maxLagSeconds = 10
 
         // MARK: logical backups: file repository, drill and restore staging
 
@@ -192,12 +194,12 @@ extension Reliability {
                         path = "\(repository.path)"
                         stanza = "disk"
                         """, walSettings: """
-                        max_lag_seconds = 600
+                        max_lag_seconds = \(Self.maxLagSeconds)
                         max_spool_mib = 4096
                         """, extraConfiguration: """
                         [drill]
                         staging_dir = "\(staging.path)"
-                        \(alerts.toml(events: ["spool.full", "wal.conflict", "backup.failed", "backup.succeeded", "drill.failed", "drill.succeeded"]))
+                        \(alerts.toml(events: ["spool.full", "wal.lag", "wal.conflict", "backup.failed", "backup.succeeded", "drill.failed", "drill.succeeded"]))
                         """) { cluster, pitr in
                         let spoolPath = "\(cluster.base)/spool"
                         #expect(try FileManager.default.contentsOfDirectory(atPath: spoolPath).isEmpty, "nothing spooled before the tmpfs goes on")
@@ -309,12 +311,21 @@ extension Reliability {
             // from the spool, leaves no temp file in the repository, and says why (exit 74).
             let spooledBefore = Set(try FileManager.default.contentsOfDirectory(atPath: spool.path))
             try repository.fill(leaving: 256 << 10)
+            // Old enough for wal.lag: the alert of WAL that does not leave the spool.
+            let oldest = try spooledBefore.filter { !$0.hasPrefix(".") }.map { try FileManager.default.attributesOfItem(atPath: "\(spool.path)/\($0)")[.modificationDate] as? Date ?? Date() }.min() ?? Date()
+            let wait = oldest.addingTimeInterval(Double(Self.maxLagSeconds) + 1).timeIntervalSinceNow
+            if wait > 0 { try await Task.sleep(for: .milliseconds(Int(wait * 1000))) }
+            let lagMark = alerts.events.count
             let blocked = try await shell(pitr.pgbackd, ["wal-watch", "--once", "--config", pitr.config])
             counts.faults += 1
             #expect(blocked.status == Self.storageExit, "wal-watch into a full repository: \(blocked.status) \(blocked.stderr)")
             let watchNamed = blocked.status == Self.storageExit && blocked.stderr.contains(repository.path) && blocked.stderr.contains("file system is full")
             #expect(watchNamed, "\(blocked.stderr)")
-            if watchNamed { counts.named += 1 }
+            let lag = alerts.events("wal.lag", since: lagMark).first
+            let lagSummary = (lag?["summary"] as? String) ?? ""
+            let lagNamed = spooledBefore.contains { lagSummary.contains($0) }
+            #expect(lagNamed, "wal.lag naming the oldest spooled file: \(alerts.events)")
+            if watchNamed && lagNamed { counts.named += 1 }
             #expect(Set(try FileManager.default.contentsOfDirectory(atPath: spool.path)) == spooledBefore, "nothing leaves the spool unshipped")
             let temps = repository.files().filter { ($0 as NSString).lastPathComponent.hasPrefix(".pgbackd-tmp-") }
             #expect(temps.isEmpty, "a failed upload leaves no temp file: \(temps)")
@@ -362,6 +373,26 @@ extension Reliability {
         /// staging directory left; grown to 2 GiB, the same drill passes.
         func baseDrillStaging(cluster: ThrowawayCluster, pitr: PITRHarness, repository: Tmpfs, staging: Tmpfs, alerts: AlertLog) async throws -> Counts {
             var counts = Counts()
+            // First into a full repository: exit 74 naming it, backup.failed, nothing left behind.
+            try repository.fill(leaving: 1 << 20)
+            let before = repository.files()
+            let mark = alerts.events.count
+            let full = try await offPool { try blockingShell(pitr.pgbackd, ["backup", "--type", "base", "--config", pitr.config]) }
+            counts.faults += 1
+            #expect(full.status == Self.storageExit, "base backup into a full repository: \(full.status) \(full.stderr)")
+            let fullNamed = full.status == Self.storageExit && full.stderr.contains(repository.path) && full.stderr.contains("file system is full")
+            #expect(fullNamed, "\(full.stderr)")
+            let failedEvent = alerts.events("backup.failed", since: mark).first
+            let failedError = (failedEvent?["error"] as? String) ?? ""
+            #expect(failedEvent?["outcome"] as? String == "failed" && failedError.contains("file system is full"), "\(alerts.events)")
+            if fullNamed, failedEvent?["outcome"] as? String == "failed" { counts.named += 1 }
+            // The stanza's marker (repository.json) is written before the backup starts: the
+            // stanza exists from then on; nothing of the backup may be left.
+            let added = Set(repository.files()).subtracting(before).filter { $0 != "disk/repository.json" }
+            #expect(added.isEmpty, "the failed base backup left \(added)")
+            counts.leftOver += added.count
+            repository.removeFiller()
+
             let backup = try await offPool { try blockingShell(pitr.pgbackd, ["backup", "--type", "base", "--json", "--config", pitr.config]) }
             try #require(backup.status == 0, "base backup: \(backup.stderr)")
             counts.runs += 1
@@ -370,14 +401,14 @@ extension Reliability {
             // restore_command (wal-fetch) runs as the server's user and reads the repository.
             try cluster.giveToOwner(repository.path)
 
-            let mark = alerts.events.count
+            let drillMark = alerts.events.count
             let failed = try await offPool { try blockingShell(pitr.pgbackd, ["drill", backupId, "--config", pitr.config]) }
             counts.faults += 1
             #expect(failed.status == Self.storageExit, "base drill on a 16 MiB staging directory: \(failed.status) \(failed.stderr.suffix(2000))")
             let message = failed.stderr
             let drillNamed = failed.status == Self.storageExit && message.contains(staging.path) && message.contains("free")
             #expect(drillNamed, "\(message.suffix(2000))")
-            let event = alerts.events("drill.failed", since: mark).first
+            let event = alerts.events("drill.failed", since: drillMark).first
             #expect(event?["outcome"] as? String == "failed", "\(alerts.events)")
             let eventError = (event?["error"] as? String) ?? ""
             #expect(eventError.contains(staging.path), "\(String(describing: event))")
@@ -390,7 +421,7 @@ extension Reliability {
             let passed = try await offPool { try blockingShell(pitr.pgbackd, ["drill", backupId, "--config", pitr.config]) }
             #expect(passed.status == 0, "base drill with space: \(passed.stdout.suffix(2000)) \(passed.stderr.suffix(2000))")
             counts.runs += 1
-            #expect(!alerts.events("drill.succeeded", since: mark).isEmpty)
+            #expect(!alerts.events("drill.succeeded", since: drillMark).isEmpty)
             #expect(staging.files().isEmpty, "the drill removed its cluster")
             counts.verified += 1
             return counts
