@@ -182,17 +182,24 @@ extension Reliability {
                 _ = try await storage.put(key: manifestKey, bytes: manifestBytes)
             }
 
-            // One byte flipped in the middle of the dump.
-            var flipped = dumpBytes
-            flipped[flipped.count / 2] ^= 0x01
-            _ = try await storage.put(key: dumpKey, bytes: flipped)
-            tally.record("bit flip", try await detect("bit flip", object: dump.key, manifestFault: false))
-            try await putBack()
+            // One bit flipped: in the middle of the dump, then (long) at seeded random places,
+            // the gzip header and trailer included.
+            var generator = CorruptionRandom(seed: 16)
+            let flips = [dumpBytes.count / 2] + (1..<ReliabilityScale.pick(ci: 1, long: 8)).map { _ in Int.random(in: 0..<dumpBytes.count, using: &generator) }
+            for offset in flips {
+                var flipped = dumpBytes
+                flipped[offset] ^= UInt8(1) << UInt8(offset % 8)
+                _ = try await storage.put(key: dumpKey, bytes: flipped)
+                tally.record("bit flip", try await detect("bit flip at \(offset)", object: dump.key, manifestFault: false))
+                try await putBack()
+            }
 
-            // The dump's last 100 bytes gone.
-            _ = try await storage.put(key: dumpKey, bytes: Array(dumpBytes.dropLast(100)))
-            tally.record("truncation", try await detect("truncation", object: dump.key, manifestFault: false))
-            try await putBack()
+            // The dump's end gone: 100 bytes, then (long) other lengths down to one byte.
+            for cut in [100] + Array([1, 8, 4096, dumpBytes.count / 2].prefix(ReliabilityScale.pick(ci: 0, long: 4))) {
+                _ = try await storage.put(key: dumpKey, bytes: Array(dumpBytes.dropLast(cut)))
+                tally.record("truncation", try await detect("truncation by \(cut) bytes", object: dump.key, manifestFault: false))
+                try await putBack()
+            }
 
             // The same database's dump from the other backup, in its place.
             _ = try await storage.put(key: dumpKey, bytes: otherBytes)
@@ -369,5 +376,18 @@ extension Reliability {
             let clean = try await shell(pgbackd, ["wal-check", "--config", config])
             #expect(clean.status == 0, "\(clean.stdout) \(clean.stderr)")
         }
+    }
+}
+
+/// A small seeded generator (SplitMix64), so a long run's fault places are the same each time.
+private struct CorruptionRandom: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }

@@ -65,7 +65,8 @@ extension Reliability {
 
                         // Free space from none to "every artifact but not the manifest" (4 KiB
                         // pages: each artifact and the job record take whole ones).
-                        let levels: [Int64] = [0, 16 << 10, stored / 3, stored * 2 / 3, ((artifacts + 4095) / 4096 + 3) * 4096]
+                        let steps = Int64(ReliabilityScale.pick(ci: 3, long: 20))
+                        let levels: [Int64] = [0, 16 << 10] + (1..<steps).map { stored * $0 / steps } + [((artifacts + 4095) / 4096 + 3) * 4096]
                         for free in levels {
                             repository.removeFiller()
                             try repository.fill(leaving: free)
