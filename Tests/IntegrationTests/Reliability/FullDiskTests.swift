@@ -186,7 +186,7 @@ extension Reliability {
             let postgres = try TestServices.requirePostgres()
             let alerts = try AlertLog.make()
             defer { try? FileManager.default.removeItem(atPath: alerts.directory) }
-            var figures = ReliabilityFigures(area: "full disk", scenario: "WAL spool, file repository, base drill staging (tmpfs)")
+            var figures = ReliabilityFigures(area: "full disk", scenario: "WAL spool, file repository, base backup, base drill, PITR restore (tmpfs)")
             var faults = 0, named = 0, leftOver = 0, lost = 0
             try await withTmpfs(sizeMiB: 96, mode: "0777") { repository in
                 try await withTmpfs(sizeMiB: 16, mode: "1777") { staging in
@@ -369,9 +369,11 @@ extension Reliability {
             return counts
         }
 
-        /// A base backup, then its drill with the staging directory on a 16 MiB tmpfs: exit 74
+        /// A base backup into a full repository (exit 74, `backup.failed`, nothing left), then
+        /// one with space; its drill with the staging directory on a 16 MiB tmpfs: exit 74
         /// naming `drill.staging_dir` and its free space, `drill.failed` with outcome failed, no
-        /// staging directory left; grown to 2 GiB, the same drill passes.
+        /// staging directory left; grown to 2 GiB, the same drill passes. The same for a
+        /// point-in-time restore into a small `--pgdata`.
         func baseDrillStaging(cluster: ThrowawayCluster, pitr: PITRHarness, repository: Tmpfs, staging: Tmpfs, alerts: AlertLog) async throws -> Counts {
             var counts = Counts()
             // First into a full repository: exit 74 naming it, backup.failed, nothing left behind.
@@ -425,6 +427,27 @@ extension Reliability {
             #expect(!alerts.events("drill.succeeded", since: drillMark).isEmpty)
             #expect(staging.files().isEmpty, "the drill removed its cluster")
             counts.verified += 1
+
+            // A point-in-time restore into a data directory on a file system too small for it:
+            // exit 74 naming the directory and what it needs; the directory is left as it was
+            // found (empty), and grown, the same restore succeeds.
+            try await withTmpfs(sizeMiB: 16, mode: "0755") { target in
+                let data = "\(target.path)/data"
+                let small = try await offPool { try blockingShell(pitr.pgbackd, ["restore", backupId, "--pgdata", data, "--immediate", "--config", pitr.config]) }
+                counts.faults += 1
+                #expect(small.status == Self.storageExit, "restore --pgdata on 16 MiB: \(small.status) \(small.stderr)")
+                let restoreNamed = small.status == Self.storageExit && small.stderr.contains(data) && small.stderr.contains("MiB free")
+                #expect(restoreNamed, "\(small.stderr)")
+                if restoreNamed { counts.named += 1 }
+                let left = target.files()
+                #expect(left.isEmpty, "the failed restore left \(left)")
+                counts.leftOver += left.count
+                try target.resize(sizeMiB: 2048)
+                let restored = try await offPool { try blockingShell(pitr.pgbackd, ["restore", backupId, "--pgdata", data, "--immediate", "--config", pitr.config]) }
+                #expect(restored.status == 0, "restore --pgdata with space: \(restored.stderr)")
+                counts.runs += 1
+                #expect(FileManager.default.fileExists(atPath: "\(data)/PG_VERSION") && FileManager.default.fileExists(atPath: "\(data)/recovery.signal"))
+            }
             return counts
         }
     }
