@@ -38,6 +38,7 @@ struct WalCheckCommand: AsyncParsableCommand {
                 for gap in report.gaps { print("GAP on timeline \(gap.timeline): \(gap)") }
                 for timeline in report.missingHistory { print("MISSING \(WALFileName.segment(timeline: timeline, number: 0, segmentSize: report.segmentSize).timelineHex).history") }
                 for duplicate in report.ambiguous { print("AMBIGUOUS \(duplicate) — wal-fetch will refuse it; keep the one this cluster archived") }
+                for same in report.sameContent { print("MISNAMED \(same) — wal-fetch refuses a segment whose page header is another's; move the misnamed object out") }
             }
             if let failure = WALCheckJob.checkFailure(report) { throw ExitCode(ExitStatus(failure).rawValue) }
         }

@@ -19,6 +19,7 @@ struct ScratchDatabases {
         try await lock(name, wait: true)
         try await connection.query("create database \(quoteIdentifier(name)) template template0")
         try await connection.query("comment on database \(quoteIdentifier(name)) is 'pgbackd drill \(drillId): dropped when the drill ends'")
+        logger.info("scratch database created", metadata: ["drill.scratch": "\(name)"])
         return name
     }
 

@@ -34,7 +34,7 @@ public struct WALPushJob: Sendable {
             let name = (path as NSString).lastPathComponent
             let summary = error.code == .conflict
                 ? "wal-push of \(name) refused: the name is already spooled or archived with different content"
-                : "wal-push of \(name) refused: the WAL spool \(configuration.wal.spoolDirectory) is full; PostgreSQL keeps the WAL in pg_wal"
+                : "wal-push of \(name) refused: the WAL spool \(configuration.wal.spoolDirectory) is full (wal.max_spool_mib, or its file system); PostgreSQL keeps the WAL in pg_wal"
             await AlertDispatcher(configuration: configuration.alerts, logger: logger).send(AlertEvent(
                 event: error.code == .conflict ? .walConflict : .spoolFull, stanza: configuration.repository.stanza,
                 summary: summary, error: "\(error)", outcome: .failed))

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 
 /// `backups/<id>/manifest.json`: written last, so its presence is what makes a backup exist
@@ -155,7 +156,10 @@ public struct ObjectCensus: Codable, Sendable, Equatable {
 }
 
 extension Manifest {
-    public static func decode(_ bytes: [UInt8]) throws -> Manifest {
+    /// `bytes` as pgbackd wrote them, their checksum checked (``sealed(_:)``). `key` names the
+    /// object in the error.
+    public static func decode(_ bytes: [UInt8], key: String? = nil) throws -> Manifest {
+        try checkSeal(bytes, key: key)
         let manifest = try RepositoryJSON.decoder().decode(Manifest.self, from: Data(bytes))
         guard manifest.formatVersion <= currentFormatVersion else {
             throw RepositoryError(.unsupportedFormat, message: "manifest of \(manifest.backupId) has format version \(manifest.formatVersion); this pgbackd reads up to \(currentFormatVersion): upgrade pgbackd")
@@ -164,6 +168,55 @@ extension Manifest {
     }
 
     public func encoded() throws -> [UInt8] {
-        Array(try RepositoryJSON.encoder().encode(self))
+        Self.sealed(Array(try RepositoryJSON.encoder().encode(self)))
+    }
+
+    /// The first line of a sealed manifest, before the 64 hex digits and `",`.
+    static let sealPrefix = Array("{\n  \"manifest_sha256\" : \"".utf8)
+
+    /// The manifest's JSON with its own SHA-256 as its first member, `"manifest_sha256"`: the
+    /// checksum of the document without that line. An edited manifest (a checksum, a size or a
+    /// row count changed by hand, the file re-written by another program) no longer matches,
+    /// and every reader (`list`, `drill`, `restore`, `wal-check`) says so instead of trusting it
+    /// or blaming the artifact it describes. The checksum is over the bytes as written, so a
+    /// later pgbackd that adds fields still checks it. An unencrypted repository's manifests
+    /// have only this; an encrypted one's are authenticated besides.
+    static func sealed(_ json: [UInt8]) -> [UInt8] {
+        guard json.starts(with: Array("{\n".utf8)) else { return json }
+        let digest = SHA256.hash(data: json).hexString
+        return sealPrefix + Array(digest.utf8) + Array("\",\n".utf8) + json.dropFirst(2)
+    }
+
+    /// Checks a sealed manifest's checksum; a manifest written before seals (no
+    /// `manifest_sha256` anywhere) passes.
+    static func checkSeal(_ bytes: [UInt8], key: String?) throws {
+        let name = key.map { "manifest \($0)" } ?? "the manifest"
+        guard bytes.starts(with: sealPrefix) else {
+            guard !bytes.containsSequence(Array("\"manifest_sha256\"".utf8)) else {
+                throw RepositoryError(.corruptManifest, message: "\(name) was changed after pgbackd wrote it: it was re-written (its manifest_sha256 is no longer its first line), so its checksums cannot be trusted; restore from another backup, or put back the original manifest")
+            }
+            return
+        }
+        let hexStart = sealPrefix.count, hexEnd = hexStart + 64
+        let close = Array("\",\n".utf8)
+        guard bytes.count > hexEnd + close.count, Array(bytes[hexEnd..<(hexEnd + close.count)]) == close else {
+            throw RepositoryError(.corruptManifest, message: "\(name) was changed after pgbackd wrote it: its manifest_sha256 line is damaged")
+        }
+        let recorded = String(decoding: bytes[hexStart..<hexEnd], as: UTF8.self)
+        let body = Array("{\n".utf8) + bytes[(hexEnd + close.count)...]
+        let actual = SHA256.hash(data: body).hexString
+        guard actual == recorded else {
+            throw RepositoryError(.corruptManifest, message: "\(name) was changed after pgbackd wrote it: its content has SHA-256 \(actual), not the \(recorded) it records (manifest_sha256); an edited checksum, size or row count cannot be trusted: restore from another backup, or put back the original manifest")
+        }
+    }
+}
+
+extension Array where Element == UInt8 {
+    func containsSequence(_ needle: [UInt8]) -> Bool {
+        guard !needle.isEmpty, count >= needle.count else { return false }
+        for start in 0...(count - needle.count) where self[start] == needle[0] && Array(self[start..<(start + needle.count)]) == needle {
+            return true
+        }
+        return false
     }
 }

@@ -170,7 +170,7 @@ public struct Repository: Sendable {
     func readManifest(key: String) async throws -> Manifest {
         let bytes = try await storage.getAll(key: key)
         do {
-            return try Manifest.decode(bytes)
+            return try Manifest.decode(bytes, key: key)
         } catch let error as RepositoryError {
             throw error
         } catch {

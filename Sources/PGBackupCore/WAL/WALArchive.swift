@@ -141,7 +141,55 @@ public struct WALArchive: Sendable {
         if let expected, let actual, actual != expected {
             throw WALError(.corrupt, message: "archived object \(object.key) (\(object.file.name)) is corrupt: its \(bytes.count) bytes have SHA-256 \(actual), not the \(expected) in its name, although the gzip stream is intact; it was changed after it was archived")
         }
+        if let problem = Self.segmentHeaderProblem(bytes, file: object.file) {
+            throw WALError(.corrupt, message: "archived object \(object.key) is not \(object.file.name): \(problem); it was stored under the wrong name (its checksum cannot tell: it is the checksum of these bytes). Move it out of the repository; recovery must not replay it as \(object.file.name)")
+        }
         return bytes
+    }
+
+    /// Whether a segment's (or `.partial`'s) bytes are the segment its name says, by the long
+    /// page header PostgreSQL writes at the start of every segment: `xlp_pageaddr` is the
+    /// segment's first LSN (timeline, log and segment numbers of the name), `xlp_seg_size` its
+    /// size, `xlp_tli` its timeline or an earlier one (the first segment of a new timeline
+    /// starts as a copy of the old one's). A segment's checksum in its object name proves only
+    /// that these bytes were stored; this proves they are the segment PostgreSQL asked for, which
+    /// it would otherwise take as the end of WAL and end recovery early. Nil when it matches,
+    /// and for history and backup label files, which have no page header.
+    static func segmentHeaderProblem(_ bytes: [UInt8], file: WALFileName) -> String? {
+        guard file.kind == .segment || file.kind == .partial, let log = file.log, let segment = file.segment else { return nil }
+        func little<T: FixedWidthInteger>(_ offset: Int, _: T.Type) -> T {
+            var value: T = 0
+            for index in 0..<MemoryLayout<T>.size { value |= T(bytes[offset + index]) << (8 * index) }
+            return value
+        }
+        // XLogLongPageHeaderData: magic u16, info u16, tli u32, pageaddr u64, rem_len u32,
+        // (padding), sysid u64 at 24, seg_size u32 at 32, xlog_blcksz u32 at 36.
+        // Bytes that do not start with such a header (no PostgreSQL magic 0xD0xx/0xD1xx, no
+        // XLP_LONG_HEADER, implausible sizes) are not told apart here: their checksum is what
+        // vouches for them. Every segment PostgreSQL writes has one.
+        guard bytes.count >= 40 else { return nil }
+        let magic = little(0, UInt16.self), info = little(2, UInt16.self), tli = little(4, UInt32.self), pageAddress = little(8, UInt64.self)
+        let segmentSize = little(32, UInt32.self), blockSize = little(36, UInt32.self)
+        let longHeader: UInt16 = 0x0002 // XLP_LONG_HEADER
+        guard magic >> 8 == 0xD0 || magic >> 8 == 0xD1, info & longHeader != 0,
+              segmentSize.nonzeroBitCount == 1, segmentSize >= 1 << 20, segmentSize <= 1 << 30,
+              blockSize.nonzeroBitCount == 1, blockSize >= 1 << 10, blockSize <= 1 << 16
+        else { return nil }
+        let segmentsPerLog = UInt64(0x1_0000_0000) / UInt64(segmentSize)
+        let expected = (UInt64(log) * segmentsPerLog + UInt64(segment)) * UInt64(segmentSize)
+        let lsn = { (value: UInt64) in "\(String(value >> 32, radix: 16, uppercase: true))/\(String(value & 0xFFFF_FFFF, radix: 16, uppercase: true))" }
+        guard pageAddress == expected else {
+            let number = pageAddress / UInt64(segmentSize)
+            let holds = WALFileName.segment(timeline: tli, number: number, segmentSize: Int(segmentSize)).name
+            return "its page header says it starts at \(lsn(pageAddress)) on timeline \(tli) (the WAL of \(holds)), not at \(lsn(expected))"
+        }
+        guard tli <= file.timeline else {
+            return "its page header says timeline \(tli), later than the name's \(file.timeline)"
+        }
+        guard file.kind == .partial || bytes.count == Int(segmentSize) else {
+            return "it has \(bytes.count) bytes, but its page header says segments have \(segmentSize)"
+        }
+        return nil
     }
 
     /// wal-fetch: the file, decompressed and checked, written to `path` atomically

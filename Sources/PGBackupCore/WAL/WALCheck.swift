@@ -48,12 +48,24 @@ public struct WALCheck: Sendable {
         /// Files archived under more than one object (two writers): wal-fetch refuses to choose,
         /// so recovery stops there as at a gap.
         public var ambiguous: [Ambiguous] = []
-        public var isComplete: Bool { gaps.isEmpty && missingHistory.isEmpty && ambiguous.isEmpty }
+        /// Segments archived with one content (the same SHA-256 in their object names): no two
+        /// segments hold the same bytes (each page names its own address), so all but one of
+        /// them hold another segment's WAL under a wrong name; wal-fetch refuses it.
+        public var sameContent: [SameContent] = []
+        public var isComplete: Bool { gaps.isEmpty && missingHistory.isEmpty && ambiguous.isEmpty && sameContent.isEmpty }
 
         /// One line per problem: gaps, missing history files, files archived twice.
         public var problems: [String] {
             gaps.map { "timeline \($0.timeline): \($0)" } + missingHistory.map { "history file of timeline \($0) is missing" }
-                + ambiguous.map(\.description)
+                + ambiguous.map(\.description) + sameContent.map(\.description)
+        }
+    }
+
+    public struct SameContent: Sendable, Equatable, Encodable, CustomStringConvertible {
+        public var sha256: String
+        public var keys: [String]
+        public var description: String {
+            "\(keys.count) segments are archived with the same content (SHA-256 \(sha256)): \(keys.joined(separator: ", ")); a segment's bytes are stored under another segment's name"
         }
     }
 
@@ -73,13 +85,18 @@ public struct WALCheck: Sendable {
         let objects = try await repository.storage.list(prefix: repository.walPrefix)
         // Both naming styles (with and without the checksum); only names count for gaps.
         var keysByFile: [WALFileName: [String]] = [:]
+        var segmentKeysBySHA: [String: [String]] = [:]
         for object in objects {
-            if let file = repository.layout.walObjectName(ofKey: object.key)?.file { keysByFile[file, default: []].append(object.key) }
+            guard let name = repository.layout.walObjectName(ofKey: object.key) else { continue }
+            keysByFile[name.file, default: []].append(object.key)
+            if name.file.kind == .segment, let sha256 = name.sha256 { segmentKeysBySHA[sha256, default: []].append(object.key) }
         }
         let bases = try await repository.backups().filter { $0.kind == .base && $0.wal != nil }
         var report = Self.analyze(archived: Array(keysByFile.keys), bases: bases)
         report.ambiguous = keysByFile.filter { $0.value.count > 1 }.sorted { $0.key < $1.key }
             .map { Ambiguous(file: $0.key.name, keys: $0.value.sorted()) }
+        report.sameContent = segmentKeysBySHA.filter { $0.value.count > 1 }.sorted { $0.key < $1.key }
+            .map { SameContent(sha256: $0.key, keys: $0.value.sorted()) }
         return report
     }
 

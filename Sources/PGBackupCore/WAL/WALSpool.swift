@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import OffloadedWork
+import PGBackdSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -58,11 +59,18 @@ public struct WALSpool: Sendable {
             }
             let temp = "\(directory)/.\(file.name).\(getpid()).tmp"
             unlink(temp)
-            try WALFiles.writeNew(temp, bytes)
+            do throws(DurableFileError) {
+                try DurableFile.createNew(temp, with: bytes)
+            } catch {
+                // A failed write leaves no temp file behind (DurableFile removes it).
+                if error.code == .noSpace { throw Self.fileSystemFull(directory, file: file, detail: error.message) }
+                throw WALFiles.ioError(error)
+            }
             defer { unlink(temp) }
             // link(2), unlike rename(2), fails when the target exists: a concurrent push of the
             // same name can never overwrite a spooled file.
             if link(temp, target) != 0 {
+                if errno == ENOSPC { throw Self.fileSystemFull(directory, file: file, detail: "cannot link \(temp) to \(target): \(String(cString: strerror(errno)))") }
                 guard errno == EEXIST else { throw WALFiles.ioError("cannot link \(temp) to \(target)") }
                 if let outcome = try Self.compareExisting(target, with: bytes, name: file.name) { return outcome }
                 throw WALError(.io, message: "\(target) appeared and vanished while spooling it; retry")
@@ -118,6 +126,12 @@ public struct WALSpool: Sendable {
     }
 
     // MARK: blocking helpers, on the queue
+
+    /// The spool's file system has no room: as a spool at `max_spool_mib`, PostgreSQL keeps the
+    /// file in pg_wal and retries, and `spool.full` is raised.
+    private static func fileSystemFull(_ directory: String, file: WALFileName, detail: String) -> WALError {
+        WALError(.spoolFull, message: "the file system of the WAL spool \(directory) is full (\(detail)): \(file.name) stays in pg_wal and PostgreSQL retries it; free space there, let the watcher ship the backlog ('pgbackd wal-watch' or the daemon), or move wal.spool_dir to a larger file system")
+    }
 
     private static func compareExisting(_ target: String, with bytes: [UInt8], name: String) throws -> PushOutcome? {
         guard access(target, F_OK) == 0 else { return nil }

@@ -216,6 +216,8 @@ extension PhysicalDrillChecksTests {
             artifacts[index]["stored_sha256"] = try sha256("\(directory)/base.tar.gz")
         }
         manifest["artifacts"] = artifacts
+        // Re-written by another program, its seal would say so: made a manifest from before seals.
+        manifest["manifest_sha256"] = nil
         try await objects.write("\(prefix)/manifest.json", [UInt8](try JSONSerialization.data(withJSONObject: manifest, options: [.sortedKeys])))
     }
 

@@ -33,8 +33,11 @@ import Testing
     }
 
     @Test func timesWithoutFractionStillRead() throws {
+        // A manifest written before the seal (manifest_sha256), whose times had no fraction.
         let text = String(decoding: try Self.manifest(id: "x").encoded(), as: UTF8.self)
+            .replacing(#/  "manifest_sha256" : "[0-9a-f]{64}",\n/#, with: "")
             .replacingOccurrences(of: "2023-11-14T22:13:20.000Z", with: "2023-11-14T22:13:20Z")
+        #expect(!text.contains("manifest_sha256"))
         #expect(try Manifest.decode(Array(text.utf8)).startedAt == Date(timeIntervalSince1970: 1_700_000_000))
     }
 
@@ -103,5 +106,29 @@ import Testing
     @Test func databaseNamesAreEscapedIntoObjectNames() {
         #expect(Repository.dumpName(database: "daylog") == "daylog.dump.gz")
         #expect(Repository.dumpName(database: "my db/../x") == "my%20db%2F%2E%2E%2Fx.dump.gz")
+    }
+}
+
+/// A manifest carries its own SHA-256 (issue #16): an edit by hand is named, not trusted.
+@Suite struct ManifestSealTests {
+    @Test func anEditedManifestIsRefusedNamingIt() throws {
+        let manifest = RepositoryTests.manifest(id: "20261125T020000Z-logical")
+        let bytes = try manifest.encoded()
+        #expect(String(decoding: bytes, as: UTF8.self).hasPrefix("{\n  \"manifest_sha256\" : \""))
+        #expect(try Manifest.decode(bytes) == manifest)
+        let text = String(decoding: bytes, as: UTF8.self)
+        let edited = text.replacingOccurrences(of: "20261125T020000Z-logical\"", with: "20261125T020001Z-logical\"")
+        #expect(edited != text)
+        let error = #expect(throws: RepositoryError.self) { try Manifest.decode(Array(edited.utf8), key: "main/backups/x/manifest.json") }
+        #expect(error?.code == .corruptManifest)
+        #expect(error?.description.contains("main/backups/x/manifest.json") == true && error?.description.contains("changed after pgbackd wrote it") == true)
+        // Re-written by another program (the seal no longer first): refused too.
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any])
+        let rewritten = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        #expect(throws: RepositoryError.self) { try Manifest.decode(Array(rewritten)) }
+        // Without a seal at all (written before seals): read as before.
+        var legacy = object
+        legacy["manifest_sha256"] = nil
+        #expect(try Manifest.decode(Array(try JSONSerialization.data(withJSONObject: legacy, options: [.sortedKeys]))) == manifest)
     }
 }

@@ -24,11 +24,15 @@ enum Synthetic {
 
     /// A WAL file's key in both naming styles, as in a repository archived into before object
     /// names carried checksums: segments numbered below 40 (and their labels) are old-style
-    /// `<name>.gz`, the rest `<name>-<sha256>.gz` (of the one byte ``seed(_:repository:catalog:options:)`` stores).
+    /// `<name>.gz`, the rest `<name>-<sha256>.gz` (of the bytes ``seed(_:repository:catalog:options:)`` stores).
     static func walKey(_ repository: Repository, _ file: WALFileName) -> String {
         let old = (file.segmentNumber(segmentSize: segmentSize) ?? .max) < 40
-        return repository.walKey(WALObjectName(file: file, sha256: old ? nil : WALObjectName.sha256(of: [1])))
+        return repository.walKey(WALObjectName(file: file, sha256: old ? nil : WALObjectName.sha256(of: walContent(file))))
     }
+
+    /// What stands for a WAL file's content: its name, so no two files have the same content
+    /// (two segments never do; wal-check reports two that do).
+    static func walContent(_ file: WALFileName) -> [UInt8] { Array(file.name.utf8) }
 
     static func date(day: Int, hour: Int) -> Date { epoch.addingTimeInterval(Double(day) * Self.day + Double(hour) * 3600) }
 
@@ -107,7 +111,7 @@ enum Synthetic {
             try await storage.put(key: repository.drillReportKey(backupId: manifest.backupId, drillId: "d1"), bytes: [1])
         }
         for file in walFiles(options, bases: catalog.filter { $0.kind == .base }) {
-            try await storage.put(key: walKey(repository, file), bytes: [1])
+            try await storage.put(key: walKey(repository, file), bytes: walContent(file))
         }
     }
 }
