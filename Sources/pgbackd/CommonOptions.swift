@@ -11,8 +11,13 @@ struct CommonOptions: ParsableArguments {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .warning
 
+    /// Loads the configuration and prints its warnings (a file with secrets that others can read) on stderr.
     func loadConfiguration() throws -> Configuration {
-        try Configuration.load(path: Configuration.path(explicit: config))
+        let configuration = try Configuration.load(path: Configuration.path(explicit: config))
+        for warning in configuration.warnings {
+            FileHandle.standardError.write(Data("pgbackd: warning: \(warning)\n".utf8))
+        }
+        return configuration
     }
 
     /// What nearly every command starts with: the validated configuration, a logger and the

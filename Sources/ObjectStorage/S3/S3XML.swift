@@ -30,8 +30,17 @@ final class S3XMLElement {
 private final class S3XMLTreeBuilder: NSObject, XMLParserDelegate {
     var stack: [S3XMLElement] = []
     var root: S3XMLElement?
+    /// S3's answers nest four levels at most. A document nested deeper is not one, and a tree of
+    /// 100,000 nested elements overflowed the stack when it was freed (a crash of pgbackd).
+    static let maximumDepth = 32
+    private(set) var tooDeep = false
 
     func parser(_ parser: XMLParser, didStartElement elementName: String, namespaceURI: String?, qualifiedName qName: String?, attributes attributeDict: [String: String] = [:]) {
+        guard stack.count < Self.maximumDepth else {
+            tooDeep = true
+            parser.abortParsing()
+            return
+        }
         stack.append(S3XMLElement(name: elementName))
     }
 
@@ -58,13 +67,39 @@ enum S3XML {
     /// The document's root element, or nil when the bytes are not well-formed XML.
     static func parse(_ bytes: [UInt8]) -> S3XMLElement? {
         guard !bytes.isEmpty else { return nil }
+        // S3 answers in UTF-8. Anything else is not an answer, and FoundationXML traps (a crash
+        // of pgbackd) on an element name that is not valid UTF-8, which libxml2 hands over as it
+        // is: `<\u{E2}\u{82}Key>` from a broken or hostile endpoint killed the process.
+        guard String(validating: bytes, as: UTF8.self) != nil else { return nil }
+        // Nor do they hold processing instructions beyond the leading XML declaration, and
+        // FoundationXML crashes (strlen of NULL) on one without data, such as `<?xm?>`.
+        guard processingInstructions(bytes) == 0 else { return nil }
         let parser = XMLParser(data: Data(bytes))
         let builder = S3XMLTreeBuilder()
         parser.delegate = builder
         parser.shouldProcessNamespaces = false
         parser.shouldResolveExternalEntities = false
-        guard parser.parse() else { return nil }
+        guard parser.parse(), !builder.tooDeep else { return nil }
         return builder.root
+    }
+
+    /// How many `<?` the document holds beyond a leading `<?xml …?>` declaration.
+    static func processingInstructions(_ bytes: [UInt8]) -> Int {
+        var count = 0, index = 0
+        let open: [UInt8] = [0x3C, 0x3F]
+        while index + 1 < bytes.count {
+            if bytes[index] == open[0], bytes[index + 1] == open[1] { count += 1 }
+            index += 1
+        }
+        // The declaration: first in the document (after a byte order mark), `<?xml` and a space.
+        var start = bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? 3 : 0
+        while start < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[start]) { start += 1 }
+        let declaration = Array("<?xml".utf8)
+        if bytes.count > start + declaration.count, bytes[start..<start + declaration.count].elementsEqual(declaration),
+           [0x20, 0x09, 0x0A, 0x0D].contains(bytes[start + declaration.count]) {
+            count -= 1
+        }
+        return count
     }
 
     /// `<Error><Code>…</Code><Message>…</Message>…</Error>`.
@@ -80,7 +115,8 @@ enum S3XML {
     }
 
     static func errorBody(_ bytes: [UInt8]) -> ErrorBody? {
-        guard let root = parse(bytes), root.name == "Error", let code = root.string("Code") else { return nil }
+        // An empty code is no code: the status then names the failure.
+        guard let root = parse(bytes), root.name == "Error", let code = root.string("Code"), !code.isEmpty else { return nil }
         return ErrorBody(
             code: code,
             message: root.string("Message"),

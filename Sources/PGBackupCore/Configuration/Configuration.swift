@@ -1,5 +1,6 @@
 import Compression
 import Foundation
+import PostgresClient
 import TOMLKit
 
 /// Everything pgbackd reads from its TOML file, validated as a whole before any work starts.
@@ -19,6 +20,12 @@ public struct Configuration: Sendable {
     public var metrics = MetricsConfiguration()
     /// nil: the repository is not encrypted.
     public var encryption: EncryptionConfiguration?
+    /// The keys of this file that hold a secret in the file itself (an S3 secret, a password in
+    /// a conninfo, an inline webhook header value), rather than in a file or variable of its own.
+    public var inlineSecrets: [String] = []
+    /// What is wrong but not fatal, found while loading (a file with secrets that other users
+    /// can read): the CLI prints each on stderr, `check` lists each as `warn`.
+    public var warnings: [String] = []
 
     /// `--config`, else `$PGBACKD_CONFIG`, else this.
     public static let defaultPath = "/etc/pgbackd/pgbackd.toml"
@@ -34,7 +41,119 @@ public struct Configuration: Sendable {
             let reason = FileManager.default.fileExists(atPath: path) ? "cannot read it (check its permissions)" : "no such file; pass --config or set PGBACKD_CONFIG (see config/pgbackd.toml for a commented example)"
             throw ConfigurationError(.unreadable, file: path, key: nil, message: reason)
         }
-        return try parse(String(decoding: data, as: UTF8.self), file: path, environment: environment)
+        var configuration = try parse(String(decoding: data, as: UTF8.self), file: path, environment: environment)
+        if let warning = permissionWarning(path: path, inlineSecrets: configuration.inlineSecrets) {
+            configuration.warnings.append(warning)
+        }
+        return configuration
+    }
+
+    /// No key of pgbackd has more than four parts (`alerts.webhook.headers.NAME`).
+    static let maximumKeyParts = 64
+
+    /// Refuses, before the TOML parser sees them, two inputs that crash it (fuzzing finds):
+    /// - a dotted key or table header of more than ``maximumKeyParts`` parts: toml++ makes one
+    ///   nested table per part and frees them recursively, so a header of 50,000 parts
+    ///   (`[a.a.a…]`) overflowed the stack. Counted as the dots outside strings and comments
+    ///   between `=`, brackets, braces, commas and line ends (a number has one at most);
+    /// - a table header whose name starts with anything but a bare key character or a quote
+    ///   (`[[[`, `[.a]`, `[[=]]`): toml++ asserts on it, which aborts pgbackd.
+    static func prescreen(_ text: String, file: String) throws {
+        let bytes = Array(text.utf8)
+        let newline = UInt8(ascii: "\n"), backslash = UInt8(ascii: "\\"), quote = UInt8(ascii: "\""), apostrophe = UInt8(ascii: "'")
+        var index = 0, line = 1, dots = 0
+        // Brackets and braces open in a value (after `=`), and whether this line has had its `=`.
+        var valueDepth = 0, inValue = false
+        func isKeyStart(_ byte: UInt8) -> Bool {
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-")
+                || byte == quote || byte == apostrophe
+        }
+        while index < bytes.count {
+            let byte = bytes[index]
+            switch byte {
+            case quote, apostrophe:
+                let triple = index + 2 < bytes.count && bytes[index + 1] == byte && bytes[index + 2] == byte
+                index += triple ? 3 : 1
+                while index < bytes.count {
+                    if triple {
+                        if index + 2 < bytes.count, bytes[index] == byte, bytes[index + 1] == byte, bytes[index + 2] == byte { index += 3; break }
+                    } else if bytes[index] == byte {
+                        index += 1
+                        break
+                    } else if bytes[index] == newline {
+                        break
+                    }
+                    if bytes[index] == newline { line += 1 }
+                    if byte == quote, bytes[index] == backslash { index += 1 }
+                    index += 1
+                }
+                continue
+            case UInt8(ascii: "#"):
+                while index < bytes.count, bytes[index] != newline { index += 1 }
+                continue
+            case newline:
+                line += 1
+                dots = 0
+                if valueDepth == 0 { inValue = false }
+            case UInt8(ascii: "[") where !inValue && valueDepth == 0:
+                // A table header: `[name]` or `[[name]]`.
+                dots = 0
+                var next = index + 1
+                if next < bytes.count, bytes[next] == UInt8(ascii: "[") { next += 1 }
+                while next < bytes.count, bytes[next] == UInt8(ascii: " ") || bytes[next] == UInt8(ascii: "\t") { next += 1 }
+                guard next < bytes.count, isKeyStart(bytes[next]) else {
+                    throw ConfigurationError(.syntax, file: file, key: nil,
+                                             message: "line \(line): a table name must start with a letter, a digit, '_', '-' or a quote, as in [repository] or [[alerts.webhook]]")
+                }
+                index = next
+                continue
+            case UInt8(ascii: "="):
+                dots = 0
+                if valueDepth == 0 { inValue = true }
+            case UInt8(ascii: "["), UInt8(ascii: "{"):
+                dots = 0
+                valueDepth += 1
+            case UInt8(ascii: "]"), UInt8(ascii: "}"):
+                dots = 0
+                valueDepth = max(0, valueDepth - 1)
+            case UInt8(ascii: ","):
+                dots = 0
+            case UInt8(ascii: "."):
+                dots += 1
+                if dots >= maximumKeyParts {
+                    throw ConfigurationError(.syntax, file: file, key: nil,
+                                             message: "line \(line): a dotted key or table name of more than \(maximumKeyParts) parts; pgbackd's keys have at most four (such as alerts.webhook.headers)")
+                }
+            default:
+                break
+            }
+            index += 1
+        }
+    }
+
+    /// A warning when other users may read a file that holds secrets: its mode lets "others"
+    /// read it (group-readable is the documented 0640 root:pgbackd layout, and fine).
+    static func permissionWarning(path: String, inlineSecrets: [String]) -> String? {
+        guard !inlineSecrets.isEmpty else { return nil }
+        var info = stat()
+        guard stat(path, &info) == 0, info.st_mode & 0o004 != 0 else { return nil }
+        let mode = String(info.st_mode & 0o777, radix: 8)
+        return "the configuration file \(path) is readable by other users (mode 0\(mode)) and holds secrets (\(inlineSecrets.joined(separator: ", "))): chmod 600 \(path) (or 640 with a group of its own), or move the secrets into files of their own (secret_access_key_file, a PGPASSFILE, NAME_file headers)"
+    }
+
+    /// Keys in `table` that hold a secret inline.
+    static func inlineSecrets(_ table: TOMLTable, postgres: PostgresConfiguration, drill: DrillConfiguration) -> [String] {
+        var keys: [String] = []
+        if table["repository"]?.table?["s3"]?.table?["secret_access_key"] != nil { keys.append("repository.s3.secret_access_key") }
+        for (key, conninfo) in [("postgres.conninfo", postgres.conninfo), ("drill.conninfo", drill.conninfo ?? "")] where !conninfo.isEmpty {
+            if (try? Conninfo(conninfo))?.settings["password"] != nil { keys.append(key) }
+        }
+        for (index, hook) in (table["alerts"]?.table?["webhook"]?.array ?? TOMLArray()).enumerated() {
+            let inline = hook.table?["headers"]?.table?.keys.filter { !$0.hasSuffix("_file") } ?? []
+            keys += inline.sorted().map { "alerts.webhook[\(index)].headers.\($0)" }
+        }
+        return keys
     }
 
     public static func parse(_ text: String, file: String, environment: [String: String] = [:]) throws -> Configuration {
@@ -43,6 +162,7 @@ public struct Configuration: Sendable {
 
     /// `asked` collects every key the readers ask for, present in the file or not.
     static func parse(_ text: String, file: String, environment: [String: String], asked: TOMLReader.AskedKeys) throws -> Configuration {
+        try prescreen(text, file: file)
         let table: TOMLTable
         do {
             table = try TOMLTable(string: text)
@@ -62,7 +182,8 @@ public struct Configuration: Sendable {
         let schedule = try ScheduleConfiguration(root.table("schedule")), daemon = try DaemonConfiguration(root.table("daemon")), metrics = try MetricsConfiguration(root.table("metrics"))
         let encryption = try EncryptionConfiguration(root.table("encryption"), environment: environment)
         try root.rejectUnknownKeys()
-        return Configuration(file: file, repository: repository, postgres: postgres, compression: compression, drill: drill, checks: checks, alerts: alerts, wal: wal, retention: retention, schedule: schedule, daemon: daemon, metrics: metrics, encryption: encryption)
+        return Configuration(file: file, repository: repository, postgres: postgres, compression: compression, drill: drill, checks: checks, alerts: alerts, wal: wal, retention: retention, schedule: schedule, daemon: daemon, metrics: metrics, encryption: encryption,
+                             inlineSecrets: inlineSecrets(table, postgres: postgres, drill: drill))
     }
 }
 

@@ -154,8 +154,11 @@ final class TOMLReader {
     }
 
     static func closest(to key: String, in candidates: [String]) -> String? {
-        let scored = candidates.map { ($0, editDistance(key.lowercased(), $0.lowercased())) }
-        guard let best = scored.min(by: { $0.1 < $1.1 }), best.1 <= max(2, key.count / 3) else { return nil }
+        let limit = max(2, key.count / 3)
+        // The distance is at least the difference in length: candidates that cannot be close are
+        // not compared (a 70,000-character event name took seconds against every known one).
+        let scored = candidates.filter { abs($0.count - key.count) <= limit }.map { ($0, editDistance(key.lowercased(), $0.lowercased())) }
+        guard let best = scored.min(by: { $0.1 < $1.1 }), best.1 <= limit else { return nil }
         return best.0
     }
 

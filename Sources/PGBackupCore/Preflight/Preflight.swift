@@ -30,6 +30,7 @@ public struct Preflight: Sendable {
 
     public func run() async -> [Result] {
         var results = [Result(check: "configuration", passed: true, detail: "\(configuration.file) is valid")]
+        results += configuration.warnings.map { Result(check: "configuration", passed: true, warning: true, detail: $0) }
         var systemIdentifier: String?
         var extensionsInUse: [String: [String]] = [:]
         do {

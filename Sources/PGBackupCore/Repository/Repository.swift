@@ -174,7 +174,7 @@ public struct Repository: Sendable {
         } catch let error as RepositoryError {
             throw error
         } catch {
-            throw RepositoryError(.corruptManifest, message: "manifest \(key) is not valid: \(error)", underlying: error)
+            throw RepositoryError(.corruptManifest, message: "manifest \(key) is not valid: \(RepositoryJSON.describe(error))", underlying: error)
         }
     }
 

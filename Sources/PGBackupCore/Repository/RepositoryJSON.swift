@@ -30,3 +30,47 @@ enum RepositoryJSON {
 
     private static let withFraction = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
 }
+
+extension RepositoryJSON {
+    /// A reading failure in the document's own terms, for error messages: where (the keys as the
+    /// file spells them, `artifacts[1].raw_size`) and what is wrong, not the decoder's dump
+    /// (`DecodingError.keyNotFound(CodingKeys(stringValue: …))`).
+    static func describe(_ error: any Error) -> String {
+        guard let error = error as? DecodingError else { return "\(error)" }
+        switch error {
+        case .keyNotFound(let key, let context):
+            return "\(path(context.codingPath + [key])) is missing"
+        case .valueNotFound(_, let context):
+            return "\(path(context.codingPath)) is null"
+        case .typeMismatch(_, let context):
+            return "\(path(context.codingPath)): \(context.debugDescription)"
+        case .dataCorrupted(let context):
+            if context.codingPath.isEmpty {
+                // The JSON syntax error, when the decoder gives a short reason ("Unexpected character … around line 3, column 7").
+                let reason = context.underlyingError.map { "\($0)" }.flatMap { $0.count < 300 && !$0.contains("Domain=") ? $0 : nil }
+                return "not valid JSON" + (reason.map { " (\($0))" } ?? "")
+            }
+            return "\(path(context.codingPath)): \(context.debugDescription)"
+        @unknown default:
+            return "cannot be read"
+        }
+    }
+
+    /// `artifacts[1].raw_size`: coding keys back in the file's snake_case.
+    private static func path(_ keys: [any CodingKey]) -> String {
+        var text = ""
+        for key in keys {
+            if let index = key.intValue {
+                text += "[\(index)]"
+            } else {
+                let name = key.stringValue
+                let isSwiftName = name.first?.isLowercase == true && name.allSatisfy { $0.isLetter || $0.isNumber }
+                let spelled = isSwiftName ? name.reduce(into: "") { result, character in
+                    result += character.isUppercase ? "_" + character.lowercased() : String(character)
+                } : name
+                text += (text.isEmpty ? "" : ".") + spelled
+            }
+        }
+        return text.isEmpty ? "the document" : text
+    }
+}

@@ -8,6 +8,9 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let path = "\(directory)/pgbackd.toml"
         try config.write(toFile: path, atomically: true, encoding: .utf8)
+        // Mode 0600, as for any file with secrets (some hold the S3 secret): a file others can
+        // read that holds one gets a warning line on stderr too.
+        chmod(path, 0o600)
         let result = try await shell(pgbackdExecutable, arguments + ["--config", path])
         let lines = result.stderr.split(separator: "\n")
         #expect(lines.count == 1, "expected one line on stderr, got: \(result.stderr)")
