@@ -47,8 +47,9 @@ extension RepositoryJSON {
         case .dataCorrupted(let context):
             if context.codingPath.isEmpty {
                 // The JSON syntax error, when the decoder gives a short reason ("Unexpected character … around line 3, column 7").
-                let reason = context.underlyingError.map { "\($0)" }.flatMap { $0.count < 300 && !$0.contains("Domain=") ? $0 : nil }
-                return "not valid JSON" + (reason.map { " (\($0))" } ?? "")
+                let reason: String = context.underlyingError.map { String(describing: $0) } ?? ""
+                let short = !reason.isEmpty && reason.count < 300 && !reason.contains("Domain=")
+                return "not valid JSON" + (short ? " (\(reason))" : "")
             }
             return "\(path(context.codingPath)): \(context.debugDescription)"
         @unknown default:
