@@ -60,6 +60,9 @@ final class S3Client: Sendable {
         var status: Int
         var headers: [String: String]
         var body: [UInt8]
+        /// The attempts ``send(_:cancel:accept:)`` made for it: more than 1 when earlier ones
+        /// failed, and a failed attempt may still have taken effect on the server.
+        var attempts = 1
     }
 
     /// What one attempt ended with.
@@ -147,6 +150,8 @@ final class S3Client: Sendable {
                     if attempt > 1 {
                         logger.debug("S3 request succeeded after retries", metadata: metadata(request, attempt: attempt))
                     }
+                    var response = response
+                    response.attempts = attempt
                     return response
                 }
                 let body = S3XML.errorBody(response.body)

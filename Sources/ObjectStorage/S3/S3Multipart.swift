@@ -27,7 +27,31 @@ extension S3Client {
             throw StorageError(.protocolError, key: key, message: "S3 at \(errors.endpoint) answered CreateMultipartUpload for \(key) without an UploadId")
         }
         logger.debug("S3 multipart upload started", metadata: ["s3.key": "\(key)", "s3.upload_id": "\(uploadID)"])
+        if response.attempts > 1 {
+            abortOtherUploads(key: key, keeping: uploadID)
+        }
         return uploadID
+    }
+
+    /// A retried CreateMultipartUpload may have started an upload on an earlier attempt whose
+    /// answer was lost (a connection reset after the server acted): that upload would stay open,
+    /// holding storage, until a later backup's or expire's clean-up. Every object key pgbackd
+    /// uploads is its own (a backup id or a WAL file name is in it), so any other upload of this
+    /// key is such a leftover, or one an interrupted run left: abort them now. Best effort: a
+    /// failure here is logged and left to that clean-up.
+    func abortOtherUploads(key: String, keeping uploadID: String) {
+        do {
+            for upload in try listMultipartUploads(prefix: key) where upload.key == key && upload.uploadID != uploadID {
+                try abortMultipartUpload(key: key, uploadID: upload.uploadID)
+                logger.debug("S3 multipart upload left by a retried CreateMultipartUpload aborted", metadata: [
+                    "s3.key": "\(key)", "s3.upload_id": "\(upload.uploadID)",
+                ])
+            }
+        } catch {
+            logger.warning("could not abort an S3 multipart upload left by a retried CreateMultipartUpload; a later backup or expire will", metadata: [
+                "s3.key": "\(key)", "s3.error": "\(error)",
+            ])
+        }
     }
 
     /// Uploads one part and returns its ETag. The body stays in memory, so a retry re-sends it.
