@@ -54,6 +54,9 @@ final class S3Client: Sendable {
         var body: [UInt8] = []
         /// Hex SHA-256 of `body`; computed when nil.
         var payloadHash: String?
+        /// A new connection for each attempt (``CurlTransferOptions/freshConnection``): for
+        /// requests that are not idempotent, so that no attempt is repeated unseen.
+        var freshConnection = false
     }
 
     struct Response: Sendable {
@@ -104,7 +107,7 @@ final class S3Client: Sendable {
             // Without it libcurl sends a form content type, and some servers (moto) parse the body as a form.
             lines.append("Content-Type: application/octet-stream")
         }
-        return CurlTransferOptions(
+        var options = CurlTransferOptions(
             method: request.method,
             url: target.url,
             headers: lines,
@@ -115,6 +118,8 @@ final class S3Client: Sendable {
             verifyTLS: configuration.verifyTLS,
             caFile: configuration.caFile
         )
+        options.freshConnection = request.freshConnection
+        return options
     }
 
     /// Sends one attempt, with `transfer` collecting or streaming the response.

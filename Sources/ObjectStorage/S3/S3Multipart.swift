@@ -19,10 +19,14 @@ public struct S3IncompleteUpload: Sendable, Hashable {
 /// The multipart steps, blocking (run them on a ``S3Client/transferQueue()``).
 extension S3Client {
     func createMultipartUpload(key: String) throws -> String {
-        let response = try send(Request(
+        // A fresh connection: libcurl's silent resend on a broken reused one would start a
+        // second upload behind our back, and the first would never be aborted.
+        var request = Request(
             operation: "CreateMultipartUpload", method: "POST", bucketKey: bucketKey(key), displayKey: key,
             query: [QueryItem("uploads")]
-        ))
+        )
+        request.freshConnection = true
+        let response = try send(request)
         guard let uploadID = S3XML.initiateMultipartUpload(response.body) else {
             throw StorageError(.protocolError, key: key, message: "S3 at \(errors.endpoint) answered CreateMultipartUpload for \(key) without an UploadId")
         }
@@ -71,12 +75,16 @@ extension S3Client {
     /// retried. If an earlier attempt completed it but its answer was lost (the retry then finds
     /// NoSuchUpload), the object is there with the expected size, and that counts as done.
     func completeMultipartUpload(key: String, uploadID: String, parts: [(number: Int, eTag: String)], size: Int64) throws {
-        let request = Request(
+        var request = Request(
             operation: "CompleteMultipartUpload", method: "POST", bucketKey: bucketKey(key), displayKey: key,
             query: [QueryItem("uploadId", uploadID)],
             headers: [("Content-Type", "application/xml")],
             body: S3XML.completeMultipartUploadBody(parts: parts)
         )
+        // A fresh connection, so that a completion that took effect but lost its answer is
+        // retried by us (NoSuchUpload, then HEAD) and never silently resent by libcurl (whose
+        // NoSuchUpload would look like a first attempt's and fail the upload).
+        request.freshConnection = true
         var attempt = 0
         while true {
             attempt += 1

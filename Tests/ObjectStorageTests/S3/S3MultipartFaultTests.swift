@@ -161,4 +161,22 @@ final class MultipartFaultServer: @unchecked Sendable {
         #expect(stats.counts["complete backups/b1/db.dump.gz"] == 2, "the 200-with-<Error> completion was retried")
         #expect(stats.open.isEmpty, "multipart uploads left open: \(stats.open)")
     }
+
+    /// The same on a reused connection, where libcurl itself resends a request whose connection
+    /// broke before any answer, unseen by the retry loop (found by the S3 fault suite: a WAL
+    /// segment's upload left open). CreateMultipartUpload goes on a fresh connection, so the
+    /// failure is pgbackd's to see and clean up after.
+    @Test func aCreateLostOnAReusedConnectionLeavesNoUploadOpen() async throws {
+        let server = try await MultipartFaultServer()
+        defer { server.stop() }
+        let storage = try server.storage()
+        // Warms the handle pool: the next request may reuse this keep-alive connection.
+        try await storage.put(key: "warm", bytes: [1, 2, 3])
+        let upload = try await storage.makeUpload(key: "wal/000000010000000000000009.gz", expectedSize: nil)
+        try await upload.write([UInt8](repeating: 9, count: (5 << 20) + 10))
+        _ = try await upload.commit()
+        let stats = try await server.stats(storage)
+        #expect(stats.counts["create wal/000000010000000000000009.gz"] == 2)
+        #expect(stats.open.isEmpty, "multipart uploads left open: \(stats.open)")
+    }
 }
