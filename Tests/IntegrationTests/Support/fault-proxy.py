@@ -29,6 +29,7 @@ of (seed, method, target, n), so the same requests get the same faults whatever 
 Never more than --max-consecutive faults in a row for one method and target: a retrying client
 (pgbackd retries 5 times) then always gets through, so a failed job is a bug, not bad luck.
 
+CONTROL_DIR/requests.log has a line per request (time, method, target, fault, forwarded or lost).
 CONTROL_DIR/stats.json (rewritten after every request) counts requests by kind, faults by fault
 and by kind and fault, and the stalls the client gave up on before --stall ran out. Bounded: it exits after --max-requests requests or --max-seconds seconds,
 and with its parent process. Loopback only.
@@ -133,8 +134,10 @@ def write_stats():
     os.replace(path + ".tmp", path)
 
 
-def record(kind, fault, forwarded):
+def record(kind, fault, forwarded, method="", target=""):
     with lock:
+        with open(os.path.join(args.control, "requests.log"), "a") as log:
+            log.write("%.3f %s %s %s %s\n" % (time.monotonic() - started, method, target, fault or "-", "forwarded" if forwarded else "lost"))
         stats["total"] += 1
         stats["requests"][kind] = stats["requests"].get(kind, 0) + 1
         if forwarded:
@@ -222,12 +225,12 @@ class Handler(socketserver.BaseRequestHandler):
         fault = decide(method, target, kind)
 
         if fault == "reset before body" or (fault == "reset mid request body" and length < 2):
-            record(kind, "reset before body", False)
+            record(kind, "reset before body", False, method, target)
             self.reset()
             return False
         if fault == "reset mid request body":
             self.read_exactly(length // 2)
-            record(kind, fault, False)
+            record(kind, fault, False, method, target)
             self.reset()
             return False
         body = self.read_exactly(length) if length else b""
@@ -235,11 +238,11 @@ class Handler(socketserver.BaseRequestHandler):
             return False
         if fault in ERRORS:
             status, reason, code, message = ERRORS[fault]
-            record(kind, fault, False)
+            record(kind, fault, False, method, target)
             self.send_response(status, reason, [("Content-Type", "application/xml")], error_xml(code, message), head=method == "HEAD")
             return True
         if fault == "200 with <Error>":
-            record(kind, fault, False)
+            record(kind, fault, False, method, target)
             # Real S3 sends the 200 at once and the error when the completion fails.
             self.send_response(200, "OK", [("Content-Type", "application/xml")],
                                error_xml("InternalError", "We encountered an internal error. Please try again."))
@@ -263,7 +266,7 @@ class Handler(socketserver.BaseRequestHandler):
 
         if fault in ("reset mid response body", "truncated response") and (method == "HEAD" or (fault == "reset mid response body" and not data)):
             fault = "reset after forward"
-        record(kind, fault, True)
+        record(kind, fault, True, method, target)
         if fault == "reset after forward":
             self.reset()
             return False
