@@ -125,7 +125,10 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             // Run by the tests from the source tree (found through #filePath), not compiled.
-            exclude: ["Support/outage-proxy.py", "Support/gate-proxy.py", "Support/scrape-metrics.py", "Reliability/tls-front.py"],
+            exclude: [
+                "Support/outage-proxy.py", "Support/gate-proxy.py", "Support/scrape-metrics.py", "Support/fault-proxy.py",
+                "Reliability/tls-front.py",
+            ],
             swiftSettings: strict
         ),
     ]

@@ -76,6 +76,12 @@ public struct CurlTransferOptions: Sendable {
     /// The whole transfer's limit (`CURLOPT_TIMEOUT_MS`); 0, the default, means none: a long
     /// upload or download is bounded by the low-speed limit instead.
     public var timeoutMilliseconds: Int
+    /// Open a new connection instead of reusing a pooled one (`CURLOPT_FRESH_CONNECT`). On a
+    /// reused connection that breaks before any answer, libcurl silently sends the request again
+    /// on a new one: harmless for an idempotent request, but a request that created something
+    /// on the server (CreateMultipartUpload) then creates it twice unseen. On a fresh connection
+    /// libcurl does not do that, so the caller sees the failure and can clean up after it.
+    public var freshConnection = false
 
     public init(
         method: String, url: String, headers: [String], body: [UInt8],
@@ -185,6 +191,7 @@ public final class CurlTransfer {
                 _ = pgbackd_curl_setopt_long(curl, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_1_1))
                 _ = pgbackd_curl_setopt_long(curl, CURLOPT_NOSIGNAL, 1)
                 _ = pgbackd_curl_setopt_long(curl, CURLOPT_TCP_KEEPALIVE, 1)
+                _ = pgbackd_curl_setopt_long(curl, CURLOPT_FRESH_CONNECT, options.freshConnection ? 1 : 0)
                 _ = pgbackd_curl_setopt_long(curl, CURLOPT_FOLLOWLOCATION, 0)
                 _ = pgbackd_curl_setopt_long(curl, CURLOPT_BUFFERSIZE, 256 << 10)
                 _ = pgbackd_curl_setopt_long(curl, CURLOPT_CONNECTTIMEOUT_MS, options.connectTimeoutMilliseconds)

@@ -54,12 +54,18 @@ final class S3Client: Sendable {
         var body: [UInt8] = []
         /// Hex SHA-256 of `body`; computed when nil.
         var payloadHash: String?
+        /// A new connection for each attempt (``CurlTransferOptions/freshConnection``): for
+        /// requests that are not idempotent, so that no attempt is repeated unseen.
+        var freshConnection = false
     }
 
     struct Response: Sendable {
         var status: Int
         var headers: [String: String]
         var body: [UInt8]
+        /// The attempts ``send(_:cancel:accept:)`` made for it: more than 1 when earlier ones
+        /// failed, and a failed attempt may still have taken effect on the server.
+        var attempts = 1
     }
 
     /// What one attempt ended with.
@@ -101,7 +107,7 @@ final class S3Client: Sendable {
             // Without it libcurl sends a form content type, and some servers (moto) parse the body as a form.
             lines.append("Content-Type: application/octet-stream")
         }
-        return CurlTransferOptions(
+        var options = CurlTransferOptions(
             method: request.method,
             url: target.url,
             headers: lines,
@@ -112,6 +118,8 @@ final class S3Client: Sendable {
             verifyTLS: configuration.verifyTLS,
             caFile: configuration.caFile
         )
+        options.freshConnection = request.freshConnection
+        return options
     }
 
     /// Sends one attempt, with `transfer` collecting or streaming the response.
@@ -147,6 +155,8 @@ final class S3Client: Sendable {
                     if attempt > 1 {
                         logger.debug("S3 request succeeded after retries", metadata: metadata(request, attempt: attempt))
                     }
+                    var response = response
+                    response.attempts = attempt
                     return response
                 }
                 let body = S3XML.errorBody(response.body)

@@ -19,15 +19,43 @@ public struct S3IncompleteUpload: Sendable, Hashable {
 /// The multipart steps, blocking (run them on a ``S3Client/transferQueue()``).
 extension S3Client {
     func createMultipartUpload(key: String) throws -> String {
-        let response = try send(Request(
+        // A fresh connection: libcurl's silent resend on a broken reused one would start a
+        // second upload behind our back, and the first would never be aborted.
+        var request = Request(
             operation: "CreateMultipartUpload", method: "POST", bucketKey: bucketKey(key), displayKey: key,
             query: [QueryItem("uploads")]
-        ))
+        )
+        request.freshConnection = true
+        let response = try send(request)
         guard let uploadID = S3XML.initiateMultipartUpload(response.body) else {
             throw StorageError(.protocolError, key: key, message: "S3 at \(errors.endpoint) answered CreateMultipartUpload for \(key) without an UploadId")
         }
         logger.debug("S3 multipart upload started", metadata: ["s3.key": "\(key)", "s3.upload_id": "\(uploadID)"])
+        if response.attempts > 1 {
+            abortOtherUploads(key: key, keeping: uploadID)
+        }
         return uploadID
+    }
+
+    /// A retried CreateMultipartUpload may have started an upload on an earlier attempt whose
+    /// answer was lost (a connection reset after the server acted): that upload would stay open,
+    /// holding storage, until a later backup's or expire's clean-up. Every object key pgbackd
+    /// uploads is its own (a backup id or a WAL file name is in it), so any other upload of this
+    /// key is such a leftover, or one an interrupted run left: abort them now. Best effort: a
+    /// failure here is logged and left to that clean-up.
+    func abortOtherUploads(key: String, keeping uploadID: String) {
+        do {
+            for upload in try listMultipartUploads(prefix: key) where upload.key == key && upload.uploadID != uploadID {
+                try abortMultipartUpload(key: key, uploadID: upload.uploadID)
+                logger.debug("S3 multipart upload left by a retried CreateMultipartUpload aborted", metadata: [
+                    "s3.key": "\(key)", "s3.upload_id": "\(upload.uploadID)",
+                ])
+            }
+        } catch {
+            logger.warning("could not abort an S3 multipart upload left by a retried CreateMultipartUpload; a later backup or expire will", metadata: [
+                "s3.key": "\(key)", "s3.error": "\(error)",
+            ])
+        }
     }
 
     /// Uploads one part and returns its ETag. The body stays in memory, so a retry re-sends it.
@@ -47,12 +75,16 @@ extension S3Client {
     /// retried. If an earlier attempt completed it but its answer was lost (the retry then finds
     /// NoSuchUpload), the object is there with the expected size, and that counts as done.
     func completeMultipartUpload(key: String, uploadID: String, parts: [(number: Int, eTag: String)], size: Int64) throws {
-        let request = Request(
+        var request = Request(
             operation: "CompleteMultipartUpload", method: "POST", bucketKey: bucketKey(key), displayKey: key,
             query: [QueryItem("uploadId", uploadID)],
             headers: [("Content-Type", "application/xml")],
             body: S3XML.completeMultipartUploadBody(parts: parts)
         )
+        // A fresh connection, so that a completion that took effect but lost its answer is
+        // retried by us (NoSuchUpload, then HEAD) and never silently resent by libcurl (whose
+        // NoSuchUpload would look like a first attempt's and fail the upload).
+        request.freshConnection = true
         var attempt = 0
         while true {
             attempt += 1

@@ -247,6 +247,9 @@ public struct S3RepositorySettings: Sendable, CustomStringConvertible {
     public var partSizeMiB: Int
     /// Parts uploaded at once. Default 4. Memory ≈ part size × (this + 1).
     public var parallelParts: Int
+    /// A transfer that moves less than 1 KiB/s for this long is dropped and retried (a GET
+    /// resumes where it stopped). Default 60 s.
+    public var stallTimeoutSeconds: Int
 
     public var description: String {
         "S3(endpoint: \(endpoint), bucket: \(bucket), region: \(region), prefix: \(prefix), access key: \(accessKeyID), secret: <redacted>)"
@@ -265,6 +268,7 @@ public struct S3RepositorySettings: Sendable, CustomStringConvertible {
         caFile = try reader.string("ca_file")
         partSizeMiB = try reader.int("part_size_mib", in: 5...5120, default: 16)
         parallelParts = try reader.int("parallel_parts", in: 1...64, default: 4)
+        stallTimeoutSeconds = try reader.int("stall_timeout_seconds", in: 1...3600, default: 60)
         if reader.table["signing"] != nil {
             // Removed (docs/decisions.md, issue #14): said before it can pass for a typo.
             throw reader.error(.unknownKey, "signing", "removed (requests are always signed as the AWS SigV4 specification says); delete this line")

@@ -12,7 +12,8 @@ extension RepositoryFactory {
             accessKeyID: settings.accessKeyID, secretAccessKey: settings.secretAccessKey,
             prefix: settings.prefix, uriStyle: settings.virtualHosted ? .virtualHosted : .path,
             verifyTLS: settings.verifyTLS, caFile: settings.caFile,
-            partSize: settings.partSizeMiB << 20, parallelParts: settings.parallelParts)
+            partSize: settings.partSizeMiB << 20, parallelParts: settings.parallelParts,
+            lowSpeedTime: .seconds(settings.stallTimeoutSeconds))
         return try S3Storage(configuration: configuration, logger: logger)
     }
 }

@@ -52,6 +52,7 @@ import Testing
             verify_tls = true
             part_size_mib = 16
             parallel_parts = 4
+            stall_timeout_seconds = 7
 
             [postgres]
             conninfo = "host=/var/run/postgresql port=5432 user=postgres"
@@ -69,6 +70,7 @@ import Testing
         #expect(s3.secretAccessKey == "the-secret")
         #expect(!s3.description.contains("the-secret"))
         #expect(s3.partSizeMiB == 16)
+        #expect(s3.stallTimeoutSeconds == 7)
         #expect(configuration.postgres.databases == ["daylog"])
         #expect(configuration.postgres.binDirectory == "/usr/lib/postgresql/15/bin")
         #expect(configuration.compression.level == 6)
