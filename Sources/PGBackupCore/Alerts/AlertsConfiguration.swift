@@ -204,11 +204,11 @@ public struct AlertsConfiguration: Sendable, Equatable, CustomStringConvertible 
                 guard text.hasPrefix("/") else {
                     throw reader.error(.invalidValue, key, "expected the absolute path of a file holding the value of header \(name), got \"\(text)\"")
                 }
-                guard let data = FileManager.default.contents(atPath: text) else {
-                    let why = FileManager.default.fileExists(atPath: text) ? "is not readable by this user" : "does not exist"
-                    throw reader.error(.secret, key, "the file \(text) for header \(name) \(why); create it (mode 0600) with the header's value, or fix the path")
+                do {
+                    value = try SecretFile.read(text)
+                } catch {
+                    throw reader.error(.secret, key, "the file \(text) for header \(name) \(error.reason); create it (mode 0600) with the header's value, or fix the path")
                 }
-                value = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
                 guard !value.isEmpty else {
                     throw reader.error(.secret, key, "the file \(text) for header \(name) is empty")
                 }

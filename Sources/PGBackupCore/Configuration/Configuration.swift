@@ -299,12 +299,12 @@ public struct S3RepositorySettings: Sendable, CustomStringConvertible {
         }
         if let configured = secretFile {
             let secretFile = Self.secretFilePath(configured, configurationFile: reader.file, environment: environment)
-            guard let data = FileManager.default.contents(atPath: secretFile) else {
-                let why = FileManager.default.fileExists(atPath: secretFile) ? "is not readable by this user" : "does not exist"
+            do {
+                secretAccessKey = try SecretFile.read(secretFile)
+            } catch {
                 let relative = configured.hasPrefix("/") ? "" : " (\"\(configured)\" is relative: it is read from $CREDENTIALS_DIRECTORY, which systemd's LoadCredential= sets, else from the configuration file's directory)"
-                throw reader.error(.secret, "secret_access_key_file", "the secret file \(secretFile) \(why)\(relative); create it (mode 0600) with the secret access key, or fix the path")
+                throw reader.error(.secret, "secret_access_key_file", "the secret file \(secretFile) \(error.reason)\(relative); create it (mode 0600) with the secret access key, or fix the path")
             }
-            secretAccessKey = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             guard !secretAccessKey.isEmpty else {
                 throw reader.error(.secret, "secret_access_key_file", "the secret file \(secretFile) is empty")
             }

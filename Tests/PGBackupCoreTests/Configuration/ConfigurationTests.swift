@@ -124,6 +124,33 @@ import Testing
         #expect(error.description.contains("/nonexistent/s3.secret does not exist"))
     }
 
+    /// A device or FIFO named as the secret file failed to fail: reading /dev/zero never ended.
+    @Test(.timeLimit(.minutes(1)), arguments: ["/dev/zero", "fifo", "large"])
+    func aSecretFileThatIsNotASmallRegularFileIsRefused(kind: String) throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("secret-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var path = kind
+        if kind == "fifo" {
+            path = directory + "/fifo"
+            #expect(mkfifo(path, 0o600) == 0)
+        } else if kind == "large" {
+            path = directory + "/large"
+            #expect(FileManager.default.createFile(atPath: path, contents: Data(repeating: 0x61, count: 200_000)))
+        }
+        let error = try #require(failure("""
+            [repository]
+            type = "s3"
+            [repository.s3]
+            endpoint = "http://127.0.0.1:9000"
+            bucket = "backups"
+            access_key_id = "AKIA"
+            secret_access_key_file = "\(path)"
+            """))
+        #expect(error.code == .secret)
+        #expect(error.description.contains(kind == "large" ? "more than a secret's" : "is not a regular file"), "\(error)")
+    }
+
     @Test func secretFromTheEnvironment() throws {
         let configuration = try parse("""
             [repository]
