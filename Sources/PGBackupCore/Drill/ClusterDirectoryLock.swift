@@ -1,0 +1,101 @@
+import Foundation
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The lock on a drill's throw-away cluster directory under `drill.staging_dir`
+/// (`pgbackd-drill-<id>` of a base drill, `pgbackd-scratch-<id>` of an upgrade drill), held with
+/// `flock` for as long as the drill runs.
+///
+/// A drill killed mid-way (SIGKILL, OOM, a crash) cannot stop its server or remove its directory:
+/// the server (started by `pg_ctl`, so no child of pgbackd) goes on running, and the directory
+/// holds a whole restored cluster. The next drill therefore removes every such directory whose
+/// lock it can take: its server is stopped (immediate shutdown, SIGQUIT, to the postmaster of
+/// `data/postmaster.pid`, when that process really runs in that data directory), then the
+/// directory goes. One kept with `--keep` is marked and left alone; one without a lock file (the
+/// moment between mkdir and the lock, or a version before locks) only once an hour old.
+final class ClusterDirectoryLock: Sendable {
+    static let prefixes = ["pgbackd-drill-", "pgbackd-scratch-"]
+    static let lockName = ".pgbackd-lock"
+    static let keptName = ".pgbackd-kept"
+
+    let base: String
+    private let descriptor: Int32
+
+    /// Takes the lock of `base` (which exists).
+    init(base: String) throws(StagingError) {
+        self.base = base
+        let fd = open(base + "/" + Self.lockName, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
+        guard fd >= 0, flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            let reason = String(cString: strerror(errno))
+            if fd >= 0 { close(fd) }
+            throw StagingError(message: "cannot lock the drill cluster directory \(base): \(reason)")
+        }
+        descriptor = fd
+    }
+
+    /// Marks the directory kept (`--keep`): later drills leave it alone.
+    func markKept() {
+        _ = FileManager.default.createFile(atPath: base + "/" + Self.keptName, contents: nil)
+    }
+
+    func release() {
+        close(descriptor)
+    }
+
+    /// Stops the servers of, and removes, the cluster directories in `parent` whose drill is gone.
+    static func removeAbandoned(in parent: String, logger: Logger, now: Date = Date()) {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: parent) else { return }
+        for name in names where prefixes.contains(where: { name.hasPrefix($0) }) {
+            let directory = parent + "/" + name
+            guard !FileManager.default.fileExists(atPath: directory + "/" + keptName) else { continue }
+            let fd = open(directory + "/" + lockName, O_RDWR | O_CLOEXEC)
+            let openError = errno
+            if fd < 0 {
+                guard openError == ENOENT else { continue }
+                let modified = (try? FileManager.default.attributesOfItem(atPath: directory)[.modificationDate] as? Date) ?? now
+                guard now.timeIntervalSince(modified) > 3600 else { continue }
+            }
+            defer { if fd >= 0 { close(fd) } }
+            // Held: a running drill owns it.
+            if fd >= 0, flock(fd, LOCK_EX | LOCK_NB) != 0 { continue }
+            guard stopServer(dataDirectory: directory + "/data", logger: logger) else {
+                logger.warning("cannot stop the server of an abandoned drill cluster; left in place", metadata: ["drill.cluster": "\(directory)"])
+                continue
+            }
+            do {
+                try FileManager.default.removeItem(atPath: directory)
+                logger.notice("removed a drill cluster left by a drill that did not finish", metadata: ["drill.cluster": "\(directory)"])
+            } catch {
+                logger.warning("cannot remove an abandoned drill cluster", metadata: ["drill.cluster": "\(directory)", "drill.error": "\(error)"])
+            }
+        }
+    }
+
+    /// Stops the postmaster running in `dataDirectory`, if any; false when it will not stop.
+    static func stopServer(dataDirectory: String, logger: Logger) -> Bool {
+        guard let text = try? String(contentsOfFile: dataDirectory + "/postmaster.pid", encoding: .utf8),
+              let pid = text.split(separator: "\n").first.flatMap({ Int32($0.trimmingCharacters(in: .whitespaces)) }), pid > 0 else { return true }
+        // Only a process that runs in this very data directory (a pid may have been reused).
+        let real = URL(fileURLWithPath: dataDirectory).resolvingSymlinksInPath().path
+        guard let cwd = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/cwd"),
+              URL(fileURLWithPath: cwd).resolvingSymlinksInPath().path == real else { return true }
+        logger.notice("stopping the server of an abandoned drill cluster", metadata: ["drill.cluster_pid": "\(pid)"])
+        kill(pid, SIGQUIT)
+        for attempt in 0..<600 {
+            guard isRunning(pid) else { return true }
+            if attempt == 300 { kill(pid, SIGKILL) }
+            usleep(50_000)
+        }
+        return !isRunning(pid)
+    }
+
+    /// Alive and not a zombie.
+    private static func isRunning(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return false }
+        let state = stat[stat.index(after: close)...].split(separator: " ").first
+        return state != "Z" && state != "X"
+    }
+}
