@@ -25,8 +25,6 @@ struct BaseDrill {
                                                            configured: configuration.drill.binDirectory ?? configuration.postgres.binDirectory,
                                                            setting: configuration.drill.binDirectory == nil ? "postgres.bin_dir" : "drill.bin_dir")
         let binDirectory = (pgCtlPath as NSString).deletingLastPathComponent
-        // The clusters of drills that were killed: their servers still run.
-        ClusterDirectoryLock.removeAbandoned(in: configuration.drill.stagingDirectory, logger: logger)
         let cluster = PostgresCluster(base: configuration.drill.stagingDirectory + "/pgbackd-drill-\(drillId)", binDirectory: binDirectory, logger: logger)
         let base = cluster.base, data = cluster.data, socket = cluster.socket, owner = cluster.owner
         var lock: ClusterDirectoryLock?

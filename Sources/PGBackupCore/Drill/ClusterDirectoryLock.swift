@@ -11,7 +11,7 @@ import Glibc
 ///
 /// A drill killed mid-way (SIGKILL, OOM, a crash) cannot stop its server or remove its directory:
 /// the server (started by `pg_ctl`, so no child of pgbackd) goes on running, and the directory
-/// holds a whole restored cluster. The next drill therefore removes every such directory whose
+/// holds a whole restored cluster. The next drill (of any kind) therefore removes every such directory whose
 /// lock it can take: its server is stopped (immediate shutdown, SIGQUIT, to the postmaster of
 /// `data/postmaster.pid`, when that process really runs in that data directory), then the
 /// directory goes. One kept with `--keep` is marked and left alone; one without a lock file (the

@@ -47,6 +47,9 @@ public struct Drill: Sendable {
         var logger = logger
         logger[metadataKey: "drill.id"] = "\(drillId)"
         logger[metadataKey: "backup.id"] = "\(manifest.backupId)"
+        // Throw-away clusters of base and upgrade drills that were killed: their servers still
+        // run. Any drill removes them (the daemon's drills are logical ones).
+        ClusterDirectoryLock.removeAbandoned(in: configuration.drill.stagingDirectory, logger: logger)
         if manifest.kind == .base, request.scratchMajor != nil {
             throw RestoreError(code: .notABaseBackup, message: "\(manifest.backupId) is a base backup, which restores only into its own major (PostgreSQL \(manifest.server.versionNumber / 10_000)); an upgrade drill (--scratch-major) restores a logical backup")
         }

@@ -23,7 +23,6 @@ struct ScratchCluster {
     /// installs ``PostgresInstalls`` finds.
     static func start(major: Int, configured: String?, stagingDirectory: String, drillId: String, logger: Logger) async throws -> ScratchCluster {
         let initdb = try await PostgresInstalls.program("initdb", forServerMajor: major, configured: configured, setting: "drill.bin_dir")
-        ClusterDirectoryLock.removeAbandoned(in: stagingDirectory, logger: logger)
         let cluster = PostgresCluster(base: stagingDirectory + "/pgbackd-scratch-\(drillId)", binDirectory: (initdb as NSString).deletingLastPathComponent,
                                       logger: logger)
         try stagingStep { () throws(PostgresClusterError) in try cluster.makeDirectories() }

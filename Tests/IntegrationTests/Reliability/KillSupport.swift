@@ -293,6 +293,11 @@ struct KillRepository: Sendable {
         return KillRepository(name: name, config: config, repository: repository, s3: s3, s3Prefix: s3Prefix, fileRoot: fileRoot)
     }
 
+    /// Job records and open uploads: what a kill leaves in the repository at once.
+    func debris() async throws -> Int {
+        try await repository.storage.list(prefix: repository.layout.jobsPrefix).count + openUploads()
+    }
+
     /// Open multipart uploads (S3) or upload temp files (file) under the stanza.
     func openUploads() async throws -> Int {
         if let s3, let s3Prefix { return try await KillSupport.openUploads(s3, prefix: "\(s3Prefix)/\(repository.stanza)/") }
@@ -320,9 +325,11 @@ struct KillFigures {
     var rowsVerified = 0
     var lost = 0
     var leftOver = 0
-    /// Scratch databases, staging entries and drill servers a kill left that the next run
-    /// removed (printed, not a ledger column: it shows the kills landed mid-work).
-    var cleanedByNextRun = 0
+    /// What the kills left that the documented clean-up then removed (printed, not a ledger
+    /// column: it shows the kills landed mid-work): counted right after each kill, job records,
+    /// open uploads, scratch databases, staging entries and drill servers; after the next run,
+    /// before expire's day-old rule, objects without a manifest and leases.
+    var cleanedUp = 0
 
     mutating func count(_ run: KillRun, _ target: KillTarget) {
         runs += 1
@@ -335,7 +342,7 @@ struct KillFigures {
     func record() {
         let figures = ReliabilityFigures(area: "kills", scenario: scenario, faults: faults, runs: runs, kills: kills,
                                          objectsVerified: objectsVerified, rowsVerified: rowsVerified, lost: lost, leftOver: leftOver, missed: nil)
-        print("[kills] \(scenario): runs \(runs), kills \(kills) \(faults), objects verified \(objectsVerified), rows verified \(rowsVerified), lost \(lost), left over \(leftOver), left by kills and cleaned by the next run \(cleanedByNextRun)")
+        print("[kills] \(scenario): runs \(runs), kills \(kills) \(faults), objects verified \(objectsVerified), rows verified \(rowsVerified), lost \(lost), left over \(leftOver), left by kills and removed by the documented clean-up \(cleanedUp)")
         ReliabilityLedger.record(figures)
     }
 }
@@ -354,6 +361,8 @@ actor KillAuditor {
         /// Job records, open uploads and uncommitted objects and leases left after the
         /// documented clean-up (the next run, then expire once they are a day old).
         var leftOver = 0
+        /// Objects without a manifest and leases found before expire's day-old rule ran.
+        var removedByExpire = 0
         var notes: [String] = []
     }
 
@@ -390,6 +399,11 @@ actor KillAuditor {
         if !records.isEmpty { audit.notes.append("job records \(records.map(\.key))") }
         audit.leftOver += records.count
 
+        let manifests = Set(try await repository.backups().map(\.backupId))
+        let withoutManifest = { (objects: [ObjectInfo]) in objects.filter { repository.layout.backupId(ofKey: $0.key).map { !manifests.contains($0) } ?? true } }
+        audit.removedByExpire = withoutManifest(try await repository.storage.list(prefix: repository.backupsPrefix)).count
+            + withoutManifest(try await repository.storage.list(prefix: repository.layout.drillsPrefix)).count
+            + (try await repository.storage.list(prefix: repository.layout.leasesPrefix)).count
         let keepAll = RetentionConfiguration(keepLast: 100_000, keepDaily: 0, keepWeekly: 0, keepMonthly: 0, minKeep: 100_000)
         _ = try await ExpireJob(rules: keepAll, repository: repository, logger: BackupHarness.logger).run(now: Date().addingTimeInterval(ExpireJob.orphanAge + 3600))
         let committed = Set(try await repository.backups().map(\.backupId))
