@@ -61,11 +61,15 @@ final class ClusterDirectoryLock: Sendable {
             defer { if fd >= 0 { close(fd) } }
             // Held: a running drill owns it.
             if fd >= 0, flock(fd, LOCK_EX | LOCK_NB) != 0 { continue }
-            guard stopServer(dataDirectory: directory + "/data", logger: logger) else {
+            guard stopServer(dataDirectory: directory + "/data", logger: logger), stopProcesses(below: directory, logger: logger) else {
                 logger.warning("cannot stop the server of an abandoned drill cluster; left in place", metadata: ["drill.cluster": "\(directory)"])
                 continue
             }
             do {
+                // The lock file last: a removal that fails half-way is retried by the next drill.
+                for name in try FileManager.default.contentsOfDirectory(atPath: directory) where name != lockName {
+                    try FileManager.default.removeItem(atPath: directory + "/" + name)
+                }
                 try FileManager.default.removeItem(atPath: directory)
                 logger.notice("removed a drill cluster left by a drill that did not finish", metadata: ["drill.cluster": "\(directory)"])
             } catch {
@@ -90,6 +94,27 @@ final class ClusterDirectoryLock: Sendable {
             usleep(50_000)
         }
         return !isRunning(pid)
+    }
+
+    /// Kills (SIGKILL) what still works in `directory` once its drill is gone: a program the
+    /// drill ran (tar extracting the backup, pg_checksums, ...) runs in a process group of its
+    /// own and outlives a killed pgbackd. False when one will not end.
+    static func stopProcesses(below directory: String, logger: Logger) -> Bool {
+        let real = URL(fileURLWithPath: directory).resolvingSymlinksInPath().path
+        let inside = { (pid: Int32) -> Bool in
+            guard let cwd = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/cwd") else { return false }
+            return cwd == real || cwd.hasPrefix(real + "/")
+        }
+        let mine = getpid()
+        let found = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap(Int32.init).filter { $0 != mine && isRunning($0) && inside($0) }
+        guard !found.isEmpty else { return true }
+        logger.notice("stopping programs left running by a drill that did not finish", metadata: ["drill.cluster_pids": "\(found)"])
+        for pid in found { kill(pid, SIGKILL) }
+        for _ in 0..<200 {
+            if !found.contains(where: isRunning) { return true }
+            usleep(50_000)
+        }
+        return !found.contains(where: isRunning)
     }
 
     /// Alive and not a zombie.

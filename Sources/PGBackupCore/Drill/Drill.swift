@@ -80,6 +80,7 @@ public struct Drill: Sendable {
         defer { cluster?.stop(keep: request.keep) }
         let server = try await drillServer(logger: logger, scratch: cluster)
         let scratch = ScratchDatabases(connection: server.connection, logger: logger)
+        try await scratch.watchClient()
         _ = try await scratch.dropStale()
 
         var reportChecks: [CheckResult] = []

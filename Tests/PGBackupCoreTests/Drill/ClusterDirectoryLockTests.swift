@@ -75,4 +75,25 @@ struct ClusterDirectoryLockTests {
         ClusterDirectoryLock.removeAbandoned(in: parent, logger: logger)
         #expect(exists(running), "kept when its drill ended with --keep")
     }
+
+    /// A program the killed drill ran (tar extracting the backup) goes on writing into the
+    /// cluster directory: it is stopped before the directory is removed, and a removal that
+    /// fails half-way keeps the lock file, so the next drill tries again. (Found by the kill
+    /// suite's long run: the directory stayed, its lock file deleted, so no later drill took it.)
+    @Test func aProgramStillWritingInAKilledDrillsClusterIsStoppedAndTheClusterRemoved() throws {
+        let parent = try makeParent()
+        defer { try? FileManager.default.removeItem(atPath: parent) }
+        let killed = try cluster(parent, "pgbackd-drill-tar", withLock: true)
+        let writer = Process()
+        writer.executableURL = URL(fileURLWithPath: "/bin/sh")
+        writer.arguments = ["-c", "touch ready; i=0; while true; do i=$((i+1)); mkdir -p d$i && echo x > d$i/f; done"]
+        writer.currentDirectoryURL = URL(fileURLWithPath: "\(killed)/data")
+        try writer.run()
+        defer { if writer.isRunning { kill(writer.processIdentifier, SIGKILL) } }
+        for _ in 0..<300 where !FileManager.default.fileExists(atPath: "\(killed)/data/ready") { usleep(20_000) }
+
+        ClusterDirectoryLock.removeAbandoned(in: parent, logger: logger)
+        #expect(!writer.isRunning || { usleep(500_000); return !writer.isRunning }(), "the program writing in the killed drill's cluster was left running")
+        #expect(!FileManager.default.fileExists(atPath: killed))
+    }
 }
