@@ -123,6 +123,12 @@ public struct Drill: Sendable {
             }
         }
 
+        // Once more at the end: a drill killed while its backend ran CREATE DATABASE leaves a
+        // database that appears only when that statement ends, which may be after the sweep at
+        // the start (the kill suite saw it).
+        let late = (try? await scratch.dropStale()) ?? []
+        if !late.isEmpty { logger.notice("dropped scratch databases that appeared during the drill", metadata: ["drill.scratch": "\(late)"]) }
+
         let restoreSeconds = results.reduce(0) { $0 + $1.restoreSeconds }
         if let limit = configuration.drill.maxRestoreSeconds {
             reportChecks.append(Self.restoreTime(restoreSeconds, limit: limit, databases: results))

@@ -44,14 +44,10 @@ struct ScratchDatabases {
     }
 
     /// Drops every scratch database whose drill is gone and did not keep it. Returns their names.
-    /// A lock that is held is waited for a few seconds: the backend of a drill killed a moment
-    /// ago may still be ending (``watchClient()``).
     func dropStale() async throws -> [String] {
         var dropped: [String] = []
         for scratch in try await all() where !scratch.kept {
-            var taken = try await lock(scratch.name, wait: false)
-            if !taken { taken = try await lock(scratch.name, within: 5) }
-            guard taken else { continue }
+            guard try await lock(scratch.name, wait: false) else { continue }
             logger.notice("dropping a scratch database left by an interrupted drill", metadata: ["drill.scratch": "\(scratch.name)"])
             try await drop(scratch.name)
             dropped.append(scratch.name)
@@ -79,20 +75,6 @@ struct ScratchDatabases {
             let comment = row[1] ?? ""
             return KeptScratchDatabase(name: name, comment: comment, bytes: Int64(row[2] ?? "") ?? 0, kept: comment.contains(Self.keptMarker))
         }
-    }
-
-    /// Waits at most `seconds` for the lock.
-    private func lock(_ name: String, within seconds: Int) async throws -> Bool {
-        try await connection.query("select pg_catalog.set_config('lock_timeout', '\(seconds)s', false)")
-        let taken: Bool
-        do {
-            try await connection.query("select pg_advisory_lock(hashtext($1))", [name])
-            taken = true
-        } catch let error as PostgresError where error.sqlState == "55P03" {
-            taken = false
-        }
-        try await connection.query("select pg_catalog.set_config('lock_timeout', '0', false)")
-        return taken
     }
 
     @discardableResult
