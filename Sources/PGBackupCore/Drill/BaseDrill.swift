@@ -29,7 +29,7 @@ struct BaseDrill {
         let base = cluster.base, data = cluster.data, socket = cluster.socket, owner = cluster.owner
         var lock: ClusterDirectoryLock?
         defer {
-            if keep { lock?.markKept() } else { cluster.remove() }
+            if keep { lock?.markKept() } else if let lock { lock.removeDirectory() } else { cluster.remove() }
             lock?.release()
         }
         try stagingStep { () throws(PostgresClusterError) in try cluster.makeDirectories() }

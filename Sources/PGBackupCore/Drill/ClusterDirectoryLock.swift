@@ -45,6 +45,19 @@ final class ClusterDirectoryLock: Sendable {
         close(descriptor)
     }
 
+    /// Removes the directory, still locked, its lock file last: a drill killed half-way through
+    /// leaves a directory the next drill can still take.
+    func removeDirectory() {
+        try? Self.removeTree(base)
+    }
+
+    static func removeTree(_ directory: String) throws {
+        for name in try FileManager.default.contentsOfDirectory(atPath: directory) where name != lockName {
+            try FileManager.default.removeItem(atPath: directory + "/" + name)
+        }
+        try FileManager.default.removeItem(atPath: directory)
+    }
+
     /// Stops the servers of, and removes, the cluster directories in `parent` whose drill is gone.
     static func removeAbandoned(in parent: String, logger: Logger, now: Date = Date()) {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: parent) else { return }
@@ -67,10 +80,7 @@ final class ClusterDirectoryLock: Sendable {
             }
             do {
                 // The lock file last: a removal that fails half-way is retried by the next drill.
-                for name in try FileManager.default.contentsOfDirectory(atPath: directory) where name != lockName {
-                    try FileManager.default.removeItem(atPath: directory + "/" + name)
-                }
-                try FileManager.default.removeItem(atPath: directory)
+                try removeTree(directory)
                 logger.notice("removed a drill cluster left by a drill that did not finish", metadata: ["drill.cluster": "\(directory)"])
             } catch {
                 logger.warning("cannot remove an abandoned drill cluster", metadata: ["drill.cluster": "\(directory)", "drill.error": "\(error)"])

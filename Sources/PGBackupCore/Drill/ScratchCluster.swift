@@ -56,7 +56,7 @@ struct ScratchCluster {
     /// `defer` on every way out of a drill.
     func stop(keep: Bool = false) {
         cluster.stopImmediately()
-        if keep { lock.markKept() } else { cluster.remove() }
+        if keep { lock.markKept() } else { lock.removeDirectory() }
         lock.release()
     }
 }
