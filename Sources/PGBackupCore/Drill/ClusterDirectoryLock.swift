@@ -55,6 +55,11 @@ final class ClusterDirectoryLock: Sendable {
         for name in try FileManager.default.contentsOfDirectory(atPath: directory) where name != lockName {
             try FileManager.default.removeItem(atPath: directory + "/" + name)
         }
+        // Only an empty directory goes with its lock file: anything that appeared meanwhile keeps
+        // both for the next drill.
+        guard try FileManager.default.contentsOfDirectory(atPath: directory).allSatisfy({ $0 == lockName }) else {
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: directory])
+        }
         try FileManager.default.removeItem(atPath: directory)
     }
 
@@ -116,15 +121,15 @@ final class ClusterDirectoryLock: Sendable {
             return cwd == real || cwd.hasPrefix(real + "/")
         }
         let mine = getpid()
-        let found = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap(Int32.init).filter { $0 != mine && isRunning($0) && inside($0) }
-        guard !found.isEmpty else { return true }
-        logger.notice("stopping programs left running by a drill that did not finish", metadata: ["drill.cluster_pids": "\(found)"])
-        for pid in found { kill(pid, SIGKILL) }
-        for _ in 0..<200 {
-            if !found.contains(where: isRunning) { return true }
-            usleep(50_000)
+        // Again until none is found: one may have started another meanwhile.
+        for _ in 0..<10 {
+            let found = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap(Int32.init).filter { $0 != mine && isRunning($0) && inside($0) }
+            guard !found.isEmpty else { return true }
+            logger.notice("stopping programs left running by a drill that did not finish", metadata: ["drill.cluster_pids": "\(found)"])
+            for pid in found { kill(pid, SIGKILL) }
+            for _ in 0..<200 where found.contains(where: isRunning) { usleep(50_000) }
         }
-        return !found.contains(where: isRunning)
+        return false
     }
 
     /// Alive and not a zombie.
