@@ -27,8 +27,13 @@ struct BaseDrill {
         let binDirectory = (pgCtlPath as NSString).deletingLastPathComponent
         let cluster = PostgresCluster(base: configuration.drill.stagingDirectory + "/pgbackd-drill-\(drillId)", binDirectory: binDirectory, logger: logger)
         let base = cluster.base, data = cluster.data, socket = cluster.socket, owner = cluster.owner
-        defer { if !keep { cluster.remove() } }
+        var lock: ClusterDirectoryLock?
+        defer {
+            if keep { lock?.markKept() } else if let lock { lock.removeDirectory() } else { cluster.remove() }
+            lock?.release()
+        }
         try stagingStep { () throws(PostgresClusterError) in try cluster.makeDirectories() }
+        lock = try ClusterDirectoryLock(base: base)
         // Our own pg_hba.conf: the socket directory is private to the owner, so trust is safe,
         // and the backed-up cluster's rules (or none, on Debian's /etc layout) do not apply.
         try "local all all trust\n".write(toFile: base + "/pg_hba.conf", atomically: true, encoding: .utf8)

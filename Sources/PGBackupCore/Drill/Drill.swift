@@ -47,6 +47,9 @@ public struct Drill: Sendable {
         var logger = logger
         logger[metadataKey: "drill.id"] = "\(drillId)"
         logger[metadataKey: "backup.id"] = "\(manifest.backupId)"
+        // Throw-away clusters of base and upgrade drills that were killed: their servers still
+        // run. Any drill removes them (the daemon's drills are logical ones).
+        ClusterDirectoryLock.removeAbandoned(in: configuration.drill.stagingDirectory, logger: logger)
         if manifest.kind == .base, request.scratchMajor != nil {
             throw RestoreError(code: .notABaseBackup, message: "\(manifest.backupId) is a base backup, which restores only into its own major (PostgreSQL \(manifest.server.versionNumber / 10_000)); an upgrade drill (--scratch-major) restores a logical backup")
         }
@@ -77,6 +80,7 @@ public struct Drill: Sendable {
         defer { cluster?.stop(keep: request.keep) }
         let server = try await drillServer(logger: logger, scratch: cluster)
         let scratch = ScratchDatabases(connection: server.connection, logger: logger)
+        try await scratch.watchClient()
         _ = try await scratch.dropStale()
 
         var reportChecks: [CheckResult] = []
@@ -118,6 +122,12 @@ public struct Drill: Sendable {
                 throw error
             }
         }
+
+        // Once more at the end: a drill killed while its backend ran CREATE DATABASE leaves a
+        // database that appears only when that statement ends, which may be after the sweep at
+        // the start (the kill suite saw it).
+        let late = (try? await scratch.dropStale()) ?? []
+        if !late.isEmpty { logger.notice("dropped scratch databases that appeared during the drill", metadata: ["drill.scratch": "\(late)"]) }
 
         let restoreSeconds = results.reduce(0) { $0 + $1.restoreSeconds }
         if let limit = configuration.drill.maxRestoreSeconds {

@@ -12,6 +12,8 @@ struct ScratchCluster {
     let major: Int
     /// As root the server runs as `postgres`, as initdb and postgres insist.
     let cluster: PostgresCluster
+    /// Held while the drill runs: a killed drill's cluster is stopped and removed by the next.
+    let lock: ClusterDirectoryLock
 
     var binDirectory: String { cluster.binDirectory }
     var base: String { cluster.base }
@@ -23,9 +25,16 @@ struct ScratchCluster {
         let initdb = try await PostgresInstalls.program("initdb", forServerMajor: major, configured: configured, setting: "drill.bin_dir")
         let cluster = PostgresCluster(base: stagingDirectory + "/pgbackd-scratch-\(drillId)", binDirectory: (initdb as NSString).deletingLastPathComponent,
                                       logger: logger)
-        let scratch = ScratchCluster(major: major, cluster: cluster)
+        try stagingStep { () throws(PostgresClusterError) in try cluster.makeDirectories() }
+        let lock: ClusterDirectoryLock
         do {
-            try stagingStep { () throws(PostgresClusterError) in try cluster.makeDirectories() }
+            lock = try ClusterDirectoryLock(base: cluster.base)
+        } catch {
+            cluster.remove()
+            throw error
+        }
+        let scratch = ScratchCluster(major: major, cluster: cluster, lock: lock)
+        do {
             let made = try await cluster.initdb()
             guard made.succeeded else {
                 throw BackupError(.failed, message: "initdb of the PostgreSQL \(major) scratch cluster failed (\(made.statusText)): \(made.stderr.split(separator: "\n").suffix(3).joined(separator: " / "))")
@@ -47,7 +56,8 @@ struct ScratchCluster {
     /// `defer` on every way out of a drill.
     func stop(keep: Bool = false) {
         cluster.stopImmediately()
-        if !keep { cluster.remove() }
+        if keep { lock.markKept() } else { lock.removeDirectory() }
+        lock.release()
     }
 }
 

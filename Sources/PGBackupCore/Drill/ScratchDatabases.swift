@@ -35,6 +35,15 @@ struct ScratchDatabases {
         try await connection.query("select pg_advisory_unlock(hashtext($1))", [name])
     }
 
+    /// Makes this session's backend stop within a second once its client is gone: a drill
+    /// killed mid-statement (CREATE DATABASE, a row count) would otherwise leave its backend
+    /// running that statement to the end, holding the scratch database's lock, and the next drill
+    /// would take the database for a running drill's.
+    func watchClient() async throws {
+        guard let version = Int(try await connection.query("select current_setting('server_version_num')").scalar ?? ""), version >= 140_000 else { return }
+        try await connection.query("select pg_catalog.set_config('client_connection_check_interval', '1000', false)")
+    }
+
     /// Drops every scratch database whose drill is gone and did not keep it. Returns their names.
     func dropStale() async throws -> [String] {
         var dropped: [String] = []
