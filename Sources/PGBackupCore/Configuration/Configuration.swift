@@ -57,13 +57,17 @@ public struct Configuration: Sendable {
     ///   (`[a.a.a…]`) overflowed the stack. Counted as the dots outside strings and comments
     ///   between `=`, brackets, braces, commas and line ends (a number has one at most);
     /// - a table header whose name starts with anything but a bare key character or a quote
-    ///   (`[[[`, `[.a]`, `[[=]]`): toml++ asserts on it, which aborts pgbackd.
+    ///   (`[[[`, `[.a]`, `[[=]]`): toml++ asserts on it, which aborts pgbackd;
+    /// - a `}` where an array expects a value (`s = [}`, `s = [1, }`): the same assertion.
     static func prescreen(_ text: String, file: String) throws {
         let bytes = Array(text.utf8)
         let newline = UInt8(ascii: "\n"), backslash = UInt8(ascii: "\\"), quote = UInt8(ascii: "\""), apostrophe = UInt8(ascii: "'")
         var index = 0, line = 1, dots = 0
         // Brackets and braces open in a value (after `=`), and whether this line has had its `=`.
-        var valueDepth = 0, inValue = false
+        var open: [UInt8] = [], inValue = false
+        var valueDepth: Int { open.count }
+        // Right after an array's `[` or one of its commas: a value or `]` must come.
+        var awaitingArrayValue = false
         func isKeyStart(_ byte: UInt8) -> Bool {
             (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
                 || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-")
@@ -73,6 +77,7 @@ public struct Configuration: Sendable {
             let byte = bytes[index]
             switch byte {
             case quote, apostrophe:
+                awaitingArrayValue = false
                 let triple = index + 2 < bytes.count && bytes[index + 1] == byte && bytes[index + 2] == byte
                 index += triple ? 3 : 1
                 while index < bytes.count {
@@ -110,23 +115,34 @@ public struct Configuration: Sendable {
                 continue
             case UInt8(ascii: "="):
                 dots = 0
+                awaitingArrayValue = false
                 if valueDepth == 0 { inValue = true }
             case UInt8(ascii: "["), UInt8(ascii: "{"):
                 dots = 0
-                valueDepth += 1
+                open.append(byte)
+                awaitingArrayValue = byte == UInt8(ascii: "[")
             case UInt8(ascii: "]"), UInt8(ascii: "}"):
                 dots = 0
-                valueDepth = max(0, valueDepth - 1)
+                if byte == UInt8(ascii: "}"), open.last == UInt8(ascii: "["), awaitingArrayValue {
+                    throw ConfigurationError(.syntax, file: file, key: nil,
+                                             message: "line \(line): a '}' where an array expects a value or ']'")
+                }
+                _ = open.popLast()
+                awaitingArrayValue = false
             case UInt8(ascii: ","):
                 dots = 0
+                awaitingArrayValue = open.last == UInt8(ascii: "[")
             case UInt8(ascii: "."):
+                awaitingArrayValue = false
                 dots += 1
                 if dots >= maximumKeyParts {
                     throw ConfigurationError(.syntax, file: file, key: nil,
                                              message: "line \(line): a dotted key or table name of more than \(maximumKeyParts) parts; pgbackd's keys have at most four (such as alerts.webhook.headers)")
                 }
-            default:
+            case UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\r"):
                 break
+            default:
+                awaitingArrayValue = false
             }
             index += 1
         }

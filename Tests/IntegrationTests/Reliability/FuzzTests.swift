@@ -57,6 +57,10 @@ extension Reliability {
                 ("three brackets", Array("[[[\n".utf8), "line 1: a table name must start"),
                 ("header starting with a dot", Array("[repository]\ntype = \"file\"\n[.a]\n".utf8), "line 3: a table name must start"),
                 ("array header starting with =", Array("[[=]]\n".utf8), "line 1: a table name must start"),
+                // Found by the long fuzz run (seed 4365673805964748335): a '}' where an array value must come.
+                ("brace closing an empty array", Array("[postgres]\ndatabases = [}\n".utf8), "line 2: a '}' where an array expects"),
+                ("brace after an array's comma", Array("[postgres]\ndatabases = [\"a\", # c\n  }\n".utf8), "line 3: a '}' where an array expects"),
+                ("brace in an array in an inline table", Array("x = {a=[}]}\n".utf8), "line 1: a '}' where an array expects"),
                 ("very long dotted key in an inline table", Array("x = { \(Array(repeating: "b", count: 100_000).joined(separator: ".")) = 1 }\n".utf8), "line 1: a dotted key"),
                 ("invalid UTF-8", [0x5B, 0x72, 0x65, 0x70, 0x6F, 0xFF, 0xFE, 0x5D, 0x0A], "line"),
                 ("NUL", Array("[repository]\ntype = \"fi\0le\"\n".utf8), "line"),
