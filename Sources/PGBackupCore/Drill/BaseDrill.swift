@@ -32,8 +32,8 @@ struct BaseDrill {
             if keep { lock?.markKept() } else if let lock { lock.removeDirectory() } else { cluster.remove() }
             lock?.release()
         }
+        lock = try ClusterDirectoryLock.create(base: base)
         try stagingStep { () throws(PostgresClusterError) in try cluster.makeDirectories() }
-        lock = try ClusterDirectoryLock(base: base)
         // Our own pg_hba.conf: the socket directory is private to the owner, so trust is safe,
         // and the backed-up cluster's rules (or none, on Debian's /etc layout) do not apply.
         try "local all all trust\n".write(toFile: base + "/pg_hba.conf", atomically: true, encoding: .utf8)

@@ -14,15 +14,48 @@ import Glibc
 /// holds a whole restored cluster. The next drill (of any kind) therefore removes every such directory whose
 /// lock it can take: its server is stopped (immediate shutdown, SIGQUIT, to the postmaster of
 /// `data/postmaster.pid`, when that process really runs in that data directory), then the
-/// directory goes. One kept with `--keep` is marked and left alone; one without a lock file (the
-/// moment between mkdir and the lock, or a version before locks) only once an hour old.
+/// directory goes. One kept with `--keep` is marked and left alone. A drill's directory is made
+/// under a hidden name (`.pgbackd-new-…`) with its lock inside, held, then renamed: a kill between
+/// mkdir and the lock (the kill suite's long run hit it) leaves a hidden directory, removed once a
+/// minute old; a visible one without a lock file (a version before locks) once an hour old.
 final class ClusterDirectoryLock: Sendable {
     static let prefixes = ["pgbackd-drill-", "pgbackd-scratch-"]
+    /// A directory being made (``create(base:)``), before it has its name.
+    static let newPrefix = ".pgbackd-new-"
     static let lockName = ".pgbackd-lock"
     static let keptName = ".pgbackd-kept"
 
     let base: String
     private let descriptor: Int32
+
+    /// Makes `base` (mode 0700) with its lock file inside, held: no drill ever sees `base` without it.
+    static func create(base: String) throws(StagingError) -> ClusterDirectoryLock {
+        let parent = (base as NSString).deletingLastPathComponent
+        let hidden = parent + "/" + newPrefix + (base as NSString).lastPathComponent
+        try? FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+        guard mkdir(hidden, 0o700) == 0 else {
+            throw StagingError(message: "cannot create the drill cluster directory \(hidden): \(String(cString: strerror(errno)))")
+        }
+        let held: ClusterDirectoryLock
+        do {
+            held = try ClusterDirectoryLock(base: hidden)
+        } catch {
+            rmdir(hidden)
+            throw error
+        }
+        guard rename(hidden, base) == 0 else {
+            let reason = String(cString: strerror(errno))
+            held.release()
+            try? removeTree(hidden)
+            throw StagingError(message: "cannot create the drill cluster directory \(base): \(reason)")
+        }
+        return ClusterDirectoryLock(base: base, descriptor: held.descriptor)
+    }
+
+    private init(base: String, descriptor: Int32) {
+        self.base = base
+        self.descriptor = descriptor
+    }
 
     /// Takes the lock of `base` (which exists).
     init(base: String) throws(StagingError) {
@@ -66,7 +99,7 @@ final class ClusterDirectoryLock: Sendable {
     /// Stops the servers of, and removes, the cluster directories in `parent` whose drill is gone.
     static func removeAbandoned(in parent: String, logger: Logger, now: Date = Date()) {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: parent) else { return }
-        for name in names where prefixes.contains(where: { name.hasPrefix($0) }) {
+        for name in names where (prefixes + [newPrefix]).contains(where: { name.hasPrefix($0) }) {
             let directory = parent + "/" + name
             guard !FileManager.default.fileExists(atPath: directory + "/" + keptName) else { continue }
             let fd = open(directory + "/" + lockName, O_RDWR | O_CLOEXEC)
@@ -74,7 +107,7 @@ final class ClusterDirectoryLock: Sendable {
             if fd < 0 {
                 guard openError == ENOENT else { continue }
                 let modified = (try? FileManager.default.attributesOfItem(atPath: directory)[.modificationDate] as? Date) ?? now
-                guard now.timeIntervalSince(modified) > 3600 else { continue }
+                guard now.timeIntervalSince(modified) > (name.hasPrefix(newPrefix) ? 60 : 3600) else { continue }
             }
             defer { if fd >= 0 { close(fd) } }
             // Held: a running drill owns it.

@@ -25,12 +25,12 @@ struct ScratchCluster {
         let initdb = try await PostgresInstalls.program("initdb", forServerMajor: major, configured: configured, setting: "drill.bin_dir")
         let cluster = PostgresCluster(base: stagingDirectory + "/pgbackd-scratch-\(drillId)", binDirectory: (initdb as NSString).deletingLastPathComponent,
                                       logger: logger)
-        try stagingStep { () throws(PostgresClusterError) in try cluster.makeDirectories() }
-        let lock: ClusterDirectoryLock
+        let lock = try ClusterDirectoryLock.create(base: cluster.base)
         do {
-            lock = try ClusterDirectoryLock(base: cluster.base)
+            try stagingStep { () throws(PostgresClusterError) in try cluster.makeDirectories() }
         } catch {
-            cluster.remove()
+            lock.removeDirectory()
+            lock.release()
             throw error
         }
         let scratch = ScratchCluster(major: major, cluster: cluster, lock: lock)

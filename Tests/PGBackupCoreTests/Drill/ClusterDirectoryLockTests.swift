@@ -96,4 +96,32 @@ struct ClusterDirectoryLockTests {
         #expect(!writer.isRunning || { usleep(500_000); return !writer.isRunning }(), "the program writing in the killed drill's cluster was left running")
         #expect(!FileManager.default.fileExists(atPath: killed))
     }
+
+    /// The kill suite's long run killed a base drill between the mkdir of its directory and its
+    /// lock: the lockless directory waited an hour. Now a directory is made under a hidden name
+    /// with its lock inside and renamed, so a visible one always has its lock, and a hidden one
+    /// a kill left goes once a minute old.
+    @Test func aDirectoryIsMadeWithItsLockHeldAndOneKilledBeingMadeGoesAfterAMinute() throws {
+        let parent = try makeParent()
+        defer { try? FileManager.default.removeItem(atPath: parent) }
+        let exists = { FileManager.default.fileExists(atPath: $0) }
+
+        let made = try ClusterDirectoryLock.create(base: "\(parent)/pgbackd-drill-made")
+        #expect(exists("\(made.base)/\(ClusterDirectoryLock.lockName)"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: parent) == ["pgbackd-drill-made"], "nothing hidden is left once made")
+        ClusterDirectoryLock.removeAbandoned(in: parent, logger: logger)
+        #expect(exists(made.base), "held: a running drill's")
+
+        let fresh = try cluster(parent, "\(ClusterDirectoryLock.newPrefix)pgbackd-drill-fresh", withLock: false, age: 10)
+        let stale = try cluster(parent, "\(ClusterDirectoryLock.newPrefix)pgbackd-drill-stale", withLock: false, age: 120)
+        let staleLocked = try cluster(parent, "\(ClusterDirectoryLock.newPrefix)pgbackd-drill-locked", withLock: true, age: 0)
+        ClusterDirectoryLock.removeAbandoned(in: parent, logger: logger)
+        #expect(exists(fresh), "one being made right now is left alone")
+        #expect(!exists(stale), "one a kill left while it was being made goes once a minute old")
+        #expect(!exists(staleLocked), "one whose lock nobody holds goes at once")
+
+        made.release()
+        ClusterDirectoryLock.removeAbandoned(in: parent, logger: logger)
+        #expect(!exists(made.base), "released without removal: a killed drill's, removed by the next")
+    }
 }
