@@ -246,22 +246,24 @@ struct DrillTests {
             let process = try launchPgbackd(["drill", "--config", config])
             let restoring = try await eventually { !(try await shell("pgrep", ["-f", "\(bin)/pg_restore"]).stdout.isEmpty) }
             #expect(restoring)
+            // Other suites' drills may have made theirs meanwhile: those are locked while their
+            // drill runs, or gone once it is done, so only an unlocked one of these is a leftover.
             let ours = Set(try await scratchDatabases(postgres, includingLocked: true)).subtracting(before)
-            #expect(ours.count == 1, "the drill made one scratch database: \(ours)")
+            #expect(!ours.isEmpty, "the drill made its scratch database")
             kill(process.processIdentifier, signal)
             process.waitUntilExit()
             _ = try? await shell("pkill", ["-9", "-f", "\(bin)/pg_restore"])
             #expect(process.terminationStatus != 0)
-            let left = Set(try await scratchDatabases(postgres, includingLocked: true)).intersection(ours)
             if signal == SIGKILL {
-                #expect(left == ours, "a killed drill cannot clean up after itself")
+                // Locked a moment longer, while its server session notices the kill.
+                #expect(!Set(try await scratchDatabases(postgres, includingLocked: true)).isDisjoint(with: ours), "a killed drill cannot clean up after itself")
             } else {
-                #expect(left.isEmpty, "a stopped drill drops its scratch database before it exits")
+                #expect(Set(try await scratchDatabases(postgres)).isDisjoint(with: ours), "a stopped drill drops its scratch database before it exits")
             }
 
             let next = try await drill(setup)
             #expect(next.passed)
-            #expect(Set(try await scratchDatabases(postgres, includingLocked: true)).isDisjoint(with: ours), "the next drill drops what the interrupted one left")
+            #expect(Set(try await scratchDatabases(postgres)).isDisjoint(with: ours), "the next drill drops what the interrupted one left")
         }
     }
 }
