@@ -12,7 +12,7 @@ import Testing
     static let segmentBytes = 16 << 20
     static let runs = 20
 
-    @Test(.enabled(if: TestServices.s3 != nil || TestServices.isCI), .timeLimit(.minutes(5)))
+    @Test(.enabled(if: TestServices.s3 != nil || TestServices.isCI), .timeLimit(.minutes(10)))
     func sigkillAtRandomPointsLosesNothing() async throws {
         let s3 = try TestServices.requireS3()
         try await withCleanup { cleanup in
@@ -115,7 +115,7 @@ import Testing
 
         // The last run finishes the job, and stops cleanly on SIGTERM.
         let process = try launchPgbackd(["wal-watch", "--config", config])
-        let drained = try await eventually(attempts: 1200) {
+        let drained = try await eventually(attempts: 3000) {
             try FileManager.default.contentsOfDirectory(atPath: spool).filter { WALFileName($0) != nil }.isEmpty
         }
         let left = try FileManager.default.contentsOfDirectory(atPath: spool)
