@@ -6,7 +6,8 @@
 #   --replace   drop DBNAME first if it exists (otherwise an existing DBNAME is an error)
 #   --seed S    another data set, as deterministic (default 20261125)
 #
-# Connects with the standard libpq variables (PGHOST, PGPORT, PGUSER, ...). Everything is made
+# Connects with the standard libpq variables (PGHOST, PGPORT, PGUSER, ...); where they are unset,
+# with the test server of .services/env (PGBACKD_TEST_PGHOST, _PGPORT, _PGUSER). Everything is made
 # server-side with set-based SQL in one session: tables (schema.sql), data (gen.sql), then keys,
 # foreign keys and indexes (constraints.sql), then VACUUM ANALYZE so the first benchmark run
 # does not pay for hint bits and the visibility map. The same N and seed give the same data.
@@ -34,6 +35,7 @@ if ((${#args[@]} != 2)) || ! [[ ${args[0]} =~ ^[1-9][0-9]*$ ]] || ! [[ $seed =~ 
 fi
 n=${args[0]}
 db=${args[1]}
+[[ -n ${PGBACKD_TEST_PGHOST:-} ]] && export PGHOST=${PGHOST:-$PGBACKD_TEST_PGHOST} PGPORT=${PGPORT:-$PGBACKD_TEST_PGPORT} PGUSER=${PGUSER:-$PGBACKD_TEST_PGUSER}
 
 psql=(psql -X -q -v ON_ERROR_STOP=1)
 start=${EPOCHREALTIME/./}
