@@ -11,8 +11,9 @@ public enum ProcessMemory {
     /// Buffers of `threshold` bytes and more (the WAL watcher's pieces and the compressed
     /// objects of its uploads) get pages of their own, returned to the kernel when freed, in
     /// any thread's arena. Without it glibc raises its threshold after the first large buffer
-    /// is freed, and from then on keeps freed segments' worth of memory in each thread's arena:
-    /// the watcher's peak RSS grew to several times what its uploads hold (docs/benchmarks.md).
+    /// is freed (up to 32 MiB), and from then on such buffers come from the arenas, which keep
+    /// what is freed: the suspected cause of the watcher's 403 MiB peak (docs/benchmarks.md),
+    /// not measured apart from the streaming that came with it.
     public static func mapLargeBuffers(threshold: Int32 = 256 << 10) {
         _ = pgbackd_malloc_mmap_threshold(threshold)
     }
