@@ -107,6 +107,43 @@ public enum DurableFile {
             bytesWritten += Int64(buffer.count)
         }
 
+        /// Appends `count` bytes of the file open as `source`, from its start (its file offset is
+        /// not used or moved), copied by the kernel with `sendfile` (page cache to page cache, no
+        /// buffer of ours); with `pread`/`write` through a 1 MiB buffer where the kernel cannot.
+        /// - Returns: the bytes copied: fewer than `count` only when `source` ended early.
+        /// - Throws: a read or write failure (the writer is then discarded, as by ``write(_:)``).
+        public func copy(from source: Int32, count: Int64) throws(DurableFileError) -> Int64 {
+            try checkOpen("cannot write")
+            var offset: off_t = 0
+            while Int64(offset) < count {
+                let n = sendfile(fd, source, &offset, Int(min(count - Int64(offset), 1 << 30)))
+                if n > 0 { continue }
+                if n == 0 { break }
+                if errno == EINTR { continue }
+                if offset == 0, errno == EINVAL || errno == ENOSYS { return try copyThroughBuffer(from: source, count: count) }
+                throw fail("cannot copy into", errno: errno)
+            }
+            bytesWritten += Int64(offset)
+            return Int64(offset)
+        }
+
+        private func copyThroughBuffer(from source: Int32, count: Int64) throws(DurableFileError) -> Int64 {
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+            defer { buffer.deallocate() }
+            var offset: Int64 = 0
+            while offset < count {
+                let n = pread(source, buffer.baseAddress, Int(min(count - offset, Int64(buffer.count))), off_t(offset))
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw fail("cannot read the source of", errno: errno)
+                }
+                if n == 0 { break }
+                try write(UnsafeRawBufferPointer(rebasing: buffer[..<n]))
+                offset += Int64(n)
+            }
+            return offset
+        }
+
         /// fsyncs (unless `syncing` is false) and closes the file: its bytes are on disk under ``path``.
         public func finish(syncing: Bool = true) throws(DurableFileError) {
             try checkOpen("cannot fsync")

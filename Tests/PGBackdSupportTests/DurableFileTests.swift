@@ -25,6 +25,28 @@ import Glibc
         #expect(status.st_mode & 0o777 == 0o640 & ~currentUmask())
     }
 
+    @Test func copyCopiesTheWholeSourceAndReportsAShortOne() throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let bytes = (0..<(3 << 20) + 5).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 9) }
+        #expect(FileManager.default.createFile(atPath: directory + "/source", contents: Data(bytes)))
+        let source = open(directory + "/source", O_RDONLY)
+        #expect(source >= 0)
+        defer { close(source) }
+        // Not from the descriptor's offset: the copy starts at the file's start.
+        #expect(lseek(source, 1000, SEEK_SET) == 1000)
+        let writer = try DurableFile.Writer(creating: directory + "/copy", mode: 0o600)
+        #expect(try writer.copy(from: source, count: Int64(bytes.count)) == Int64(bytes.count))
+        try writer.finish()
+        #expect(FileManager.default.contents(atPath: directory + "/copy") == Data(bytes))
+        #expect(lseek(source, 0, SEEK_CUR) == 1000, "the source's offset is not moved")
+
+        let short = try DurableFile.Writer(creating: directory + "/short", mode: 0o600)
+        #expect(try short.copy(from: source, count: Int64(bytes.count) + 10) == Int64(bytes.count), "the source ended early")
+        short.discard()
+        #expect(!FileManager.default.fileExists(atPath: directory + "/short"))
+    }
+
     @Test func aLeftoverTemporaryFileIsReplacedAndNoneRemains() throws {
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }

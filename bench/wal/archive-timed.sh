@@ -1,27 +1,39 @@
 #!/bin/bash
 # archive_command for bench/wal/run.sh: runs `PGBACKD wal-push --config CONFIG %p` exactly as a
-# plain archive_command would, and appends "name start end status" (epoch seconds with µs, from
-# bash's $EPOCHREALTIME: no extra process inside the timed span) to LOG.
+# plain archive_command would and, with a pgBackRest configuration, `pgbackrest archive-push %p`
+# (--archive-async in its configuration) as the reference tool, in the order given; then, with
+# REFDIR, `dd conv=fsync` of the same segment into REFDIR (the copy and fsync alone, no tool; the
+# copy is deleted again). Appends one line to LOG:
 #
-#   archive_command = '/path/archive-timed.sh /path/pgbackd /path/pgbackd.toml /path/push.log %p [REFDIR]'
+#   name status pgbackd_start pgbackd_end [pgbackrest_start pgbackrest_end|- -] [dd_start dd_end|- -]
 #
-# The timed span is fork + exec + the whole wal-push (configuration, copy, fsync, link, directory
-# fsync); the shell that PostgreSQL starts around it is not in it. With REFDIR, a reference is
-# timed right after it, under the same load: `dd conv=fsync` of the same segment into REFDIR (the
-# copy and fsync alone, no pgbackd), appended as two more columns; the copy is deleted again.
+# (epoch seconds with µs, from bash's $EPOCHREALTIME: no extra process inside a timed span).
+#
+#   archive_command = '/path/archive-timed.sh LOG ORDER PGBACKD CONFIG PGBR_CONF|- REFDIR|- %p'
+#
+# ORDER is `pgbackd-first` or `reference-first`. Each timed span is fork + exec + the whole
+# command (for wal-push: configuration, copy, fsync, link, directory fsync); the shell that
+# PostgreSQL starts around it is not in it. The push succeeds only if every tool's did.
 export LC_ALL=C
-pgbackd=$1 config=$2 log=$3 path=$4 refdir=${5:-}
-start=$EPOCHREALTIME
-"$pgbackd" wal-push --config "$config" "$path"
-status=$?
-end=$EPOCHREALTIME
-reference=
-if [[ $status -eq 0 && -n $refdir ]]; then
-    ref_start=$EPOCHREALTIME
+log=$1 order=$2 pgbackd=$3 config=$4 pgbr_conf=$5 refdir=$6 path=$7
+status=0 ours="- -" theirs="- -" reference="- -"
+run_pgbackd() {
+    local start=$EPOCHREALTIME
+    "$pgbackd" wal-push --config "$config" "$path" || status=$?
+    ours="$start $EPOCHREALTIME"
+}
+run_pgbackrest() {
+    [[ $pgbr_conf != - ]] || return 0
+    local start=$EPOCHREALTIME
+    pgbackrest --config="$pgbr_conf" --stanza=bench archive-push "$path" || status=$?
+    theirs="$start $EPOCHREALTIME"
+}
+if [[ $order == reference-first ]]; then run_pgbackrest; run_pgbackd; else run_pgbackd; run_pgbackrest; fi
+if [[ $status -eq 0 && $refdir != - ]]; then
+    start=$EPOCHREALTIME
     dd if="$path" of="$refdir/segment" bs=1M conv=fsync status=none
-    ref_end=$EPOCHREALTIME
+    reference="$start $EPOCHREALTIME"
     rm -f "$refdir/segment"
-    reference=" $ref_start $ref_end"
 fi
-printf '%s %s %s %s%s\n' "${path##*/}" "$start" "$end" "$status" "$reference" >>"$log"
+printf '%s %s %s %s %s\n' "${path##*/}" "$status" "$ours" "$theirs" "$reference" >>"$log"
 exit "$status"

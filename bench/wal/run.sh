@@ -2,48 +2,63 @@
 # Benchmark: WAL archiving under a pgbench write load, on a throw-away cluster of its own.
 #
 #   scripts/services.sh start && source .services/env   # PostgreSQL binaries and moto (S3)
-#   bench/wal/run.sh [SEGMENTS]                          # default 300
+#   bench/wal/run.sh [SEGMENTS]                          # per run; default 40 (p99 = the slowest of them)
 #
-# 1. wal-push latency (spool mode). A fresh cluster (initdb, archive_mode = on) runs pgbench
-#    (tpcb-like) and a second pgbench client that bulk-writes rows, so PostgreSQL fills real
-#    16 MiB segments quickly. Its archive_command is bench/wal/archive-timed.sh, which times the
-#    `pgbackd wal-push --config … %p` it runs, exactly as the archiver starts it (as the cluster
-#    owner, on the segment in pg_wal), and logs each push. The watcher is not running, so the
-#    spool fills up: SEGMENTS pushes, then median, p90, p99, max in ms.
-# 2. Watcher throughput. The bulk writer stops, pgbench tpcb-like goes on, and
-#    `pgbackd wal-watch --once` ships the spool (SEGMENTS segments and whatever the archiver adds
-#    meanwhile) to S3 (the moto of scripts/services.sh): segments/s, raw MB/s, stored MB, peak
-#    RSS, and moto's own CPU-seconds (it runs on the same cores).
+# One cluster (initdb with data checksums, archive_mode = on) runs pgbench (tpcb-like) for the
+# whole script. PGBACKD_BENCH_RUNS runs (default 3), each:
 #
-# Settings (environment): PGBACKD_BENCH_WAL_CLIENTS (pgbench clients, default 4),
-# PGBACKD_BENCH_WAL_SCALE (pgbench scale, default 20), PGBACKD_BENCH_WAL_FILL_ROWS (rows per
-# bulk-write transaction, default 20000, ≈3 MB of WAL; 0 = no bulk writer: then the pgbench
-# load alone has to produce SEGMENTS segments), PGBACKD_BENCH_WAL_UPLOADS (wal.parallel_uploads,
-# default 4), PGBACKD_BENCH_WAL_REFERENCE (1, the default: after each push, time `dd conv=fsync`
-# of the same segment as a reference for the copy and fsync alone; 0 = off), PGBACKD_BENCH_BIN
-# (use this pgbackd binary instead of building one).
+# 1. wal-push latency (spool mode) against pgBackRest. A second pgbench client bulk-writes rows,
+#    so PostgreSQL fills real 16 MiB segments quickly. archive_command is
+#    bench/wal/archive-timed.sh, which times, as the archiver runs them (as the cluster owner, on
+#    the segment in pg_wal), `pgbackd wal-push --config … %p` and `pgbackrest archive-push %p`
+#    with archive-async=y (its own spool, a local directory repository, gz level 1 like pgbackd's
+#    default), one after the other, the order alternating between runs (run 1: pgBackRest
+#    first); then `dd conv=fsync` of the same segment on the same disk, the floor of making it
+#    durable. Until SEGMENTS segments are pushed; the pgbackd watcher is not running meanwhile,
+#    so its spool fills. pgBackRest's async archiving compresses and stores its repository in a
+#    background process it starts itself: part of its work is outside its timed span, as part
+#    of pgbackd's is in the watcher.
+# 2. Watcher. The bulk writer stops, pgbench tpcb-like goes on, and `pgbackd wal-watch --once`
+#    ships the spool (SEGMENTS segments and whatever the archiver adds meanwhile) to S3 (the moto
+#    of scripts/services.sh): segments/s, CPU-s per segment, peak RSS against the memory bound
+#    the settings imply (wal-watch logs it), moto's own CPU-seconds (same cores).
 #
-# Builds pgbackd in release mode into .build-bench. Prints markdown tables. moto keeps every
-# object in memory: this script deletes the objects it shipped at the end.
+# Results for bench/run (bench_record), per run: the medians and p99s of wal-push and of
+# pgbackrest archive-push, each divided by dd's (p99 by dd's p99: both tails under the same
+# load), absolute medians in ms, the watcher's peak RSS, bound and segments/s.
+#
+# Settings (environment): PGBACKD_BENCH_RUNS (default 3), PGBACKD_BENCH_WAL_CLIENTS (pgbench
+# clients, default 4), PGBACKD_BENCH_WAL_SCALE (pgbench scale, default 20),
+# PGBACKD_BENCH_WAL_FILL_ROWS (rows per bulk-write transaction, default 20000, ≈3 MB of WAL; 0 =
+# no bulk writer), PGBACKD_BENCH_WAL_UPLOADS (wal.parallel_uploads, default 4, pgbackd's
+# default), PGBACKD_BENCH_WAL_PGBACKREST (1, the default: time pgBackRest too; 0 = off),
+# PGBACKD_BENCH_BIN (use this pgbackd binary instead of building one).
+#
+# Prints markdown tables. moto keeps every object in memory: this script deletes the objects it
+# shipped at the end.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-SEGMENTS=${1:-300}
+source bench/lib.sh
+SEGMENTS=${1:-40}
 [[ $SEGMENTS =~ ^[0-9]+$ ]] && ((SEGMENTS >= 10)) || { echo "usage: bench/wal/run.sh [SEGMENTS ≥ 10]" >&2; exit 64; }
+RUNS=${PGBACKD_BENCH_RUNS:-3}
 CLIENTS=${PGBACKD_BENCH_WAL_CLIENTS:-4}
 SCALE=${PGBACKD_BENCH_WAL_SCALE:-20}
 FILL_ROWS=${PGBACKD_BENCH_WAL_FILL_ROWS:-20000}
 UPLOADS=${PGBACKD_BENCH_WAL_UPLOADS:-4}
+WITH_PGBR=${PGBACKD_BENCH_WAL_PGBACKREST:-1}
+bench_pg_env
 : "${PGBACKD_TEST_PGBIN:?source .services/env first}"
 : "${PGBACKD_TEST_S3_ENDPOINT:?no S3 in the env file: scripts/services.sh start s3}"
-command -v /usr/bin/time >/dev/null || apt-get install -y -qq time >/dev/null
-BIN=$PGBACKD_TEST_PGBIN
-
-if [[ -n ${PGBACKD_BENCH_BIN:-} ]]; then
-    BUILT=$PGBACKD_BENCH_BIN
-else
-    swift build -c release --product pgbackd --scratch-path .build-bench >/dev/null
-    BUILT=$PWD/.build-bench/release/pgbackd
+missing=()
+command -v /usr/bin/time >/dev/null || missing+=(time)
+[[ $WITH_PGBR != 1 ]] || command -v pgbackrest >/dev/null || missing+=(pgbackrest)
+if ((${#missing[@]})); then
+    echo "bench/wal: installing ${missing[*]}" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+BIN=$PGBACKD_TEST_PGBIN
+bench_build
 
 # Everything below /tmp, traversable by the cluster owner (the archiver runs wal-push as it).
 WORK=$(mktemp -d /tmp/pgbackd-wal-bench.XXXXXX)
@@ -66,7 +81,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-as_pg() { # the cluster owner runs initdb, pg_ctl and hence the archiver
+as_pg() { # the cluster owner runs initdb, pg_ctl, pgbackrest and hence the archiver
     if [[ $(id -u) -eq 0 ]]; then (cd "$WORK" && runuser -u postgres -- "$@"); else "$@"; fi
 }
 owner() { [[ $(id -u) -ne 0 ]] || chown -R postgres:postgres "$@"; }
@@ -90,12 +105,12 @@ for i in range(0, len(keys), 1000):
 PY
 }
 
-# ---------------------------------------------------------------- cluster and pgbackd
+# ---------------------------------------------------------------- cluster, pgbackd, pgBackRest
 
-mkdir -m 0755 "$WORK/socket" "$WORK/bin"
+mkdir -m 0755 "$WORK/socket" "$WORK/bin" "$WORK/pgbackrest" "$WORK/ref"
 mkdir -m 0700 "$WORK/data" "$WORK/spool" "$WORK/log"
 # A copy the cluster owner can execute: the build directory may sit below a 0700 directory.
-install -m 0755 "$BUILT" "$WORK/bin/pgbackd"
+install -m 0755 "$PGBACKD" "$WORK/bin/pgbackd"
 install -m 0755 bench/wal/archive-timed.sh "$WORK/bin/archive-timed.sh"
 PREFIX=bench-wal-$(date +%s)-$$
 printf '%s' "$PGBACKD_TEST_S3_SECRET_ACCESS_KEY" >"$WORK/secret"
@@ -115,16 +130,40 @@ secret_access_key_file = "$WORK/secret"
 [wal]
 mode = "spool"
 spool_dir = "$WORK/spool"
-max_spool_mib = $(((SEGMENTS + 200) * 16))
+max_spool_mib = $(((SEGMENTS + 300) * 16))
 parallel_uploads = $UPLOADS
 TOML
 chmod 0644 "$WORK/pgbackd.toml"
+PGBR_CONF=-
+if [[ $WITH_PGBR == 1 ]]; then
+    PGBR_CONF=$WORK/pgbackrest/pgbackrest.conf
+    cat >"$PGBR_CONF" <<CONF
+# written by bench/wal/run.sh: a local directory repository, asynchronous archiving
+[global]
+repo1-type=posix
+repo1-path=$WORK/pgbackrest/repo
+repo1-retention-full=1
+archive-async=y
+spool-path=$WORK/pgbackrest/spool
+compress-type=gz
+compress-level=1
+log-path=$WORK/pgbackrest/log
+lock-path=$WORK/pgbackrest/lock
+log-level-console=warn
+log-level-file=warn
+
+[bench]
+pg1-path=$WORK/data
+pg1-socket-path=$WORK/socket
+pg1-port=5432
+CONF
+fi
 owner "$WORK"
 
 as_pg "$BIN/initdb" -D "$WORK/data" -U postgres -E UTF8 --locale=C --auth=trust -k -N >"$WORK/initdb.log" 2>&1 ||
     { cat "$WORK/initdb.log" >&2; exit 1; }
 # The settings of scripts/services.sh's cluster, plus archiving. Until the load is set up the
-# archiver throws segments away; then it times wal-push.
+# archiver throws segments away; then it times both tools.
 cat >>"$WORK/data/postgresql.conf" <<EOF
 listen_addresses = ''
 port = 5432
@@ -138,6 +177,9 @@ archive_mode = on
 archive_command = '/bin/true'
 EOF
 as_pg "$BIN/pg_ctl" -D "$WORK/data" -l "$WORK/postgres.log" -w -t 60 start >/dev/null
+if [[ $WITH_PGBR == 1 ]]; then
+    as_pg pgbackrest --config="$PGBR_CONF" --stanza=bench stanza-create >"$WORK/stanza.log" 2>&1 || { cat "$WORK/stanza.log" >&2; exit 1; }
+fi
 
 sql -d postgres -c "create database bench_pgbench" -c "create database bench_walfill"
 "$BIN/pgbench" -h "$WORK/socket" -p 5432 -U postgres -i -q -s "$SCALE" bench_pgbench >"$WORK/pgbench-init.log" 2>&1 ||
@@ -151,82 +193,116 @@ commit;
 SQL
 sql -d postgres -c "checkpoint" -c "select pg_switch_wal()" >/dev/null
 
-# ---------------------------------------------------------------- 1. wal-push latency under load
-
-PUSHLOG=$WORK/log/push.log
-REF=
-if [[ ${PGBACKD_BENCH_WAL_REFERENCE:-1} == 1 ]]; then REF=$WORK/ref; mkdir -m 0700 "$REF"; owner "$REF"; fi
-sql -d postgres -c "alter system set archive_command = '$WORK/bin/archive-timed.sh $WORK/bin/pgbackd $WORK/pgbackd.toml $PUSHLOG %p $REF'" \
-    -c "select pg_reload_conf()" >/dev/null
-sql -d postgres -c "select pg_stat_reset_shared('archiver')" >/dev/null
-
 commits() { sql -d bench_pgbench -c "select xact_commit from pg_stat_database where datname = current_database()"; }
-c0=$(commits) t0=$EPOCHREALTIME
 "$BIN/pgbench" -h "$WORK/socket" -p 5432 -U postgres -n -c "$CLIENTS" -j $((CLIENTS < 2 ? CLIENTS : 2)) -T 86400 bench_pgbench >"$WORK/pgbench.log" 2>&1 &
 PIDS+=($!)
-if ((FILL_ROWS > 0)); then
-    "$BIN/pgbench" -h "$WORK/socket" -p 5432 -U postgres -n -c 1 -T 86400 -f "$WORK/fill.sql" bench_walfill >"$WORK/fill.log" 2>&1 &
-    FILL_PID=$!
-    PIDS+=("$FILL_PID")
-fi
 
-pushed() { [[ -f $PUSHLOG ]] && wc -l <"$PUSHLOG" || echo 0; }
-deadline=$((SECONDS + 3600))
-while (($(pushed) < SEGMENTS)); do
-    ((SECONDS < deadline)) || { echo "bench/wal: only $(pushed) of $SEGMENTS segments archived in an hour" >&2; exit 1; }
-    if awk '$4 != 0 { bad = 1 } END { exit !bad }' "$PUSHLOG" 2>/dev/null; then
-        echo "bench/wal: wal-push failed:" >&2; awk '$4 != 0' "$PUSHLOG" | head -n 3 >&2; exit 1
+pgbr_version=$([[ $WITH_PGBR == 1 ]] && pgbackrest version | awk '{ print $2 }' || echo "-")
+bench_note "WAL archiving on $(nproc) cores: pgbench -c $CLIENTS (scale $SCALE, tpcb-like) plus a bulk writer of $FILL_ROWS rows/transaction, $SEGMENTS segments of 16 MiB per run; pgBackRest $pgbr_version archive-push --archive-async (gz 1, directory repository); wal.parallel_uploads = $UPLOADS; p99 ratios divide by dd's p99"
+echo "WAL archiving on $(nproc) cores: pgbench -c $CLIENTS (scale $SCALE, tpcb-like) plus a bulk writer of $FILL_ROWS rows/transaction; pgBackRest $pgbr_version (archive-async, gz 1); wal.parallel_uploads = $UPLOADS; $RUNS runs of $SEGMENTS segments"
+echo
+PUSH_ROWS=$WORK/push.md WATCH_ROWS=$WORK/watch.md
+: >"$PUSH_ROWS"
+: >"$WATCH_ROWS"
+
+for ((run = 1; run <= RUNS; run++)); do
+    # ------------------------------------------------------------ 1. push latency under load
+    order=$( ((run % 2)) && echo reference-first || echo pgbackd-first)
+    PUSHLOG=$WORK/log/push-$run.log
+    sql -d postgres -c "alter system set archive_command = '$WORK/bin/archive-timed.sh $PUSHLOG $order $WORK/bin/pgbackd $WORK/pgbackd.toml $PGBR_CONF $WORK/ref %p'" \
+        -c "select pg_reload_conf()" >/dev/null
+    sql -d postgres -c "select pg_stat_reset_shared('archiver')" >/dev/null
+    c0=$(commits) t0=$EPOCHREALTIME
+    FILL_PID=
+    if ((FILL_ROWS > 0)); then
+        "$BIN/pgbench" -h "$WORK/socket" -p 5432 -U postgres -n -c 1 -T 86400 -f "$WORK/fill.sql" bench_walfill >"$WORK/fill.log" 2>&1 &
+        FILL_PID=$!
+        PIDS+=("$FILL_PID")
     fi
-    sleep 1
+    pushed() { [[ -f $PUSHLOG ]] && wc -l <"$PUSHLOG" || echo 0; }
+    deadline=$((SECONDS + 1800))
+    while (($(pushed) < SEGMENTS)); do
+        ((SECONDS < deadline)) || { echo "bench/wal: only $(pushed) of $SEGMENTS segments archived in 30 minutes" >&2; exit 1; }
+        if awk '$2 != 0 { bad = 1 } END { exit !bad }' "$PUSHLOG" 2>/dev/null; then
+            echo "bench/wal: an archive_command failed:" >&2; awk '$2 != 0' "$PUSHLOG" | head -n 3 >&2; exit 1
+        fi
+        sleep 0.5
+    done
+    t1=$EPOCHREALTIME c1=$(commits)
+    if [[ -n $FILL_PID ]]; then kill "$FILL_PID" 2>/dev/null || true; wait "$FILL_PID" 2>/dev/null || true; fi
+    load_tps=$(calc "($c1 - $c0) / ($t1 - $t0)")
+    failed=$(sql -d postgres -c "select failed_count from pg_stat_archiver")
+
+    # One line per tool: "tool median p90 p99 max" (ms, nearest rank) of the first SEGMENTS pushes.
+    python3 - "$PUSHLOG" "$SEGMENTS" >"$WORK/stats-$run" <<'PY'
+import math, sys
+rows = [l.split() for l in open(sys.argv[1])][:int(sys.argv[2])]
+def stats(a, b):
+    ms = sorted((float(r[b]) - float(r[a])) * 1000 for r in rows if r[a] != "-")
+    if not ms:
+        return None
+    rank = lambda p: ms[max(0, math.ceil(p / 100 * len(ms)) - 1)]
+    return len(ms), rank(50), rank(90), rank(99), ms[-1]
+for tool, a, b in (("pgbackd", 2, 3), ("pgbackrest", 4, 5), ("dd", 6, 7)):
+    s = stats(a, b)
+    if s:
+        print(tool, *(f"{x:.1f}" if isinstance(x, float) else x for x in s))
+PY
+    read -r _ n_ours ours_med ours_p90 ours_p99 ours_max < <(grep '^pgbackd ' "$WORK/stats-$run")
+    read -r _ n_dd dd_med dd_p90 dd_p99 dd_max < <(grep '^dd ' "$WORK/stats-$run")
+    bench_record "WAL: wal-push (spool) as archive_command" "median / dd conv=fsync median" "$(calc "$ours_med / $dd_med")" "<=2"
+    bench_record "WAL: wal-push (spool) as archive_command" "p99 / dd conv=fsync p99" "$(calc "$ours_p99 / $dd_p99")" "<=4"
+    bench_record "WAL: wal-push (spool) as archive_command" "median" "$ours_med" "" ms
+    bench_record "WAL: wal-push (spool) as archive_command" "p99" "$ours_p99" "" ms
+    bench_record "WAL: dd conv=fsync of the segment (floor)" "median" "$dd_med" "" ms
+    bench_record "WAL: dd conv=fsync of the segment (floor)" "p99" "$dd_p99" "" ms
+    printf '| %s | pgbackd wal-push (spool) | %s | %s | %s | %s | %s | %.2f | %.2f | %s | %s |\n' "$run" "$n_ours" "$ours_med" "$ours_p90" "$ours_p99" "$ours_max" \
+        "$(calc "$ours_med / $dd_med")" "$(calc "$ours_p99 / $dd_p99")" "$load_tps" "$failed" >>"$PUSH_ROWS"
+    if grep -q '^pgbackrest ' "$WORK/stats-$run"; then
+        read -r _ n_br br_med br_p90 br_p99 br_max < <(grep '^pgbackrest ' "$WORK/stats-$run")
+        bench_record "WAL: pgbackrest archive-push --archive-async as archive_command" "median / dd conv=fsync median" "$(calc "$br_med / $dd_med")"
+        bench_record "WAL: pgbackrest archive-push --archive-async as archive_command" "p99 / dd conv=fsync p99" "$(calc "$br_p99 / $dd_p99")"
+        bench_record "WAL: pgbackrest archive-push --archive-async as archive_command" "median" "$br_med" "" ms
+        printf '| %s | pgbackrest archive-push --archive-async | %s | %s | %s | %s | %s | %.2f | %.2f | | |\n' "$run" "$n_br" "$br_med" "$br_p90" "$br_p99" "$br_max" \
+            "$(calc "$br_med / $dd_med")" "$(calc "$br_p99 / $dd_p99")" >>"$PUSH_ROWS"
+    fi
+    printf '| %s | dd conv=fsync of the same segment (after both) | %s | %s | %s | %s | %s | 1.00 | 1.00 | | |\n' "$run" "$n_dd" "$dd_med" "$dd_p90" "$dd_p99" "$dd_max" >>"$PUSH_ROWS"
+
+    # ------------------------------------------------------------ 2. the watcher under load
+    spooled=$(find "$WORK/spool" -maxdepth 1 -type f ! -name '.*' | wc -l)
+    mkdir -p "$WORK/watch-$run"
+    m0=$(moto_cpu)
+    measured=$(bench_measure "$WORK/watch-$run" "$WORK/bin/pgbackd" wal-watch --once --log-level info --config "$WORK/pgbackd.toml")
+    read -r watch_wall watch_rss watch_cpu watch_tree <<<"$measured"
+    m1=$(moto_cpu)
+    err=$WORK/watch-$run/err
+    # Keys in the log are relative to the repository prefix.
+    grep -o 'wal.key=[^ ]*' "$err" | cut -d= -f2- | sed "s|^|$PREFIX/|" >>"$WORK/shipped.keys" || true
+    shipped=$(grep -o 'wal-watch: [0-9]* shipped' "$err" | awk '{ print $2 }')
+    stored=$(grep -o 'wal.stored_bytes=[0-9]*' "$err" | cut -d= -f2 | awk '{ s += $1 } END { print s + 0 }')
+    bound=$(grep -o 'wal.memory_bound_bytes=[0-9]*' "$err" | head -n1 | cut -d= -f2)
+    bound_mib=$(calc "${bound:-0} / 1048576")
+    rss_mib=$(calc "$watch_rss / 1024")
+    bench_record "WAL: watcher (wal-watch --once → S3, $UPLOADS uploads)" "peak RSS" "$rss_mib" "<=150" MiB
+    bench_record "WAL: watcher (wal-watch --once → S3, $UPLOADS uploads)" "memory bound implied by the settings" "$bound_mib" "" MiB
+    bench_record "WAL: watcher (wal-watch --once → S3, $UPLOADS uploads)" "segments/s" "$(calc "$shipped / $watch_wall")" "" "segments/s"
+    bench_record "WAL: watcher (wal-watch --once → S3, $UPLOADS uploads)" "CPU-s per segment" "$(calc "$watch_cpu / ($shipped + ($shipped == 0))")" "" s
+    printf '| %s | %s | %s | %s | %.1f | %.1f | %.0f | %.2f | %s | %s | %.3f | %.1f |\n' "$run" "$spooled" "$shipped" "$watch_wall" \
+        "$(calc "$shipped / $watch_wall")" "$(calc "$shipped * 16.777216 / $watch_wall")" "$(calc "$stored / 1000000")" \
+        "$(calc "$shipped * 16777216 / ($stored + ($stored == 0))")" "$rss_mib" "$bound_mib" \
+        "$(calc "$watch_cpu / ($shipped + ($shipped == 0))")" "$(calc "$m1 - $m0")" >>"$WATCH_ROWS"
+    echo "bench/wal: run $run of $RUNS done ($order)" >&2
 done
-t1=$EPOCHREALTIME c1=$(commits)
-if [[ -n ${FILL_PID:-} ]]; then kill "$FILL_PID" 2>/dev/null || true; wait "$FILL_PID" 2>/dev/null || true; fi
-load_tps=$(calc "($c1 - $c0) / ($t1 - $t0)")
-phase1_s=$(calc "$t1 - $t0")
-
-# ---------------------------------------------------------------- 2. watcher throughput under load
-
-spooled=$(find "$WORK/spool" -maxdepth 1 -type f ! -name '.*' | wc -l)
-c2=$(commits) m0=$(moto_cpu)
-/usr/bin/time -f '%e %M' -o "$WORK/watch.time" "$WORK/bin/pgbackd" wal-watch --once --log-level info --config "$WORK/pgbackd.toml" \
-    >"$WORK/watch.out" 2>"$WORK/watch.err" || { tail -n 20 "$WORK/watch.err" >&2; exit 1; }
-m1=$(moto_cpu)
-read -r watch_wall watch_rss <"$WORK/watch.time"
-c3=$(commits)
-watch_tps=$(calc "($c3 - $c2) / $watch_wall")
-# Keys in the log are relative to the repository prefix.
-grep -o 'wal.key=[^ ]*' "$WORK/watch.err" | cut -d= -f2- | sed "s|^|$PREFIX/|" >"$WORK/shipped.keys" || true
-shipped=$(grep -o 'wal-watch: [0-9]* shipped' "$WORK/watch.err" | awk '{ print $2 }')
-stored=$(grep -o 'wal.stored_bytes=[0-9]*' "$WORK/watch.err" | cut -d= -f2 | awk '{ s += $1 } END { print s + 0 }')
 
 # Stop the load and the cluster (the archiver does not touch S3 in spool mode).
 for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
 PIDS=()
-failed=$(sql -d postgres -c "select failed_count from pg_stat_archiver")
 as_pg "$BIN/pg_ctl" -D "$WORK/data" -m fast -w -t 60 stop >/dev/null
 
-# ---------------------------------------------------------------- report
-
-echo "WAL archiving on $(nproc) cores: pgbench -c $CLIENTS (scale $SCALE, tpcb-like) plus a bulk writer of $FILL_ROWS rows/transaction; wal.parallel_uploads = $UPLOADS"
+echo "| run | per 16 MiB segment, as archive_command under load | pushes | median ms | p90 ms | p99 ms | max ms | median / dd median | p99 / dd p99 | load tps | archiver failures |"
+echo "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+cat "$PUSH_ROWS"
 echo
-python3 - "$PUSHLOG" "$SEGMENTS" "$phase1_s" "$load_tps" "$failed" <<'PY'
-import math, sys
-path, n, seconds, tps, failed = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
-rows = [l.split() for l in open(path)][:n]
-def stats(pairs):
-    ms = sorted((float(b) - float(a)) * 1000 for a, b in pairs)
-    rank = lambda p: ms[max(0, math.ceil(p / 100 * len(ms)) - 1)]  # nearest-rank percentile
-    return f"{len(ms)} | {rank(50):.1f} | {rank(90):.1f} | {rank(99):.1f} | {ms[-1]:.1f}"
-print("| per 16 MiB segment, under load | pushes | median ms | p90 ms | p99 ms | max ms | load tps | WAL MB/s | archiver failures |")
-print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-print(f"| pgbackd wal-push (spool), as archive_command | {stats((r[1], r[2]) for r in rows)} | {tps:.0f} | {len(rows) * 16.777216 / seconds:.1f} | {failed} |")
-ref = [r for r in rows if len(r) >= 6]
-if ref:
-    print(f"| reference: dd conv=fsync of the same segment, right after | {stats((r[4], r[5]) for r in ref)} | | | |")
-PY
-echo
-echo "| watcher (wal-watch --once → S3) | segments | wall s | segments/s | raw MB/s | stored MB | raw/stored | peak RSS MiB | moto CPU s | load tps |"
-echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-printf '| spool of %s segments | %s | %s | %.1f | %.1f | %.0f | %.2f | %.0f | %.1f | %s |\n' "$spooled" "$shipped" "$watch_wall" \
-    "$(calc "$shipped / $watch_wall")" "$(calc "$shipped * 16.777216 / $watch_wall")" "$(calc "$stored / 1000000")" \
-    "$(calc "$shipped * 16777216 / ($stored + ($stored == 0))")" "$(calc "$watch_rss / 1024")" "$(calc "$m1 - $m0")" "$(printf %.0f "$watch_tps")"
+echo "| run | watcher (wal-watch --once → S3) spool of | segments | wall s | segments/s | raw MB/s | stored MB | raw/stored | peak RSS MiB | bound MiB | CPU-s / segment | moto CPU s |"
+echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+cat "$WATCH_ROWS"

@@ -41,20 +41,82 @@ public struct WALArchive: Sendable {
         let existing = try await repository.walObjects(for: file)
         let sha256 = try await hashing.value
         if !existing.isEmpty {
-            return try await compareArchived(file, sha256: sha256, bytes: bytes, existing: existing)
+            return try await compareArchived(file, sha256: sha256, existing: existing) { bytes }
         }
         let key = repository.walKey(file, sha256: sha256)
         let level = self.level
         let compressed = try await offload(on: queue) { Gzip.compress(bytes, level: level) }
         try await repository.storage.put(key: key, bytes: compressed)
+        return try await verifyStored(file, key: key, rawBytes: bytes.count, storedBytes: Int64(compressed.count))
+    }
+
+    /// Compresses and stores the WAL file at `path` (a spooled file, or `%p` in sync mode) as
+    /// ``push(_:bytes:)`` does, streamed: the file is read twice in 1 MiB pieces (hashed while
+    /// the LIST is on the wire, then compressed piece by piece into the upload), so the only
+    /// whole copy is the compressed object a single PUT needs, held by the storage driver. The
+    /// file must not change in between (checked by its size and times before the commit).
+    public func push(_ file: WALFileName, contentsOf path: String) async throws -> PushOutcome {
+        // One queue per call, so parallel pushes hash and compress in parallel.
+        let queue = DispatchQueue(label: "pgbackd.wal.push")
+        let source = try await offload(on: queue) { try WALFiles.SourceFile(opening: path) }
+        let hashing = OffloadedWork(on: queue) { try WALObjectName.sha256(of: source) }
+        let existing: [WALObject]
+        do {
+            existing = try await repository.walObjects(for: file)
+        } catch {
+            _ = try? await hashing.value
+            throw error
+        }
+        let sha256 = try await hashing.value
+        if !existing.isEmpty {
+            return try await compareArchived(file, sha256: sha256, existing: existing) {
+                try await offload(on: queue) { try WALFiles.read(path) }
+            }
+        }
+        let key = repository.walKey(file, sha256: sha256)
+        let gzip = GzipStream(level: level)
+        let upload = try await repository.storage.makeUpload(key: key, expectedSize: source.size)
+        do {
+            var offset: Int64 = 0
+            repeat {
+                let start = offset
+                let piece = try await offload(on: queue) { try Self.compressPiece(of: source, at: start, into: gzip) }
+                offset = gzip.bytesIn
+                if !piece.isEmpty { try await upload.write(piece) }
+            } while !gzip.isFinished
+            try await offload(on: queue) { try source.checkUnchanged() }
+            _ = try await upload.commit()
+        } catch {
+            await upload.abort()
+            throw error
+        }
+        return try await verifyStored(file, key: key, rawBytes: Int(source.size), storedBytes: gzip.bytesOut)
+    }
+
+    /// Size of the pieces a streamed push reads and compresses.
+    static let pieceSize = 1 << 20
+
+    /// The gzip output for the next piece of `source` from `offset`; the last piece finishes the
+    /// member (an empty file is one empty member).
+    private static func compressPiece(of source: WALFiles.SourceFile, at offset: Int64, into gzip: GzipStream) throws -> [UInt8] {
+        let want = Int(min(Int64(pieceSize), source.size - offset))
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(want, 1), alignment: 16)
+        defer { buffer.deallocate() }
+        let got = try source.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<want]), at: offset)
+        guard got == want else { throw source.shrank(at: offset + Int64(got)) }
+        return gzip.compress(UnsafeRawBufferPointer(rebasing: buffer[..<got]), finish: offset + Int64(got) >= source.size)
+    }
+
+    /// HEAD must show the object with the size that was uploaded.
+    private func verifyStored(_ file: WALFileName, key: String, rawBytes: Int, storedBytes: Int64) async throws -> PushOutcome {
         guard let info = try await repository.storage.head(key: key) else {
             throw WALError(.verifyFailed, message: "\(key) is not in the repository right after its upload committed: the storage lost it; \(file.name) stays unarchived")
         }
-        guard info.size == Int64(compressed.count) else {
-            throw WALError(.verifyFailed, message: "\(key) has \(info.size) bytes in the repository, but \(compressed.count) were uploaded; \(file.name) stays unarchived")
+        guard info.size == storedBytes else {
+            throw WALError(.verifyFailed, message: "\(key) has \(info.size) bytes in the repository, but \(storedBytes) were uploaded; \(file.name) stays unarchived")
         }
         logger.debug("WAL file archived", metadata: [
-            "wal.file": "\(file.name)", "wal.key": "\(key)", "wal.raw_bytes": "\(bytes.count)", "wal.stored_bytes": "\(info.size)",
+            "wal.file": "\(file.name)", "wal.key": "\(key)", "wal.raw_bytes": "\(rawBytes)", "wal.stored_bytes": "\(info.size)",
         ])
         return .uploaded(info)
     }
@@ -64,14 +126,14 @@ public struct WALArchive: Sendable {
         guard let file = WALFileName((path as NSString).lastPathComponent) else {
             throw WALError(.invalidName, message: "\(path) is not a WAL file name (segment, .history, .backup or .partial); archive_command must pass %p")
         }
-        let queue = DispatchQueue(label: "pgbackd.wal.read")
-        let bytes = try await offload(on: queue) { try WALFiles.read(path) }
-        return try await push(file, bytes: bytes)
+        return try await push(file, contentsOf: path)
     }
 
     /// Already archived: the same bytes only if every object of the name says so. A checksum in
     /// the name settles it without a download; an old-style object is downloaded and compared.
-    private func compareArchived(_ file: WALFileName, sha256: String, bytes: [UInt8], existing: [WALObject]) async throws -> PushOutcome {
+    private func compareArchived(_ file: WALFileName, sha256: String, existing: [WALObject],
+                                 bytes readBytes: () async throws -> [UInt8]) async throws -> PushOutcome {
+        var local: [UInt8]?
         for object in existing {
             if let archived = object.name.sha256 {
                 guard archived == sha256 else {
@@ -84,6 +146,11 @@ public struct WALArchive: Sendable {
                 archived = try await fetch(object)
             } catch let error as WALError where error.code == .corrupt {
                 throw WALError(.conflict, message: "\(file.name) is already archived as \(object.key), but that object is not valid gzip; it was not overwritten: inspect or remove it by hand", underlying: error)
+            }
+            let bytes: [UInt8]
+            if let local { bytes = local } else {
+                bytes = try await readBytes()
+                local = bytes
             }
             guard archived == bytes else {
                 throw WALError(.conflict, message: "\(file.name) is already archived as \(object.key) with different content (\(archived.count) bytes there, \(bytes.count) here); nothing was overwritten. Two clusters may be archiving into one stanza: check repository.stanza")

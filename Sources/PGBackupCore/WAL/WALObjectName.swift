@@ -35,6 +35,13 @@ public struct WALObjectName: Sendable, Hashable, CustomStringConvertible {
         SHA256.hash(data: bytes).hexString
     }
 
+    /// The same of a file's bytes, read in pieces (blocking: call it from an offload queue).
+    static func sha256(of source: WALFiles.SourceFile) throws -> String {
+        var hasher = SHA256()
+        try source.forEachChunk { hasher.update(bufferPointer: $0) }
+        return hasher.finalize().hexString
+    }
+
     static func isSHA256Hex(_ text: Substring) -> Bool {
         text.utf8.count == 64 && text.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }
     }

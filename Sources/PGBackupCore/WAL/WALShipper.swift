@@ -24,6 +24,25 @@ public struct WALShipper: Sendable {
         self.logger = logger
     }
 
+    /// The most memory a pass's uploads hold at once, as `configuration` implies, for spooled
+    /// files of `segmentSize` bytes; the process's own baseline (code, runtime, libraries) comes
+    /// on top. Per upload in flight (`wal.parallel_uploads`): one piece read from the spool and
+    /// zlib's output for it (``WALArchive/pieceSize`` each, the output ≤ 0.1 % more), zlib's
+    /// state (~0.3 MiB), one more piece when encrypting; and what the storage driver holds: for
+    /// S3 the compressed object a single PUT sends (≤ the segment: zlib at level ≥ 1 grows
+    /// nothing by more than 0.1 %), or for a larger object at most part size × (parallel parts
+    /// + 1) of a multipart upload; for a file repository nothing, each piece goes to disk.
+    public static func memoryBound(_ configuration: Configuration, segmentSize: Int64 = 16 << 20) -> Int64 {
+        let piece = Int64(WALArchive.pieceSize)
+        let compressedSegment = segmentSize + segmentSize / 1000 + (64 << 10)
+        var perUpload = 2 * piece + (320 << 10)
+        if configuration.encryption != nil { perUpload += piece }
+        if case .s3(let s3) = configuration.repository.kind {
+            perUpload += min(compressedSegment, Int64(s3.partSizeMiB << 20) * Int64(s3.parallelParts + 1))
+        }
+        return Int64(max(1, configuration.wal.parallelUploads)) * perUpload
+    }
+
     /// What one pass did, each list in shipping order.
     public struct PassResult: Sendable {
         /// Uploaded, verified and removed from the spool.
@@ -86,8 +105,8 @@ public struct WALShipper: Sendable {
 
     private func ship(_ file: WALFileName) async -> Outcome {
         do {
-            let bytes = try await spool.read(file)
-            let pushed = try await archive.push(file, bytes: bytes)
+            // Streamed from the spool file: no whole copy of the segment in memory.
+            let pushed = try await archive.push(file, contentsOf: spool.path(of: file))
             try Task.checkCancellation()
             try await spool.remove(file)
             switch pushed {

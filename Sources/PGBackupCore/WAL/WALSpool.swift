@@ -39,46 +39,57 @@ public struct WALSpool: Sendable {
     }
 
     /// Copies the WAL file at `source` into the spool: temp name, fsync, link into place (which
-    /// never replaces an existing file), fsync the directory.
+    /// never replaces an existing file), fsync the directory. The bytes are copied by the kernel
+    /// (`sendfile`, page cache to page cache): `wal-push` never holds a segment in its memory.
     /// - Throws: ``WALError`` `.conflict` when the name is spooled with other bytes, `.spoolFull`
     ///   when the spool is at its limit.
     public func push(source: String) async throws -> PushOutcome {
-        let baseName = (source as NSString).lastPathComponent
+        let directory = self.directory, maxBytes = self.maxBytes
+        return try await offload(on: queue) { try Self.pushBlocking(source: source, directory: directory, maxBytes: maxBytes) }
+    }
+
+    /// ``push(source:)`` on the calling thread: for `wal-push`, a process that does nothing else
+    /// (no executor, no dispatch queue), and for the queue above.
+    public static func pushBlocking(source: String, directory: String, maxBytes: Int64) throws -> PushOutcome {
+        let baseName = WALFiles.baseName(source)
         guard let file = WALFileName(baseName) else {
             throw WALError(.invalidName, message: "\(source) is not a WAL file name (segment, .history, .backup or .partial); archive_command must pass %p")
         }
-        let directory = self.directory, maxBytes = self.maxBytes
-        return try await offload(on: queue) {
-            let bytes = try WALFiles.read(source)
-            try Self.makeDirectory(directory)
-            let target = "\(directory)/\(file.name)"
-            if let outcome = try Self.compareExisting(target, with: bytes, name: file.name) { return outcome }
-            let used = try Self.usedBytes(directory)
-            guard used + Int64(bytes.count) <= maxBytes else {
-                throw WALError(.spoolFull, message: "the WAL spool \(directory) holds \(used >> 20) MiB, its limit (wal.max_spool_mib) is \(maxBytes >> 20) MiB: \(file.name) stays in pg_wal until the watcher ships the backlog (is 'pgbackd wal-watch' or the daemon running, is the repository reachable?)")
-            }
-            let temp = "\(directory)/.\(file.name).\(getpid()).tmp"
-            unlink(temp)
-            do throws(DurableFileError) {
-                try DurableFile.createNew(temp, with: bytes)
-            } catch {
-                // A failed write leaves no temp file behind (DurableFile removes it).
-                if error.code == .noSpace { throw Self.fileSystemFull(directory, file: file, detail: error.message) }
-                throw WALFiles.ioError(error)
-            }
-            defer { unlink(temp) }
-            // link(2), unlike rename(2), fails when the target exists: a concurrent push of the
-            // same name can never overwrite a spooled file.
-            if link(temp, target) != 0 {
-                if errno == ENOSPC { throw Self.fileSystemFull(directory, file: file, detail: "cannot link \(temp) to \(target): \(String(cString: strerror(errno)))") }
-                guard errno == EEXIST else { throw WALFiles.ioError("cannot link \(temp) to \(target)") }
-                if let outcome = try Self.compareExisting(target, with: bytes, name: file.name) { return outcome }
-                throw WALError(.io, message: "\(target) appeared and vanished while spooling it; retry")
-            }
-            unlink(temp)
-            try WALFiles.fsyncDirectory(directory)
-            return .spooled
+        let input = try WALFiles.SourceFile(opening: source)
+        try makeDirectory(directory)
+        let target = "\(directory)/\(file.name)"
+        if let outcome = try compareExisting(target, with: input, name: file.name) { return outcome }
+        let used = try usedBytes(directory)
+        guard used + input.size <= maxBytes else {
+            throw WALError(.spoolFull, message: "the WAL spool \(directory) holds \(used >> 20) MiB, its limit (wal.max_spool_mib) is \(maxBytes >> 20) MiB: \(file.name) stays in pg_wal until the watcher ships the backlog (is 'pgbackd wal-watch' or the daemon running, is the repository reachable?)")
         }
+        let temp = "\(directory)/.\(file.name).\(getpid()).tmp"
+        unlink(temp)
+        var copied: Int64 = 0
+        do throws(DurableFileError) {
+            let writer = try DurableFile.Writer(creating: temp, mode: 0o600)
+            copied = try writer.copy(from: input.fd, count: input.size)
+            if copied == input.size { try writer.finish() } else { writer.discard() }
+        } catch {
+            // A failed write leaves no temp file behind (the writer removes it).
+            if error.code == .noSpace { throw fileSystemFull(directory, file: file, detail: error.message) }
+            throw WALFiles.ioError(error)
+        }
+        guard copied == input.size else {
+            throw WALError(.io, message: "\(source) shrank while being read (\(copied) of \(input.size) bytes)")
+        }
+        defer { unlink(temp) }
+        // link(2), unlike rename(2), fails when the target exists: a concurrent push of the
+        // same name can never overwrite a spooled file.
+        if link(temp, target) != 0 {
+            if errno == ENOSPC { throw fileSystemFull(directory, file: file, detail: "cannot link \(temp) to \(target): \(String(cString: strerror(errno)))") }
+            guard errno == EEXIST else { throw WALFiles.ioError("cannot link \(temp) to \(target)") }
+            if let outcome = try compareExisting(target, with: input, name: file.name) { return outcome }
+            throw WALError(.io, message: "\(target) appeared and vanished while spooling it; retry")
+        }
+        unlink(temp)
+        try WALFiles.fsyncDirectory(directory)
+        return .spooled
     }
 
     /// Spooled files ready to ship, oldest first (``WALFileName`` order). Temp files and foreign
@@ -103,6 +114,9 @@ public struct WALSpool: Sendable {
             return files.sorted { $0.file < $1.file }
         }
     }
+
+    /// Where `file` is (or would be) spooled.
+    public func path(of file: WALFileName) -> String { "\(directory)/\(file.name)" }
 
     public func read(_ file: WALFileName) async throws -> [UInt8] {
         let path = "\(directory)/\(file.name)"
@@ -133,11 +147,11 @@ public struct WALSpool: Sendable {
         WALError(.spoolFull, message: "the file system of the WAL spool \(directory) is full (\(detail)): \(file.name) stays in pg_wal and PostgreSQL retries it; free space there, let the watcher ship the backlog ('pgbackd wal-watch' or the daemon), or move wal.spool_dir to a larger file system")
     }
 
-    private static func compareExisting(_ target: String, with bytes: [UInt8], name: String) throws -> PushOutcome? {
+    private static func compareExisting(_ target: String, with input: WALFiles.SourceFile, name: String) throws -> PushOutcome? {
         guard access(target, F_OK) == 0 else { return nil }
-        let existing = try WALFiles.read(target)
-        guard existing == bytes else {
-            throw WALError(.conflict, message: "\(name) is already in the WAL spool (\(target)) with different content (\(existing.count) bytes there, \(bytes.count) pushed); nothing was overwritten. Two clusters may be archiving into one spool or stanza: check archive_command and repository.stanza")
+        let existing = try WALFiles.SourceFile(opening: target)
+        guard try existing.hasSameBytes(as: input) else {
+            throw WALError(.conflict, message: "\(name) is already in the WAL spool (\(target)) with different content (\(existing.size) bytes there, \(input.size) pushed); nothing was overwritten. Two clusters may be archiving into one spool or stanza: check archive_command and repository.stanza")
         }
         return .alreadySpooled
     }

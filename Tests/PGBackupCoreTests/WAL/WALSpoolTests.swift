@@ -83,6 +83,33 @@ func walBytes(_ seed: UInt8, count: Int = 64 << 10) -> [UInt8] {
         #expect(try await spool.push(source: "\(directory.pgWal)/\(segment)") == .alreadySpooled)
     }
 
+    /// A whole 16 MiB segment is copied by the kernel (sendfile), not through a buffer of ours:
+    /// every byte arrives, and a same-size file that differs in its last byte is a conflict.
+    @Test func aSegmentIsCopiedWholeAndComparedToItsLastByte() async throws {
+        let directory = try WALTestDirectory()
+        let spool = WALSpool(directory: directory.spool, maxBytes: 1 << 30)
+        var bytes = walBytes(5, count: 16 << 20)
+        let source = try directory.walFile(segment, bytes: bytes)
+        #expect(try await spool.push(source: source) == .spooled)
+        #expect(try Array(Data(contentsOf: URL(fileURLWithPath: "\(directory.spool)/\(segment)"))) == bytes)
+        #expect(try await spool.push(source: source) == .alreadySpooled)
+        bytes[bytes.count - 1] ^= 1
+        try directory.walFile(segment, bytes: bytes)
+        let error = await #expect(throws: WALError.self) { try await spool.push(source: source) }
+        #expect(error?.code == .conflict)
+        #expect(error?.description.contains("(16777216 bytes there, 16777216 pushed)") == true)
+        #expect(try directory.spooled() == [segment])
+    }
+
+    @Test func aMissingSourceIsAnIOErrorNamingIt() async throws {
+        let directory = try WALTestDirectory()
+        let spool = WALSpool(directory: directory.spool, maxBytes: 1 << 30)
+        let error = await #expect(throws: WALError.self) { try await spool.push(source: "\(directory.pgWal)/\(segment)") }
+        #expect(error?.code == .io)
+        #expect(error?.description.contains("cannot open \(directory.pgWal)/\(segment)") == true)
+        #expect(try directory.spooled().isEmpty)
+    }
+
     @Test func rejectsForeignNames() async throws {
         let directory = try WALTestDirectory()
         let spool = WALSpool(directory: directory.spool, maxBytes: 1 << 30)
@@ -201,6 +228,63 @@ final class CountingStorage: ObjectStorage {
         }
         #expect(try await archive.fetch(file) == walBytes(1))
         #expect(try await archive.fetch(WALFileName(file.name + ".partial")!) == walBytes(7))
+    }
+
+    /// The watcher streams a spooled file (hashed, then compressed piece by piece): it stores
+    /// the object a push of the whole bytes stores, under the same key.
+    @Test func aStreamedPushStoresWhatAPushOfTheBytesStores() async throws {
+        let directory = try WALTestDirectory()
+        let bytes = walBytes(9, count: (3 << 20) + 12_345) + (0..<500_000).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 13) }
+        let path = try directory.walFile(file.name, bytes: bytes)
+        let streamed = MemoryStorage(), whole = MemoryStorage()
+        guard case .uploaded(let info) = try await archive(streamed).push(file, contentsOf: path),
+              case .uploaded(let reference) = try await archive(whole).push(file, bytes: bytes)
+        else {
+            Issue.record("expected two uploads")
+            return
+        }
+        #expect(info.key == reference.key && info.size == reference.size)
+        #expect(try await streamed.getAll(key: info.key) == whole.getAll(key: reference.key))
+        #expect(try await archive(streamed).fetch(file) == bytes)
+    }
+
+    @Test func aStreamedPushComparesLikeAPushOfTheBytes() async throws {
+        let directory = try WALTestDirectory()
+        let storage = CountingStorage()
+        let archive = archive(storage)
+        let path = try directory.walFile(file.name, bytes: walBytes(1))
+        #expect(try await archive.push(file, contentsOf: path) != .alreadyArchived)
+        storage.resetCounts()
+        #expect(try await archive.push(file, contentsOf: path) == .alreadyArchived)
+        #expect(storage.count(.get) == 0 && storage.count(.upload) == 0)
+        try directory.walFile(file.name, bytes: walBytes(2))
+        let error = await #expect(throws: WALError.self) { try await archive.push(file, contentsOf: path) }
+        #expect(error?.code == .conflict)
+        // An old-style object is downloaded and compared with the file's bytes.
+        let old = CountingStorage()
+        try await old.put(key: oldKey, bytes: try await gzipped(walBytes(2)))
+        old.resetCounts()
+        #expect(try await self.archive(old).push(file, contentsOf: path) == .alreadyArchived)
+        #expect(old.count(.get) == 1 && old.count(.upload) == 0)
+        try directory.walFile(file.name, bytes: walBytes(3))
+        let oldConflict = await #expect(throws: WALError.self) { try await self.archive(old).push(file, contentsOf: path) }
+        #expect(oldConflict?.code == .conflict)
+    }
+
+    /// Hashed on the first read, compressed on the second: a file changed in between would be
+    /// stored under another content's checksum, so the upload is aborted instead.
+    @Test func aFileChangedBetweenItsTwoReadsIsNotCommitted() throws {
+        let directory = try WALTestDirectory()
+        let path = try directory.walFile(file.name, bytes: walBytes(1))
+        let source = try WALFiles.SourceFile(opening: path)
+        try source.checkUnchanged()
+        usleep(10_000)
+        let fd = open(path, O_WRONLY)
+        #expect(fd >= 0)
+        #expect(pwrite(fd, [UInt8(7)], 1, 100) == 1)
+        close(fd)
+        let error = #expect(throws: WALError.self) { try source.checkUnchanged() }
+        #expect(error?.description.contains("changed while it was being shipped") == true)
     }
 
     @Test func missingIsNotFound() async throws {

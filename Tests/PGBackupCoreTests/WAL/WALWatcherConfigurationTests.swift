@@ -25,6 +25,30 @@ import Testing
         #expect(typo?.description.contains("did you mean 'prefetch'") == true)
     }
 
+    /// The bound the watcher logs: per upload two 1 MiB pieces and zlib's state, plus for S3 the
+    /// compressed segment a single PUT holds.
+    @Test func memoryBoundFollowsTheSettings() throws {
+        let pieces: Int64 = 2 << 20 + 320 << 10
+        #expect(WALShipper.memoryBound(try parse("[wal]\nparallel_uploads = 3")) == 3 * pieces, "a file repository: pieces only")
+        let secret = FileManager.default.temporaryDirectory.appendingPathComponent("secret-\(UUID().uuidString)").path
+        try Data("s3cr3t".utf8).write(to: URL(fileURLWithPath: secret))
+        defer { try? FileManager.default.removeItem(atPath: secret) }
+        let s3 = try parse("""
+            [repository]
+            type = "s3"
+            [repository.s3]
+            endpoint = "http://127.0.0.1:9000"
+            bucket = "backups"
+            access_key_id = "AKIA"
+            secret_access_key_file = "\(secret)"
+            [wal]
+            parallel_uploads = 4
+            """)
+        let segment: Int64 = 16 << 20
+        #expect(WALShipper.memoryBound(s3) == 4 * (pieces + segment + segment / 1000 + (64 << 10)))
+        #expect(WALShipper.memoryBound(s3) < 90 << 20, "4 uploads of 16 MiB segments stay under 90 MiB")
+    }
+
     @Test func theShippedExampleDocumentsEveryKey() throws {
         let root = #filePath.split(separator: "/").dropLast(4).joined(separator: "/")
         let example = try String(contentsOfFile: "/\(root)/config/pgbackd.toml", encoding: .utf8)
