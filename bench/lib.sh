@@ -1,7 +1,8 @@
 # Shared by the bench/*/run.sh scripts (source it; it changes no shell option of the caller).
 #
 #   bench_pg_env                  PGHOST/PGPORT/PGUSER from .services/env's PGBACKD_TEST_* when unset
-#   bench_build                   the release pgbackd (or $PGBACKD_BENCH_BIN) → $PGBACKD
+#   bench_build                   the release pgbackd as docs/operations.md installs it (Swift
+#                                 runtime linked in), or $PGBACKD_BENCH_BIN → $PGBACKD
 #   bench_measure DIR CMD...      runs CMD; prints "wall_s maxrss_kib cpu_s tree_kib" where
 #                                 maxrss is the largest single process (GNU time) and tree the
 #                                 peak of all its processes' RSS summed (sampled 10×/s); CMD's
@@ -21,7 +22,7 @@ bench_build() {
     if [[ -n ${PGBACKD_BENCH_BIN:-} ]]; then
         PGBACKD=$PGBACKD_BENCH_BIN
     else
-        swift build -c release --product pgbackd --scratch-path .build-bench >/dev/null
+        swift build -c release --static-swift-stdlib --product pgbackd --scratch-path .build-bench >/dev/null
         PGBACKD=$PWD/.build-bench/release/pgbackd
     fi
 }
