@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import ObjectStorage
 import PostgresClient
+import Synchronization
 
 /// `pgbackd drill`: restores a backup into scratch databases, checks what came back against the
 /// manifest and the configured rules, stores a report beside the backup, and drops the scratch
@@ -213,12 +214,58 @@ public struct Drill: Sendable {
                            figures: ["settings": Int64(count), "skipped_roles": Int64(skipped.count), "refused": Int64(refused.count)], evidence: evidence)
     }
 
-    private static func runChecks(conninfo: String, timeout: Int, logger: Logger,
-                                  _ body: @Sendable (PostgresConnection) async throws -> [CheckResult]) async throws -> [CheckResult] {
-        let connection = try await PostgresConnection.connect(conninfo: conninfo, logger: logger)
-        try await connection.query("set statement_timeout = '\(timeout)s'")
-        try await SnapshotCatalog.pinSessionSettings(connection)
-        return try await body(connection)
+    /// One check (or a few that belong together) for ``runChecks(_:sessions:conninfo:timeout:logger:)``.
+    struct CheckJob: Sendable {
+        /// Where its results go in the report.
+        var order: Int
+        /// A rough rank of its cost, the costliest taken first.
+        var cost: Int
+        /// A user's query: it runs with the database's own `search_path`, not the pinned one.
+        var userQuery = false
+        var run: @Sendable (PostgresConnection) async throws -> [CheckResult]
+    }
+
+    /// The jobs not yet taken, costliest first, shared by the sessions.
+    final class CheckQueue: Sendable {
+        private let jobs: Mutex<[CheckJob]>
+        init(_ jobs: [CheckJob]) { self.jobs = Mutex(jobs) }
+        func next() -> CheckJob? { jobs.withLock { $0.isEmpty ? nil : $0.removeFirst() } }
+    }
+
+    /// Runs `jobs` on up to `sessions` connections at once, each session taking the costliest
+    /// job left; returns the results in the jobs' `order`. Every session pins its settings
+    /// (``SnapshotCatalog/pinSessionSettings(_:)``: row security off); for a user's query only
+    /// `search_path` is reset, so it sees the database as its application does (its `ALTER
+    /// DATABASE/ROLE … SET`), and a query row security would filter fails rather than pass on
+    /// part of the rows.
+    static func runChecks(_ jobs: [CheckJob], sessions: Int, conninfo: String, timeout: Int, logger: Logger) async throws -> [CheckResult] {
+        let queue = CheckQueue(jobs.sorted { ($0.cost, -$0.order) > ($1.cost, -$1.order) })
+        let done = try await withThrowingTaskGroup(of: [(Int, [CheckResult])].self) { group in
+            for _ in 0..<min(max(sessions, 1), jobs.count) {
+                group.addTask {
+                    let connection = try await PostgresConnection.connect(conninfo: conninfo, logger: logger)
+                    try await connection.query("set statement_timeout = '\(timeout)s'")
+                    try await SnapshotCatalog.pinSessionSettings(connection)
+                    var pinned = true
+                    var results: [(Int, [CheckResult])] = []
+                    while let job = queue.next() {
+                        if job.userQuery, pinned {
+                            try await connection.query("reset search_path")
+                            pinned = false
+                        } else if !job.userQuery, !pinned {
+                            try await SnapshotCatalog.pinSessionSettings(connection)
+                            pinned = true
+                        }
+                        results.append((job.order, try await job.run(connection)))
+                    }
+                    return results
+                }
+            }
+            var all: [(Int, [CheckResult])] = []
+            for try await part in group { all += part }
+            return all
+        }
+        return done.sorted { $0.0 < $1.0 }.flatMap(\.1)
     }
 
     /// pg_restore's verdict. Each failure names the object it was creating; in an upgrade drill
@@ -291,8 +338,10 @@ public struct Drill: Sendable {
         var checks: [CheckResult] = []
         let restoreStarted = Date()
         var restoreSeconds = 0.0
+        var foreignKeysBeforeTheirRun: Set<String>?
         do {
-            let outcome = try await restorer.restore(dump, into: scratchName, options: .init(noOwner: true, exitOnError: false))
+            let outcome = try await restorer.restore(dump, into: scratchName, options: .init(noOwner: true, exitOnError: false, recordForeignKeys: true))
+            foreignKeysBeforeTheirRun = outcome.foreignKeysBeforeTheirRun
             restoreSeconds = Date().timeIntervalSince(restoreStarted)
             checks.append(CheckResult(name: "artifacts", passed: true, summary: "\(dump.key): size, SHA-256 and gzip stream match the manifest",
                                       figures: ["stored_bytes": dump.storedSize, "raw_bytes": dump.rawSize]))
@@ -307,34 +356,34 @@ public struct Drill: Sendable {
         }
         checks += try await amcheckScratch(scratchName, database: snapshot.name, server: server, logger: logger)
 
-        // Two sessions check at once: the anti-joins and counts on one, sizes, objects and user
-        // queries on the other, so both cores (and the server's) work.
+        // Two sessions check at once, each taking the next check from one queue, the costliest
+        // first (those that read every row's content): both cores (and the server's) work until
+        // the last check is done. The report lists the checks in their usual order.
         let checkStarted = Date()
         let conninfo = server.conninfo.with(database: scratchName)
-        async let keysAndCounts = Self.runChecks(conninfo: conninfo, timeout: configuration.drill.checkTimeoutSeconds, logger: logger) { connection in
-            [try await ReferentialCheck(connection: connection, expected: snapshot.foreignKeys).run(),
-             try await SnapshotComparisonChecks.rowCounts(connection, expected: snapshot.rowCounts, largeObjects: snapshot.largeObjects)]
-        }
+        let keysBefore = foreignKeysBeforeTheirRun
         let rules = configuration.checks
         let tablesInBackup = Dictionary(manifest.databases.map { ($0.name, Set($0.rowCounts.keys)) }, uniquingKeysWith: { first, _ in first })
-        async let contentAndObjects = Self.runChecks(conninfo: conninfo, timeout: configuration.drill.checkTimeoutSeconds, logger: logger) { connection in
-            var results: [CheckResult] = []
-            if let contentSize = try await ContentSizeCheck(connection: connection, rules: rules.contentSize)
-                .run(database: snapshot.name, tablesInBackup: tablesInBackup) {
-                results.append(contentSize)
-            }
-            results.append(try await SnapshotComparisonChecks.objects(connection, expected: snapshot.objects))
-            // User queries see the database as its application does: its own search_path
-            // (ALTER DATABASE/ROLE … SET), not pgbackd's pinned one; row security stays off, so
-            // a query row security would filter fails rather than pass on part of the rows.
-            try await connection.query("reset search_path")
-            for check in rules.sql where check.database == nil || check.database == snapshot.name {
-                results.append(try await UserSQLCheck(connection: connection, check: check).run())
-            }
-            return results
+        var jobs = [
+            CheckJob(order: 0, cost: 2) { connection in
+                [try await ReferentialCheck(connection: connection, expected: snapshot.foreignKeys, foreignKeysBeforeTheirRun: keysBefore).run()]
+            },
+            CheckJob(order: 1, cost: 3) { connection in
+                [try await SnapshotComparisonChecks.rowCounts(connection, expected: snapshot.rowCounts, largeObjects: snapshot.largeObjects)]
+            },
+            CheckJob(order: 2, cost: 5) { connection in
+                (try await ContentSizeCheck(connection: connection, rules: rules.contentSize).run(database: snapshot.name, tablesInBackup: tablesInBackup)).map { [$0] } ?? []
+            },
+            CheckJob(order: 3, cost: 1) { connection in
+                [try await SnapshotComparisonChecks.objects(connection, expected: snapshot.objects)]
+            },
+        ]
+        for (index, check) in rules.sql.enumerated() where check.database == nil || check.database == snapshot.name {
+            jobs.append(CheckJob(order: 4 + index, cost: 4, userQuery: true) { connection in
+                [try await UserSQLCheck(connection: connection, check: check).run()]
+            })
         }
-        let (first, second) = try await (keysAndCounts, contentAndObjects)
-        checks += first + second
+        checks += try await Self.runChecks(jobs, sessions: 2, conninfo: conninfo, timeout: configuration.drill.checkTimeoutSeconds, logger: logger)
         return DrillReport.DatabaseDrill(name: snapshot.name, scratchDatabase: scratchName, kept: keep, restoreSeconds: restoreSeconds,
                                          checkSeconds: Date().timeIntervalSince(checkStarted), checks: checks)
     }

@@ -14,6 +14,10 @@ import Glibc
 /// Reads an artifact back from the repository and proves it is the one the manifest describes:
 /// stored size and SHA-256, a valid gzip stream, raw size and SHA-256. Optionally writes the raw
 /// bytes to a staging file on the way, so a restore reads the repository once.
+///
+/// Two stages on two queues, so two cores share the work: one inflates a chunk while the other
+/// hashes the chunk before it (stored and raw bytes) and writes its raw bytes. Each stage sees
+/// the chunks in order; at most one chunk waits between them.
 struct ArtifactVerifier {
     let repository: Repository
 
@@ -37,13 +41,27 @@ struct ArtifactVerifier {
         guard info.size == artifact.storedSize else {
             throw IntegrityError(code: .sizeMismatch, key: artifact.key, message: "object \(key) has \(info.size) bytes but the manifest says \(artifact.storedSize): it was truncated or replaced")
         }
-        let state = try VerificationState(key: key, stagingPath: stagingPath)
-        let queue = DispatchQueue(label: "pgbackd.verify")
+        let decoding = DecodingState()
+        let sink = try SinkState(key: key, stagingPath: stagingPath)
+        let decodeQueue = DispatchQueue(label: "pgbackd.verify.inflate")
+        let sinkQueue = DispatchQueue(label: "pgbackd.verify.hash")
+        var pending: OffloadedWork<Void>?
         do {
-            for try await chunk in try await repository.storage.get(key: key, range: nil) {
-                try await offload(on: queue) { try state.consume(chunk) }
+            do {
+                for try await chunk in try await repository.storage.get(key: key, range: nil) {
+                    let raw = try await offload(on: decodeQueue) { try decoding.consume(chunk) }
+                    try await pending?.value
+                    pending = OffloadedWork(on: sinkQueue) { try sink.consume(stored: chunk, raw: raw) }
+                }
+                try await pending?.value
+                pending = nil
+            } catch {
+                // The write in flight ends before the caller removes the staging file.
+                _ = try? await pending?.value
+                throw error
             }
-            let outcome = try await offload(on: queue) { try state.finish() }
+            try await offload(on: decodeQueue) { try decoding.finish() }
+            let outcome = try await offload(on: sinkQueue) { try sink.finish() }
             try check(outcome, against: artifact, key: key)
             return Outcome(storedSize: outcome.storedSize, rawSize: outcome.rawSize)
         } catch let error as StorageError where error.code == .notFound {
@@ -55,7 +73,7 @@ struct ArtifactVerifier {
         }
     }
 
-    private func check(_ outcome: VerificationState.Result, against artifact: Artifact, key: String) throws {
+    private func check(_ outcome: SinkState.Result, against artifact: Artifact, key: String) throws {
         if outcome.storedSize != artifact.storedSize {
             throw IntegrityError(code: .sizeMismatch, key: artifact.key, message: "object \(key): read \(outcome.storedSize) bytes but the manifest says \(artifact.storedSize)")
         }
@@ -68,9 +86,23 @@ struct ArtifactVerifier {
     }
 }
 
-/// The running hashes, the gzip decoder and the staging file of one verification. Every call
-/// comes from one serial queue; the mutex makes that provable to the compiler at no real cost.
-private final class VerificationState: Sendable {
+/// The gzip decoder of one verification. Every call comes from one serial queue; the mutex
+/// makes that provable to the compiler at no real cost.
+private final class DecodingState: Sendable {
+    private let decoder = Mutex(GzipDecoder())
+
+    func consume(_ chunk: [UInt8]) throws -> [UInt8] {
+        try decoder.withLock { try $0.decompress(chunk) }
+    }
+
+    func finish() throws {
+        try decoder.withLock { try $0.finish() }
+    }
+}
+
+/// The running hashes and the staging file of one verification, fed in order from one serial
+/// queue (the mutex makes that provable to the compiler at no real cost).
+private final class SinkState: Sendable {
     struct Result: Sendable {
         var storedSize: Int64
         var storedSha256: String
@@ -78,7 +110,6 @@ private final class VerificationState: Sendable {
         var rawSha256: String
     }
     private struct State {
-        var decoder = GzipDecoder()
         var storedHash = SHA256()
         var rawHash = SHA256()
         var storedSize: Int64 = 0
@@ -106,11 +137,10 @@ private final class VerificationState: Sendable {
         state.withLock { if $0.fd >= 0 { close($0.fd) } }
     }
 
-    func consume(_ chunk: [UInt8]) throws {
+    func consume(stored chunk: [UInt8], raw: [UInt8]) throws {
         try state.withLock { state in
             state.storedHash.update(data: chunk)
             state.storedSize += Int64(chunk.count)
-            let raw = try state.decoder.decompress(chunk)
             state.rawHash.update(data: raw)
             state.rawSize += Int64(raw.count)
             if state.fd >= 0 { try writeAll(state.fd, raw) }
@@ -118,8 +148,7 @@ private final class VerificationState: Sendable {
     }
 
     func finish() throws -> Result {
-        try state.withLock { state in
-            try state.decoder.finish()
+        state.withLock { state in
             // No fsync: a staging file is scratch space, deleted after the restore.
             if state.fd >= 0 {
                 close(state.fd)

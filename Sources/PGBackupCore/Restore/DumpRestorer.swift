@@ -24,6 +24,10 @@ struct DumpRestorer {
         /// Stop at the first error (restore), or go on and report (drill: a constraint that fails
         /// to restore must show up as a failed check, not abort the drill).
         var exitOnError = true
+        /// Record which foreign keys exist in the database just before the foreign-key run
+        /// (``Outcome/foreignKeysBeforeTheirRun``), so a drill can tell the constraints that run
+        /// created, after all the data was in, from any that were there before.
+        var recordForeignKeys = false
     }
 
     struct Outcome: Sendable {
@@ -35,6 +39,10 @@ struct DumpRestorer {
         var errors: [String]
         /// The same, each with the object pg_restore was creating when it failed.
         var failures: [PgRestoreFailure] = []
+        /// With ``Options/recordForeignKeys``: the OIDs of the foreign keys (`pg_constraint`,
+        /// `contype = 'f'`) that existed when the foreign-key run started, every table's data
+        /// already restored; nil when not recorded (or that run never started).
+        var foreignKeysBeforeTheirRun: Set<String>? = nil
     }
 
     /// A dump verified against its manifest entry and staged for pg_restore.
@@ -101,9 +109,13 @@ struct DumpRestorer {
         var failures: [PgRestoreFailure] = []
         var status = "exit code 0"
         var succeeded = true
+        var foreignKeysBefore: Set<String>?
         let passes = [["--section=pre-data", "--section=data"], ["--section=post-data", "--use-list=\(restPath)"],
                       ["--section=post-data", "--use-list=\(attachPath)", "--jobs=1"], ["--section=post-data", "--use-list=\(keysPath)"]]
-        for pass in passes {
+        for (index, pass) in passes.enumerated() {
+            if index == passes.count - 1, options.recordForeignKeys {
+                foreignKeysBefore = try await foreignKeyOIDs(in: database)
+            }
             // A later --jobs wins: the index attachments run one at a time.
             let outcome = try await runProgram(program: pgRestore, arguments: arguments + pass + [staged.path],
                                                environment: server.childEnvironment(database: database), logger: logger)
@@ -114,7 +126,15 @@ struct DumpRestorer {
             if !outcome.succeeded && options.exitOnError { break }
         }
         return Outcome(rawBytes: staged.artifact.rawSize, seconds: Date().timeIntervalSince(staged.startedAt),
-                       succeeded: succeeded && errors.isEmpty, status: status, errors: errors, failures: failures)
+                       succeeded: succeeded && errors.isEmpty, status: status, errors: errors, failures: failures,
+                       foreignKeysBeforeTheirRun: foreignKeysBefore)
+    }
+
+    /// Every foreign key's constraint OID in `database`, partitions' clones included.
+    private func foreignKeyOIDs(in database: String) async throws -> Set<String> {
+        let connection = try await PostgresConnection.connect(conninfo: server.conninfo.with(database: database), logger: logger)
+        let rows = try await connection.query("select oid::text from pg_catalog.pg_constraint where contype = 'f'").rows
+        return Set(rows.compactMap { $0[0] })
     }
 
     /// pg_restore's table of contents three times: without foreign keys and index attachments,

@@ -30,4 +30,27 @@ struct ReferentialCheckTests {
         composite.matchType = "f"
         #expect(ReferentialCheck.orphanPredicate(composite, referenced: "app.parent").hasPrefix("not (c.\"a\" is null and c.\"b\" is null) and not exists"))
     }
+
+    /// PostgreSQL's validation stands in for the anti-join only for a constraint the foreign-key
+    /// run created (not among those there before it), validated, and equal to the manifest's.
+    @Test func validationIsProofOnlyForAValidatedKeyTheForeignKeyRunCreated() {
+        let expected = key(definition: "")
+        let restored = [key(definition: "FOREIGN KEY (parent_id) REFERENCES app.parent(id)")]
+        let validation = { (oid: String, valid: Bool) in
+            [ReferentialCheck.validationKey(table: "app.child", name: "child_parent_id_fkey"):
+                ReferentialCheck.Validation(table: "app.child", name: "child_parent_id_fkey", oid: oid, validated: valid)]
+        }
+        #expect(ReferentialCheck.validatedByRestore(expected, restored: restored, validations: validation("16500", true), before: []))
+        #expect(ReferentialCheck.validatedByRestore(expected, restored: restored, validations: validation("16500", true), before: ["16400"]))
+        #expect(!ReferentialCheck.validatedByRestore(expected, restored: restored, validations: validation("16500", true), before: nil), "the run was not recorded")
+        #expect(!ReferentialCheck.validatedByRestore(expected, restored: restored, validations: validation("16500", true), before: ["16500"]), "there before the run")
+        #expect(!ReferentialCheck.validatedByRestore(expected, restored: restored, validations: validation("16500", false), before: []), "NOT VALID")
+        #expect(!ReferentialCheck.validatedByRestore(expected, restored: [], validations: validation("16500", true), before: []), "missing")
+        #expect(!ReferentialCheck.validatedByRestore(expected, restored: [key(definition: "", actions: "ac--")], validations: validation("16500", true), before: []),
+                "another constraint under the same name")
+        var otherColumns = key(definition: "")
+        otherColumns.referencedColumns = ["other_id"]
+        #expect(!ReferentialCheck.validatedByRestore(expected, restored: [otherColumns], validations: validation("16500", true), before: []))
+        #expect(!ReferentialCheck.validatedByRestore(expected, restored: restored, validations: [:], before: []))
+    }
 }
