@@ -147,6 +147,18 @@ public struct ParallelGzipEncoder: Sendable {
         return output
     }
 
+    /// Waits for every block started so far and returns their output, in stream order. Bytes
+    /// short of a whole block stay pending (cutting them off early would change the stream):
+    /// for a caller whose input pauses, so finished output does not wait for the next input.
+    public mutating func drain() async throws -> [[UInt8]] {
+        precondition(!finished, "drain after finish")
+        var output: [[UInt8]] = []
+        while !inFlight.isEmpty {
+            try await collectOldest(into: &output)
+        }
+        return output
+    }
+
     /// Compresses what is left and returns all remaining output.
     public mutating func finish() async throws -> [[UInt8]] {
         precondition(!finished, "finish called twice")

@@ -43,6 +43,10 @@ public struct ChildProcessError: Error, Sendable, CustomStringConvertible {
 /// filled included), then the reader waits: `(readAhead + 1) × blockSize` at most here, whatever
 /// the output's size.
 ///
+/// `whenIdle`, if given, is called when no block has come for `idleAfter` (and again after each
+/// further `idleAfter` without one): a consumer holding finished work back (compressed blocks
+/// not yet written) hands it on there, so a child that pauses does not hold the stream up.
+///
 /// When `consume` throws or the task is cancelled, the child's process group gets SIGTERM, then
 /// SIGKILL after five seconds, and nothing is left running, the reader thread included.
 /// - Returns: what the program wrote to stderr (up to 256 KiB), e.g. pg_basebackup's WAL positions.
@@ -54,6 +58,8 @@ public func streamChildOutput(
     logger: Logger,
     blockSize: Int = 1 << 20,
     readAhead: Int = 2,
+    idleAfter: Duration = .milliseconds(100),
+    whenIdle: (() async throws -> Void)? = nil,
     consume: (_ block: [UInt8]) async throws -> Void
 ) async throws -> String {
     var options = PlatformOptions()
@@ -81,8 +87,12 @@ public func streamChildOutput(
             writeEnd.close()
             reader.start()
             do {
-                while let block = try await reader.next() {
-                    try await consume(block)
+                loop: while true {
+                    switch try await reader.next(idleAfter: whenIdle == nil ? nil : idleAfter) {
+                    case .block(let block): try await consume(block)
+                    case .idle: try await whenIdle?()
+                    case .end: break loop
+                    }
                 }
             } catch {
                 reader.close()

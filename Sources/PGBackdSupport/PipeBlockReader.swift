@@ -81,7 +81,9 @@ final class PipeBlockReader: Sendable {
         /// The consumer stopped (threw or was cancelled): the reader stops at its next step.
         var closed = false
         var cancelled = false
-        var waiter: CheckedContinuation<[UInt8]?, any Error>?
+        var waiter: CheckedContinuation<Next, any Error>?
+        /// Tells a timer which wait it was set for.
+        var waits = 0
         var started = false
         var exited = false
         var exitWaiters: [CheckedContinuation<Void, Never>] = []
@@ -121,20 +123,29 @@ final class PipeBlockReader: Sendable {
         if !started { _ = Glibc.close(fd) }
     }
 
-    /// The next block, or nil after the last one. Throws the read error, or `CancellationError`
-    /// when the calling task is cancelled.
-    func next() async throws -> [UInt8]? {
+    enum Next {
+        case block([UInt8])
+        /// No block came within the `idleAfter` given to `next`.
+        case idle
+        case end
+    }
+
+    /// The next block, `.end` after the last one, or `.idle` when `idleAfter` passes first.
+    /// Throws the read error, or `CancellationError` when the calling task is cancelled.
+    func next(idleAfter: Duration? = nil) async throws -> Next {
         try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[UInt8]?, any Error>) in
-                let outcome: Result<[UInt8]?, any Error>? = state.withLock { state in
-                    if !state.ready.isEmpty { return .success(state.ready.removeFirst()) }
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Next, any Error>) in
+                let outcome: Result<Next, any Error>? = state.withLock { state in
+                    if !state.ready.isEmpty { return .success(.block(state.ready.removeFirst())) }
                     if state.cancelled { return .failure(CancellationError()) }
-                    if let end = state.end { return end.map { nil } }
+                    if let end = state.end { return end.map { .end } }
                     state.waiter = continuation
+                    state.waits += 1
+                    if let idleAfter { scheduleIdle(wait: state.waits, after: idleAfter) }
                     return nil
                 }
                 guard let outcome else { return }
-                if case .success(.some) = outcome { slots.signal() }
+                if case .success(.block) = outcome { slots.signal() }
                 continuation.resume(with: outcome)
             }
         } onCancel: {
@@ -144,6 +155,20 @@ final class PipeBlockReader: Sendable {
                 return state.waiter
             }
             waiter?.resume(throwing: CancellationError())
+        }
+    }
+
+    /// Resumes wait number `wait` with `.idle` if it is still waiting after `delay`.
+    private func scheduleIdle(wait: Int, after delay: Duration) {
+        let (seconds, attoseconds) = delay.components
+        let nanoseconds = Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000)
+        DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(nanoseconds)) { [self] in
+            let waiter: CheckedContinuation<Next, any Error>? = state.withLock { state in
+                guard state.waits == wait, let waiter = state.waiter else { return nil }
+                state.waiter = nil
+                return waiter
+            }
+            waiter?.resume(returning: .idle)
         }
     }
 
@@ -204,13 +229,13 @@ final class PipeBlockReader: Sendable {
             if endOfFile { break }
         }
         _ = Glibc.close(fd)
-        let (waiter, exitWaiters): (CheckedContinuation<[UInt8]?, any Error>?, [CheckedContinuation<Void, Never>]) = state.withLock { state in
+        let (waiter, exitWaiters): (CheckedContinuation<Next, any Error>?, [CheckedContinuation<Void, Never>]) = state.withLock { state in
             state.end = end
             state.exited = true
             defer { state.waiter = nil; state.exitWaiters = [] }
             return (state.ready.isEmpty ? state.waiter : nil, state.exitWaiters)
         }
-        waiter?.resume(with: end.map { nil })
+        waiter?.resume(with: end.map { .end })
         for exitWaiter in exitWaiters { exitWaiter.resume() }
     }
 
@@ -227,7 +252,7 @@ final class PipeBlockReader: Sendable {
         }
         if let waiter {
             slots.signal()
-            waiter.resume(returning: block)
+            waiter.resume(returning: .block(block))
         }
     }
 }

@@ -83,6 +83,26 @@ import Glibc
         #expect(received.count == 30)
     }
 
+    @Test("a child that pauses gets the consumer told it is idle, between its blocks")
+    func idleWhilePaused() async throws {
+        // The child goes on only once the consumer was told it is idle (or gives up after 30 s).
+        let flag = FileManager.default.temporaryDirectory.appendingPathComponent("pgbackd-idle-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: flag) }
+        let script = "printf 0123456789; i=0; while [ ! -e '\(flag)' ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; printf abc"
+        var events: [String] = []
+        try await streamChildOutput(program: "/bin/sh", arguments: ["-c", script], environment: [:], logger: logger,
+                                    blockSize: 10, idleAfter: .milliseconds(100), whenIdle: {
+                                        events.append("idle")
+                                        _ = FileManager.default.createFile(atPath: flag, contents: nil)
+                                    }) { block in
+            events.append(String(decoding: block, as: UTF8.self))
+        }
+        #expect(events.first == "0123456789")
+        #expect(events.last == "abc")
+        #expect(events.dropFirst().dropLast().allSatisfy { $0 == "idle" })
+        #expect(events.count >= 3, "\(events)")
+    }
+
     @Test("no output: no block at all")
     func emptyOutput() async throws {
         #expect(try await blocks(of: "exit 0", blockSize: 1 << 20).isEmpty)

@@ -49,6 +49,12 @@ struct ArtifactWriter {
         try await store(try await encoder.compress(raw))
     }
 
+    /// Stores the output of every block compressed or being compressed (not a partial block):
+    /// for when the input pauses, so what is ready goes on to the upload meanwhile.
+    mutating func flush() async throws {
+        try await store(try await encoder.drain())
+    }
+
     /// Finishes the gzip stream and commits the object.
     mutating func commit() async throws -> Artifact {
         try await store(try await encoder.finish())
