@@ -147,6 +147,18 @@ public struct ParallelGzipEncoder: Sendable {
         return output
     }
 
+    /// Waits for every block started so far and returns their output, in stream order. Bytes
+    /// short of a whole block stay pending (cutting them off early would change the stream):
+    /// for a caller whose input pauses, so finished output does not wait for the next input.
+    public mutating func drain() async throws -> [[UInt8]] {
+        precondition(!finished, "drain after finish")
+        var output: [[UInt8]] = []
+        while !inFlight.isEmpty {
+            try await collectOldest(into: &output)
+        }
+        return output
+    }
+
     /// Compresses what is left and returns all remaining output.
     public mutating func finish() async throws -> [[UInt8]] {
         precondition(!finished, "finish called twice")
@@ -280,29 +292,33 @@ private final class BlockCompressor: @unchecked Sendable {
 
     /// One block: with libdeflate a whole gzip member (`dictionary` and `isLast` unused); with
     /// zlib a piece of one raw deflate stream, primed with the end of `dictionary` and ended with
-    /// a sync flush, or with the final block when `isLast`. Runs on `queue`; the CRC is computed
-    /// here too (zlib's `crc32` is as fast as libdeflate's), so the ordered stage only combines.
+    /// a sync flush, or with the final block when `isLast`. Runs on `queue`; the block's CRC comes
+    /// from here too (libdeflate's from its member trailer, zlib's from one `crc32` pass), so the
+    /// ordered stage only combines.
     func compress(_ block: [UInt8], dictionary: [UInt8], isLast: Bool) -> CompressedBlock {
         dispatchPrecondition(condition: .onQueue(queue))
         return block.withUnsafeBufferPointer { input in
-            let bytes: [UInt8]
             switch codec {
             case .libdeflate(let compressor):
                 let bound = libdeflate_gzip_compress_bound(compressor, input.count)
-                bytes = [UInt8](unsafeUninitializedCapacity: bound) { output, count in
+                let bytes = [UInt8](unsafeUninitializedCapacity: bound) { output, count in
                     count = libdeflate_gzip_compress(compressor, input.baseAddress, input.count, output.baseAddress, bound)
                     // The bound is exact for the worst case, so 0 ("did not fit") cannot happen.
                     precondition(count > 0, "libdeflate_gzip_compress overflowed its own bound")
                 }
+                // The member's trailer (RFC 1952: CRC-32, then ISIZE, little-endian) already holds
+                // the block's CRC, computed by libdeflate while compressing: no second pass.
+                let crc = bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: bytes.count - 8, as: UInt32.self) }
+                return CompressedBlock(bytes: bytes, crc: UInt32(littleEndian: crc), rawCount: input.count)
             case .zlib(let deflater):
                 deflater.reset()
                 if level != 0 {  // stored blocks never look back
                     dictionary.suffix(deflateWindowSize).withUnsafeBufferPointer { deflater.setDictionary($0) }
                 }
-                bytes = deflater.deflate(input, flush: isLast ? Z_FINISH : Z_SYNC_FLUSH)
+                let bytes = deflater.deflate(input, flush: isLast ? Z_FINISH : Z_SYNC_FLUSH)
+                let crc = CZlib.crc32(0, input.baseAddress, UInt32(input.count))
+                return CompressedBlock(bytes: bytes, crc: UInt32(crc), rawCount: input.count)
             }
-            let crc = CZlib.crc32(0, input.baseAddress, UInt32(input.count))
-            return CompressedBlock(bytes: bytes, crc: UInt32(crc), rawCount: input.count)
         }
     }
 }

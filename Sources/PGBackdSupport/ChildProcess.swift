@@ -1,7 +1,12 @@
 import Foundation
 import Logging
 import Subprocess
+import Synchronization
 import SystemPackage
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A child process (pg_dump, pg_dumpall, pg_restore, pg_ctl…) that failed to start or exited badly.
 public struct ChildProcessError: Error, Sendable, CustomStringConvertible {
@@ -31,8 +36,19 @@ public struct ChildProcessError: Error, Sendable, CustomStringConvertible {
 /// Runs a program whose stdout is a stream of bytes to handle as it arrives. Arguments never hold
 /// secrets: connection settings travel in `environment` (see `Conninfo.environment()`).
 ///
+/// The program writes into a pipe of ours (enlarged to 1 MiB where allowed), which a thread of
+/// its own (``PipeBlockReader``) reads in large reads straight into blocks of `blockSize` bytes:
+/// `consume` gets every block full except the last, which may be shorter (or none at all for an
+/// empty output). While `consume` is busy, up to `readAhead` more blocks are read (the one being
+/// filled included), then the reader waits: `(readAhead + 1) × blockSize` at most here, whatever
+/// the output's size.
+///
+/// `whenIdle`, if given, is called when no block has come for `idleAfter` (and again after each
+/// further `idleAfter` without one): a consumer holding finished work back (compressed blocks
+/// not yet written) hands it on there, so a child that pauses does not hold the stream up.
+///
 /// When `consume` throws or the task is cancelled, the child's process group gets SIGTERM, then
-/// SIGKILL after five seconds, and nothing is left running.
+/// SIGKILL after five seconds, and nothing is left running, the reader thread included.
 /// - Returns: what the program wrote to stderr (up to 256 KiB), e.g. pg_basebackup's WAL positions.
 @discardableResult
 public func streamChildOutput(
@@ -40,7 +56,11 @@ public func streamChildOutput(
     arguments: [String],
     environment: [String: String],
     logger: Logger,
-    consume: (_ chunk: [UInt8]) async throws -> Void
+    blockSize: Int = 1 << 20,
+    readAhead: Int = 2,
+    idleAfter: Duration = .milliseconds(100),
+    whenIdle: (() async throws -> Void)? = nil,
+    consume: (_ block: [UInt8]) async throws -> Void
 ) async throws -> String {
     var options = PlatformOptions()
     // Its own process group, so teardown reaches whatever the program started too.
@@ -48,29 +68,54 @@ public func streamChildOutput(
     options.teardownSequence = [.gracefulShutDown(toProcessGroup: true, allowedDurationToNextStep: .seconds(5))]
     let name = (program as NSString).lastPathComponent
     logger.debug("starting child process", metadata: ["child.program": "\(program)", "child.arguments": "\(arguments)"])
-    let result: ExecutionResult<Void, SequenceOutput, StringOutput<UTF8>>
+    let pipe = try ChildPipe(size: 1 << 20, program: name)
+    let writeEnd = WriteEnd(pipe.writeEnd)
+    let reader = PipeBlockReader(fd: pipe.readEnd, blockSize: blockSize, depth: readAhead, pipeCapacity: pipe.capacity)
+    let result: ExecutionResult<Void, FileDescriptorOutput, StringOutput<UTF8>>
     do {
+        defer { writeEnd.close() }
         result = try await run(
             .path(FilePath(program)),
             arguments: Arguments(arguments),
             environment: .inherit.updating(Dictionary(uniqueKeysWithValues: environment.map { (Environment.Key(rawValue: $0.key)!, Optional($0.value)) })),
             platformOptions: options,
             input: .none,
-            output: .sequence,
+            output: .fileDescriptor(FileDescriptor(rawValue: pipe.writeEnd), closeAfterSpawningProcess: false),
             error: .string(limit: 256 * 1024)
         ) { execution in
+            // The child has its copy now; ours must go, or the reader never sees end-of-file.
+            writeEnd.close()
+            reader.start()
             do {
-                for try await buffer in execution.standardOutput {
-                    try await consume(buffer.withUnsafeBytes { Array($0) })
+                loop: while true {
+                    switch try await reader.next(idleAfter: whenIdle == nil ? nil : idleAfter) {
+                    case .block(let block): try await consume(block)
+                    case .idle: try await whenIdle?()
+                    case .end: break loop
+                    }
                 }
             } catch {
+                reader.close()
                 try? execution.send(signal: .terminate, toProcessGroup: true)
                 throw error
             }
         }
     } catch let error as SubprocessError {
+        reader.close()
+        reader.closeUnstarted()
+        await reader.waitUntilExited()
         throw ChildProcessError(code: .notStarted, program: name, status: nil, stderr: "", underlying: error)
+    } catch {
+        // The process group is gone (run's teardown): the reader meets end-of-file, or its close.
+        reader.close()
+        reader.closeUnstarted()
+        await reader.waitUntilExited()
+        throw error
     }
+    await reader.waitUntilExited()
+    let statistics = reader.statistics
+    logger.debug("child output read", metadata: ["child.program": "\(name)", "child.bytes": "\(statistics.bytes)",
+                                                  "child.reads": "\(statistics.reads)", "child.pipe_bytes": "\(pipe.capacity)"])
     let stderr = result.standardError
     switch result.terminationStatus {
     case .exited(0):
@@ -80,6 +125,19 @@ public func streamChildOutput(
         throw ChildProcessError(code: .failed, program: name, status: "exit code \(code)", stderr: stderr)
     case .signaled(let signal):
         throw ChildProcessError(code: .failed, program: name, status: "killed by signal \(signal)", stderr: stderr)
+    }
+}
+
+/// Our copy of a child's stdout pipe's write end, closed once (after the spawn, or on failure).
+private final class WriteEnd: Sendable {
+    private let fd: Mutex<Int32>
+    init(_ fd: Int32) { self.fd = Mutex(fd) }
+    func close() {
+        let fd = self.fd.withLock { fd in
+            defer { fd = -1 }
+            return fd
+        }
+        if fd >= 0 { _ = Glibc.close(fd) }
     }
 }
 

@@ -46,6 +46,22 @@ import Testing
         #expect(try Gzip.decompress(compressed) == data)
     }
 
+    @Test("drain returns every started block's output and leaves the stream unchanged", arguments: engines)
+    func drainMidStream(engine: GzipEngine) async throws {
+        let data = TestData.text(count: 3 * Self.blockSize + 1000)
+        let reference = try await encodeParallel(data, level: 1, engine: engine, blockSize: Self.blockSize, chunkSizes: [data.count]).bytes
+        var encoder = ParallelGzipEncoder(level: 1, engine: engine, workers: 2, blockSize: Self.blockSize)
+        var stream: [UInt8] = []
+        // Two whole blocks and a partial one: drain hands back both blocks, keeps the partial one.
+        for chunk in try await encoder.compress(Array(data[0..<(2 * Self.blockSize + 500)])) { stream += chunk }
+        for chunk in try await encoder.drain() { stream += chunk }
+        #expect(encoder.blocksInFlight == 0)
+        #expect(encoder.crc32 == zlibCRC32(Array(data[0..<(2 * Self.blockSize)])))
+        for chunk in try await encoder.compress(Array(data[(2 * Self.blockSize + 500)...])) { stream += chunk }
+        for chunk in try await encoder.finish() { stream += chunk }
+        #expect(stream == reference)
+    }
+
     /// Two libdeflate blocks (the second of 5 bytes), five zlib blocks; made once for all six
     /// cases, and no larger: it is made byte by byte on the cooperative pool, which the suite's
     /// timing-bound tests share.

@@ -49,7 +49,8 @@ public struct BaseBackup: Sendable {
                 program: pgBasebackup,
                 arguments: ["--pgdata=-", "--format=tar", "--wal-method=none", "--checkpoint=fast",
                             "--label=pgbackd \(id)", "--no-password"],
-                environment: server.childEnvironment(database: nil), logger: logger
+                environment: server.childEnvironment(database: nil), logger: logger, blockSize: writer.blockSize,
+                whenIdle: { try await writer.flush() }
             ) { chunk in
                 capture.consume(chunk)
                 try await writer.write(chunk)

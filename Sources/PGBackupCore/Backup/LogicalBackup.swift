@@ -78,7 +78,8 @@ public struct LogicalBackup: Sendable {
         var writer = try await ArtifactWriter(repository: repository, relativeKey: RepositoryLayout.globalsArtifact(backupId: id), content: .globals, database: nil, compression: configuration.compression)
         do {
             try await streamChildOutput(program: pgDumpall, arguments: ["--globals-only", "--no-password"] + (rolePasswords ? [] : ["--no-role-passwords"]),
-                                        environment: server.childEnvironment(database: nil), logger: logger) { chunk in
+                                        environment: server.childEnvironment(database: nil), logger: logger, blockSize: writer.blockSize,
+                                        whenIdle: { try await writer.flush() }) { chunk in
                 try await writer.write(chunk)
             }
             return try await writer.commit()
@@ -108,7 +109,8 @@ public struct LogicalBackup: Sendable {
             var lastReport = Date.distantPast
             try await streamChildOutput(program: pgDump,
                                         arguments: ["--format=custom", "--compress=0", "--snapshot=\(snapshot)", "--no-password"],
-                                        environment: server.childEnvironment(database: database), logger: logger) { chunk in
+                                        environment: server.childEnvironment(database: database), logger: logger, blockSize: writer.blockSize,
+                                        whenIdle: { try await writer.flush() }) { chunk in
                 try await writer.write(chunk)
                 if let progress, Date().timeIntervalSince(lastReport) >= 0.5 {
                     lastReport = Date()
