@@ -45,15 +45,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source bench/lib.sh
+DEFAULT_INTERVAL=30
 if [[ ${1:-} == --short ]]; then
     SOAK_SECONDS=${SOAK_SECONDS:-600}
-    INTERVAL=${PGBACKD_BENCH_SAMPLE_SECONDS:-15}
+    DEFAULT_INTERVAL=15
 elif (($#)); then
     echo "usage: bench/soak/run.sh [--short]" >&2
     exit 64
 fi
 SOAK_SECONDS=${SOAK_SECONDS:-7200}
-INTERVAL=${PGBACKD_BENCH_SAMPLE_SECONDS:-30}
+INTERVAL=${PGBACKD_BENCH_SAMPLE_SECONDS:-$DEFAULT_INTERVAL}
 ENTRIES=${PGBACKD_BENCH_ENTRIES:-20000}
 LOAD_TPS=${PGBACKD_BENCH_LOAD_TPS:-20}
 STOP_TIMEOUT=60
