@@ -12,6 +12,16 @@
 #                                 $PGBACKD_BENCH_RESULTS; nothing when it is unset). TARGET is
 #                                 "<=0.6" or ">=3" and is checked against the median of the runs.
 #   bench_note TEXT               a line printed under bench/run's table (same file)
+#   bench_memory_bound [--explain] [KEY=VALUE...]
+#                                 the MiB a backup's buffers may hold by its settings: compression
+#                                 blocks in flight (ParallelGzipEncoder: 2 × workers blocks, each
+#                                 raw + compressed, and the one filling) plus, for S3, the parts
+#                                 in flight and the one filling (S3Upload: part × (parallel + 1)).
+#                                 Keys: engine (libdeflate|zlib: 4|1 MiB blocks), block_mib,
+#                                 workers (default nproc), blocks_in_flight (default 2 × workers),
+#                                 part_mib and parallel_parts (S3; empty or unset = no S3 parts;
+#                                 "default" = pgbackd's defaults). The process's own baseline
+#                                 (binary, runtime, libraries) is not in it. --explain adds the sum.
 
 bench_pg_env() {
     : "${PGBACKD_TEST_PGHOST:?source .services/env first (scripts/services.sh start)}"
@@ -80,4 +90,35 @@ print(json.dumps({"comparison": c, "metric": m, "value": float(v), "target": t, 
 bench_note() {
     [[ -n ${PGBACKD_BENCH_RESULTS:-} ]] || return 0
     python3 -c 'import json, sys; print(json.dumps({"note": sys.argv[1]}))' "$1" >>"$PGBACKD_BENCH_RESULTS"
+}
+
+# The defaults below are pgbackd's (docs/operations.md's configuration table); keep them in step.
+BENCH_DEFAULT_PART_MIB=8
+BENCH_DEFAULT_PARALLEL_PARTS=2
+bench_memory_bound() {
+    local explain=0 kv engine=libdeflate block_mib='' workers='' blocks='' part_mib='' parallel=''
+    [[ ${1:-} == --explain ]] && { explain=1; shift; }
+    for kv in "$@"; do
+        case $kv in
+            engine=*) engine=${kv#*=} ;;
+            block_mib=*) block_mib=${kv#*=} ;;
+            workers=*) workers=${kv#*=} ;;
+            blocks_in_flight=*) blocks=${kv#*=} ;;
+            part_mib=*) part_mib=${kv#*=} ;;
+            parallel_parts=*) parallel=${kv#*=} ;;
+            *) echo "bench_memory_bound: unknown setting $kv" >&2; return 2 ;;
+        esac
+    done
+    [[ -n $block_mib ]] || block_mib=$([[ $engine == zlib ]] && echo 1 || echo 4)
+    [[ -n $workers ]] || workers=$(nproc)
+    [[ -n $blocks ]] || blocks=$((2 * workers))
+    local encoder=$((block_mib * (2 * blocks + 1))) parts=0 text
+    text="compression ${block_mib} MiB × (2 × $blocks in flight + 1) = $encoder"
+    if [[ -n $part_mib || -n $parallel ]]; then
+        [[ -n $part_mib && $part_mib != default ]] || part_mib=$BENCH_DEFAULT_PART_MIB
+        [[ -n $parallel && $parallel != default ]] || parallel=$BENCH_DEFAULT_PARALLEL_PARTS
+        parts=$((part_mib * (parallel + 1)))
+        text+=" + S3 parts ${part_mib} MiB × ($parallel in flight + 1) = $parts"
+    fi
+    if ((explain)); then echo "$text → $((encoder + parts)) MiB"; else echo $((encoder + parts)); fi
 }

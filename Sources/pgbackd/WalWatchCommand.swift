@@ -26,9 +26,6 @@ struct WalWatchCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await runReportingErrors {
-            // Large buffers (pieces, compressed objects) on pages of their own: freed ones go
-            // back to the kernel instead of staying in each upload thread's arena.
-            ProcessMemory.mapLargeBuffers()
             let (configuration, logger, repository) = try await common.openRepository()
             logger.info("WAL watcher memory bound", metadata: [
                 "wal.parallel_uploads": "\(configuration.wal.parallelUploads)",

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Benchmark: `pgbackd backup --type base` against `pgbackrest backup --type=full
 # --compress-type=gz --compress-level=6 --process-max=2`, both to the same S3 server (moto behind
-# an nginx TLS proxy) and both to local storage as a reference, on the same throw-away cluster.
+# an nginx TLS proxy) and both to local storage, on the same throw-away cluster.
 #
-#   scripts/services.sh start pg && source .services/env    # PostgreSQL binaries, the source DB
+#   scripts/services.sh start && source .services/env       # PostgreSQL binaries, the source DB
 #   bench/daylog/generate.sh 1000000 daylog_bench
-#   bench/base/run.sh daylog_bench                           # PGBACKD_BENCH_BASE_RUNS=2 repeats
+#   bench/base/run.sh daylog_bench                           # PGBACKD_BENCH_RUNS runs (default 3)
 #
 # Sets up everything itself in a mktemp directory below /tmp, and tears it down at the end:
 # - installs pgbackrest and nginx (Debian packages) if they are missing;
@@ -14,36 +14,48 @@
 #   so the objects of the run are gone with it;
 # - nginx on a free port with a self-signed certificate for `localhost` in front of moto, because
 #   pgBackRest 2.45 talks to S3 over HTTPS only (nginx.conf.template);
-# - its own cluster (initdb -k, the settings of services.sh's cluster, archive_mode = on) with
-#   DATABASE copied in from the services' server (pg_dump | pg_restore, then VACUUM ANALYZE), so
-#   the cluster holds that one database;
+# - its own cluster (initdb -k, the settings of services.sh's cluster) with DATABASE copied in
+#   from the services' server (pg_dump | pg_restore, then VACUUM ANALYZE) while it runs with
+#   wal_level = minimal and no archiving (so the copy's WAL is neither archived nor waited for),
+#   then restarted with archive_mode = on: the cluster holds that one database;
 # - archive_command = bench/base/archive.sh: pgBackRest's archive-push and pgbackd's wal-push
 #   (spool mode, two spools: S3 and file configuration), with a `pgbackd wal-watch` per spool;
 # - pgBackRest stanza `bench` with repo1 = S3, repo2 = a directory (pgbackrest.conf.template),
 #   run as the cluster owner (`postgres`).
 # pgbackd reaches S3 through the same nginx endpoint (https://localhost:PORT, ca_file).
-# The timed runs start once the archiver and both watchers have caught up; each is preceded by
-# CHECKPOINT. Columns: wall seconds (GNU time), ratio =
-# pgbackd's wall / pgBackRest's on the same kind of repository, stored MB (pgBackRest's
-# `info --output=json`, pgbackd's `--json` summary), raw/stored, CPU seconds of the tool's own
-# processes (not the server's; pg_basebackup's reading is done by a walsender), peak RSS of the
-# largest process (GNU time) and of all the tool's processes together (sampled 10×/s), and
-# the CPU seconds of moto and nginx during S3 runs (they share the cores).
 #
+# Each run backs up to the directory, then to S3, each with both tools, alternating their order
+# (run 1: pgBackRest first, run 2: pgbackd first, ...); every backup is preceded by CHECKPOINT.
+# Columns: wall seconds (GNU time), ratio = pgbackd's wall / pgBackRest's on the same kind of
+# repository in the same run, stored MB (pgBackRest's `info --output=json`, pgbackd's `--json`
+# summary), raw/stored, CPU seconds of the tool's own processes (not the server's; pg_basebackup's
+# reading is done by a walsender), peak RSS of the largest process (GNU time) and of all the
+# tool's processes together (sampled 10×/s), the memory bound pgbackd's settings imply
+# (bench_memory_bound in bench/lib.sh: S3 parts in flight + compression blocks in flight), and
+# the CPU seconds of moto and nginx during S3 runs (they share the cores).
+# For bench/run (PGBACKD_BENCH_RESULTS) each run records, per repository ("base backup → file",
+# "base backup → S3"): the wall ratio (target <= 1.0), the stored size ratio (<= 1.0), pgbackd's
+# peak RSS of the largest process (<= 150 MiB) and of all its processes (<= 200 MiB), the same
+# two for pgBackRest (reference, no target), and the implied bound.
+#
+# PGBACKD_BENCH_RUNS: runs (default 3; PGBACKD_BENCH_BASE_RUNS is still read when it is unset).
 # PGBACKD_BENCH_BASE_LEVEL: pgbackd's compression.level (default 8: with the default engine,
 # libdeflate, the level that stores no more than zlib's 6, docs/decisions.md);
 # PGBACKD_BENCH_BASE_ENGINE: its compression.engine (default: unset, pgbackd's default).
+# PGBACKD_BENCH_BASE_S3: extra lines for pgbackd's [repository.s3] table (e.g.
+# "part_size_mib = 8"; the bound printed follows part_size_mib and parallel_parts given here).
 # PGBACKD_BENCH_BIN: use this pgbackd binary instead of building one (release, .build-bench).
 # PGBACKD_BENCH_KEEP=1: keep the work directory (logs, repositories) after tearing down.
-# Until `pgbackd backup --type base` exists, the pgbackd rows say so and the script exits 2
-# after the pgBackRest rows; a pgbackd backup that fails gets a FAILED row and exit 1.
+# A pgbackd backup that fails gets a FAILED row and exit 1.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPO_ROOT=$PWD
 DB=${1:?usage: bench/base/run.sh DATABASE}
-RUNS=${PGBACKD_BENCH_BASE_RUNS:-1}
+RUNS=${PGBACKD_BENCH_RUNS:-${PGBACKD_BENCH_BASE_RUNS:-3}}
 LEVEL=${PGBACKD_BENCH_BASE_LEVEL:-8}
 ENGINE=${PGBACKD_BENCH_BASE_ENGINE:-}
+S3_EXTRA=${PGBACKD_BENCH_BASE_S3:-}
+[[ $RUNS =~ ^[1-9][0-9]*$ ]] || { echo "bench/base: PGBACKD_BENCH_RUNS must be a positive integer" >&2; exit 2; }
 [[ $LEVEL =~ ^[0-9]$ ]] || { echo "bench/base: PGBACKD_BENCH_BASE_LEVEL must be 0-9" >&2; exit 2; }
 [[ -z $ENGINE || $ENGINE == zlib || $ENGINE == libdeflate ]] ||
     { echo "bench/base: PGBACKD_BENCH_BASE_ENGINE must be zlib or libdeflate" >&2; exit 2; }
@@ -64,12 +76,9 @@ if ((${#missing[@]})); then
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-if [[ -n ${PGBACKD_BENCH_BIN:-} ]]; then
-    BUILT=$PGBACKD_BENCH_BIN
-else
-    swift build -c release --product pgbackd --scratch-path .build-bench >/dev/null
-    BUILT=$PWD/.build-bench/release/pgbackd
-fi
+source bench/lib.sh
+bench_build
+BUILT=$PGBACKD
 
 WORK=$(mktemp -d /tmp/pgbackd-base-bench.XXXXXX)
 chmod 0755 "$WORK" # the cluster owner runs the archiver, pgbackrest and wal-push in here
@@ -186,6 +195,7 @@ region = "$REGION"
 prefix = "$PREFIX/pgbackd"
 access_key_id = "$KEY_ID"
 secret_access_key_file = "$WORK/secret"
+$S3_EXTRA
 S3
 else printf 'type = "file"\npath = "%s"\nstanza = "bench"\n' "$WORK/pgbackd-repo"; fi)
 [postgres]
@@ -215,12 +225,21 @@ synchronous_commit = off
 max_wal_size = 4GB
 shared_buffers = 256MB
 maintenance_work_mem = 512MB
+EOF
+# The copy first, with wal_level = minimal and no archiving: its WAL (hundreds of segments at
+# 1M entries) then never goes through both tools' archiving, which the run would have to wait for.
+cp "$WORK/data/postgresql.conf" "$WORK/postgresql.conf.archiving"
+cat >>"$WORK/data/postgresql.conf" <<EOF
+wal_level = minimal
+max_wal_senders = 0
+archive_mode = off
+EOF
+cat >>"$WORK/postgresql.conf.archiving" <<EOF
 archive_mode = on
 archive_command = '$WORK/bin/archive.sh $WORK/pgbackrest/pgbackrest.conf $WORK/bin/pgbackd $WORK/pgbackd-s3.toml $WORK/pgbackd-file.toml -- %p'
 EOF
+owner "$WORK/postgresql.conf.archiving"
 as_pg "$BIN/pg_ctl" -D "$WORK/data" -l "$WORK/postgres.log" -w -t 60 start >/dev/null
-PGBR=(pgbackrest --config="$WORK/pgbackrest/pgbackrest.conf" --stanza=bench)
-as_pg "${PGBR[@]}" stanza-create >"$WORK/stanza.log" 2>&1 || { cat "$WORK/stanza.log" >&2; exit 1; }
 
 # The watchers ship pgbackd's spools for the whole run, like the daemon would.
 for kind in s3 file; do
@@ -232,6 +251,11 @@ echo "bench/base: copying $DB into the benchmark cluster" >&2
 sql -d postgres -c "create database \"$DB\" template template0"
 "$BIN/pg_dump" "${SRC[@]}" -Fc -Z0 "$DB" | "$BIN/pg_restore" -h "$WORK/socket" -p 5432 -U postgres --no-owner -d "$DB"
 "$BIN/vacuumdb" -h "$WORK/socket" -p 5432 -U postgres -q -z "$DB"
+as_pg "$BIN/pg_ctl" -D "$WORK/data" -m fast -w -t 120 stop >/dev/null
+cp "$WORK/postgresql.conf.archiving" "$WORK/data/postgresql.conf"
+as_pg "$BIN/pg_ctl" -D "$WORK/data" -l "$WORK/postgres.log" -w -t 60 start >/dev/null
+PGBR=(pgbackrest --config="$WORK/pgbackrest/pgbackrest.conf" --stanza=bench)
+as_pg "${PGBR[@]}" stanza-create >"$WORK/stanza.log" 2>&1 || { cat "$WORK/stanza.log" >&2; exit 1; }
 # The copy wrote hundreds of segments and the archiver pushes each through both tools one at a
 # time: wait until it has caught up, or pgBackRest's check (and backup) times out waiting for it.
 last=$(sql -d postgres -c "select pg_walfile_name(pg_current_wal_lsn())")
@@ -255,49 +279,10 @@ done
 
 # ---------------------------------------------------------------- timed runs
 
-# Runs a command under GNU time with a 10 Hz sampler of the summed RSS of all its descendants.
-# Prints "wall maxrss_kib cpu_s tree_kib"; the command's stdout is in $WORK/out.
-measure() {
-    /usr/bin/time -f '%e %M %U %S' -o "$WORK/time" "$@" >"$WORK/out" 2>"$WORK/err" &
-    local pid=$! status=0
-    python3 - "$pid" >"$WORK/tree" <<'PY' &
-import os, sys, time
-root, peak, page = sys.argv[1], 0, os.sysconf("SC_PAGE_SIZE")
-def children():
-    kids = {}
-    for p in os.listdir("/proc"):
-        if p.isdigit():
-            try:
-                with open(f"/proc/{p}/stat") as f:
-                    ppid = f.read().rsplit(")", 1)[1].split()[1]
-                kids.setdefault(ppid, []).append(p)
-            except OSError:
-                pass
-    return kids
-while os.path.exists(f"/proc/{root}"):
-    kids, todo, total = children(), list(children().get(root, [])), 0
-    while todo:
-        p = todo.pop()
-        todo += kids.get(p, [])
-        try:
-            with open(f"/proc/{p}/statm") as f:
-                total += int(f.read().split()[1]) * page
-        except OSError:
-            pass
-    peak = max(peak, total)
-    time.sleep(0.1)
-print(peak // 1024)
-PY
-    local sampler=$!
-    wait "$pid" || status=$?
-    wait "$sampler" || true
-    if ((status)); then cat "$WORK/err" >&2; return "$status"; fi
-    awk '{ printf "%s %s %.1f ", $1, $2, $3 + $4 }' "$WORK/time"
-    cat "$WORK/tree"
-}
-row() { # tool repo wall ratio stored raw cpu rss tree s3cpu "server | idle"
-    printf '| %s | %s | %s | %s | %.2f | %s | %s | %.0f | %.0f | %s | %s |\n' "$1" "$2" "$3" "$4" "$(calc "$5 / 1000000")" \
-        "$(calc "$6 / $5")" "$7" "$(calc "$8 / 1024")" "$(calc "$9 / 1024")" "${10}" "${11}"
+measure() { bench_measure "$WORK" "$@"; } # "wall maxrss_kib cpu_s tree_kib"; stdout in $WORK/out
+row() { # run tool repo wall ratio stored raw cpu rss tree bound s3cpu "server | idle"
+    printf '| %s | %s | %s | %s | %s | %.2f | %s | %s | %.0f | %.0f | %s | %s | %s |\n' "$1" "$2" "$3" "$4" "$5" "$(calc "$6 / 1000000")" \
+        "$(calc "$7 / $6")" "$8" "$(calc "$9 / 1024")" "$(calc "${10} / 1024")" "${11}" "${12}" "${13}"
 }
 delta() { # SEPARATOR "x0 y0" "x1 y1" → "x1-x0 SEPARATOR y1-y0" (two CPU-second snapshots)
     local a b
@@ -309,55 +294,89 @@ pgbackrest_sizes() { # repo → "raw stored" of the newest backup
         python3 -c 'import json,sys; b=json.load(sys.stdin)[0]["backup"][-1]["info"]; print(b["size"], b["repository"]["size"])'
 }
 
-has_base=0
-"$WORK/bin/pgbackd" backup --help 2>&1 | grep -q -- '--type' && has_base=1
 pgbackd_failed=0
-
-echo "cluster: $(sql -d postgres -c "select pg_size_pretty(sum(pg_database_size(datname))) from pg_database") (database $DB: $(sql -d postgres -c "select pg_size_pretty(pg_database_size('$DB'))")), $(nproc) cores, pgBackRest $(pgbackrest version | awk '{ print $2 }')"
+s3_setting() { # NAME DEFAULT: a [repository.s3] setting of PGBACKD_BENCH_BASE_S3, or the default
+    local v
+    v=$(sed -n "s/^[[:space:]]*$1[[:space:]]*=[[:space:]]*\([0-9]*\).*/\1/p" <<<"$S3_EXTRA" | tail -n 1)
+    echo "${v:-$2}"
+}
+# The bound pgbackd's settings imply (bench_memory_bound: compression blocks in flight, plus the
+# S3 parts in flight and the one filling); the file repository holds no parts.
+BOUND_FILE=$(bench_memory_bound engine="${ENGINE:-libdeflate}" workers="$(nproc)")
+BOUND_S3=$(bench_memory_bound engine="${ENGINE:-libdeflate}" workers="$(nproc)" \
+    part_mib="$(s3_setting part_size_mib default)" parallel_parts="$(s3_setting parallel_parts default)")
+echo "cluster: $(sql -d postgres -c "select pg_size_pretty(sum(pg_database_size(datname))) from pg_database") (database $DB: $(sql -d postgres -c "select pg_size_pretty(pg_database_size('$DB'))")), $(nproc) cores, pgBackRest $(pgbackrest version | awk '{ print $2 }'), $RUNS runs"
+echo "memory bound implied by pgbackd's settings: file $(bench_memory_bound --explain engine="${ENGINE:-libdeflate}" workers="$(nproc)"); S3 $(bench_memory_bound --explain engine="${ENGINE:-libdeflate}" workers="$(nproc)" part_mib="$(s3_setting part_size_mib default)" parallel_parts="$(s3_setting parallel_parts default)")"
+bench_note "base backup: database $DB ($(sql -d postgres -c "select pg_size_pretty(pg_database_size('$DB'))")), pgbackd $SETTING against pgBackRest $(pgbackrest version | awk '{ print $2 }') full gz 6 process-max 2; S3 = moto behind nginx (TLS) on this machine"
 echo
-echo "| tool | repository | wall s | ratio | stored MB | raw/stored | CPU s (tool) | peak RSS MiB (largest process) | peak RSS MiB (all processes) | moto / nginx CPU s | PostgreSQL CPU s | idle core-s |"
-echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-for ((run = 1; run <= RUNS; run++)); do
-    declare -A base_wall=()
-    for repo in 2 1; do
-        kind=$([[ $repo == 1 ]] && echo s3 || echo file)
-        sql -d postgres -c checkpoint
-        s3_before=$(s3_cpu) server_idle_before=$(server_and_idle_cpu)
+echo "| run | tool | repository | wall s | ratio | stored MB | raw/stored | CPU s (tool) | peak RSS MiB (largest process) | peak RSS MiB (all processes) | bound MiB (settings) | moto / nginx CPU s | PostgreSQL CPU s | idle core-s |"
+echo "| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+# One backup, measured: TOOL (pgbackrest|pgbackd) KIND (file|s3). Sets the globals wall raw
+# stored cpu rss tree s3 rest; returns non-zero when pgbackd failed.
+backup_once() {
+    local tool=$1 kind=$2 repo status=0
+    repo=$([[ $kind == s3 ]] && echo 1 || echo 2)
+    sql -d postgres -c checkpoint
+    s3_before=$(s3_cpu) server_idle_before=$(server_and_idle_cpu)
+    if [[ $tool == pgbackrest ]]; then
         measure "${AS_PG[@]}" "${PGBR[@]}" --repo="$repo" backup --type=full \
-            --compress-type=gz --compress-level=6 --process-max=2 >"$WORK/m"
-        s3=$(delta / "$s3_before" "$(s3_cpu)") rest=$(delta '|' "$server_idle_before" "$(server_and_idle_cpu)")
-        [[ $kind == s3 ]] || s3=
-        read -r wall rss cpu tree <"$WORK/m"
-        read -r raw stored < <(pgbackrest_sizes "$repo")
-        base_wall[$kind]=$wall
-        row "pgBackRest full, gz 6, process-max 2" "$([[ $kind == s3 ]] && echo S3 || echo directory)" \
-            "$wall" 1.00 "$stored" "$raw" "$cpu" "$rss" "$tree" "$s3" "$rest"
-    done
-    for kind in file s3; do
-        repo_label=$([[ $kind == s3 ]] && echo S3 || echo file)
-        if ((!has_base)); then
-            echo "| pgbackd backup --type base, $SETTING | $repo_label | not run: this pgbackd has no \`backup --type\` (issue #4 base backups have not landed) | | | | | | | | | |"
-            pgbackd_failed=2
-            continue
-        fi
-        sql -d postgres -c checkpoint
-        s3_before=$(s3_cpu) server_idle_before=$(server_and_idle_cpu)
-        status=0
+            --compress-type=gz --compress-level=6 --process-max=2 >"$WORK/m" ||
+            { echo "bench/base: pgBackRest's backup failed" >&2; exit 1; }
+    else
         measure "$WORK/bin/pgbackd" backup --type base --json --log-level info --config "$WORK/pgbackd-$kind.toml" >"$WORK/m" || status=$?
         cp "$WORK/err" "$WORK/pgbackd-$kind-$run.log" # its own account of where the time went
-        if ((status)); then
-            echo "| pgbackd backup --type base, $SETTING | $repo_label | FAILED: $(tail -n 1 "$WORK/err" | tr '|' '/') | | | | | | | | | |"
-            pgbackd_failed=1
-            continue
-        fi
-        s3=$(delta / "$s3_before" "$(s3_cpu)") rest=$(delta '|' "$server_idle_before" "$(server_and_idle_cpu)")
-        [[ $kind == s3 ]] || s3=
-        read -r wall rss cpu tree <"$WORK/m"
+        ((status == 0)) || return "$status"
+    fi
+    s3=$(delta / "$s3_before" "$(s3_cpu)") rest=$(delta '|' "$server_idle_before" "$(server_and_idle_cpu)")
+    [[ $kind == s3 ]] || s3=
+    read -r wall rss cpu tree <"$WORK/m"
+    if [[ $tool == pgbackrest ]]; then
+        read -r raw stored < <(pgbackrest_sizes "$repo")
+    else
         read -r raw stored < <(python3 -c 'import json,sys; j=json.load(open(sys.argv[1]))
 g=lambda *k: next(j[x] for x in k if x in j)
 print(g("raw_bytes","rawBytes"), g("stored_bytes","storedBytes"))' "$WORK/out")
-        row "pgbackd backup --type base, $SETTING" "$repo_label" "$wall" "$(calc "$wall / ${base_wall[$kind]}")" \
-            "$stored" "$raw" "$cpu" "$rss" "$tree" "$s3" "$rest"
+    fi
+}
+mib() { calc "$1 / 1024"; }
+for ((run = 1; run <= RUNS; run++)); do
+    order=(pgbackrest pgbackd)
+    ((run % 2)) || order=(pgbackd pgbackrest) # run 1: the reference first, run 2: pgbackd first, ...
+    for kind in file s3; do
+        repo_label=$([[ $kind == s3 ]] && echo S3 || echo file)
+        comparison="base backup → $repo_label"
+        declare -A res=()
+        ok=1
+        for tool in "${order[@]}"; do
+            if ! backup_once "$tool" "$kind"; then
+                echo "| $run | pgbackd backup --type base, $SETTING | $repo_label | FAILED: $(tail -n 1 "$WORK/err" | tr '|' '/') | | | | | | | | | | |"
+                pgbackd_failed=1 ok=0
+                continue
+            fi
+            res[$tool]="$wall $rss $cpu $tree $raw $stored"
+            res[$tool-extra]="$s3|$rest"
+        done
+        ((ok)) || continue
+        read -r bw brss bcpu btree braw bstored <<<"${res[pgbackrest]}"
+        read -r dw drss dcpu dtree draw dstored <<<"${res[pgbackd]}"
+        bound=$([[ $kind == s3 ]] && echo "$BOUND_S3" || echo "$BOUND_FILE")
+        for tool in "${order[@]}"; do
+            if [[ $tool == pgbackrest ]]; then
+                row "$run" "pgBackRest full, gz 6, process-max 2" "$([[ $kind == s3 ]] && echo S3 || echo directory)" \
+                    "$bw" 1.00 "$bstored" "$braw" "$bcpu" "$brss" "$btree" "" "${res[pgbackrest-extra]%%|*}" "${res[pgbackrest-extra]#*|}"
+            else
+                row "$run" "pgbackd backup --type base, $SETTING" "$repo_label" "$dw" "$(calc "$dw / $bw")" \
+                    "$dstored" "$draw" "$dcpu" "$drss" "$dtree" "$bound" "${res[pgbackd-extra]%%|*}" "${res[pgbackd-extra]#*|}"
+            fi
+        done
+        bench_record "$comparison" "wall ratio pgbackd / pgbackrest full" "$(calc "$dw / $bw")" "<=1.0"
+        bench_record "$comparison" "stored size ratio pgbackd / pgbackrest" "$(awk "BEGIN { printf \"%.4f\", $dstored / $bstored }")" "<=1.0"
+        bench_record "$comparison" "peak RSS, largest process" "$(mib "$drss")" "<=150" MiB
+        bench_record "$comparison" "peak RSS, all processes" "$(mib "$dtree")" "<=200" MiB
+        bench_record "$comparison" "memory bound implied by the settings" "$bound" "" MiB
+        bench_record "$comparison" "pgBackRest peak RSS, largest process (reference)" "$(mib "$brss")" "" MiB
+        bench_record "$comparison" "pgBackRest peak RSS, all processes (reference)" "$(mib "$btree")" "" MiB
+        unset res
     done
 done
 for pid in "${WATCHERS[@]}"; do

@@ -4,6 +4,7 @@
 #
 #   bench/soak/run.sh                      # 2 hours (SOAK_SECONDS=7200)
 #   SOAK_SECONDS=600 bench/soak/run.sh     # a short validation run
+#   bench/soak/run.sh --short              # bench/run's mode: 10 minutes, a sample every 15 s
 #
 # Sets up everything itself under a mktemp directory in /tmp, and tears it all down on exit
 # (also on Ctrl-C or an error):
@@ -36,11 +37,24 @@
 # PGBACKD_SOAK_ARENAS (MALLOC_ARENA_MAX for the daemon; default 2, as systemd/pgbackd.service
 # sets it; "default" leaves glibc's own, 8 per core).
 #
+# For bench/run (PGBACKD_BENCH_RESULTS, bench/lib.sh's bench_record): "daemon soak" with
+# "RSS at end / RSS at half-time" (the ratio above; target <= 1.10) and "peak RSS, daemon"
+# (VmHWM; target <= 150 MiB).
+#
 # Exit status: 0 when RSS is flat (PASS), no job failed and the daemon stopped cleanly; 1 otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source bench/lib.sh
+DEFAULT_INTERVAL=30
+if [[ ${1:-} == --short ]]; then
+    SOAK_SECONDS=${SOAK_SECONDS:-600}
+    DEFAULT_INTERVAL=15
+elif (($#)); then
+    echo "usage: bench/soak/run.sh [--short]" >&2
+    exit 64
+fi
 SOAK_SECONDS=${SOAK_SECONDS:-7200}
-INTERVAL=${PGBACKD_BENCH_SAMPLE_SECONDS:-30}
+INTERVAL=${PGBACKD_BENCH_SAMPLE_SECONDS:-$DEFAULT_INTERVAL}
 ENTRIES=${PGBACKD_BENCH_ENTRIES:-20000}
 LOAD_TPS=${PGBACKD_BENCH_LOAD_TPS:-20}
 STOP_TIMEOUT=60
@@ -373,7 +387,7 @@ REF_T=$((SOAK_SECONDS / 2 < 3600 ? SOAK_SECONDS / 2 : 3600))
             printf "peak RSS (VmHWM): %.1f MiB; highest sampled VmRSS %.1f MiB\n", maxhwm / 1024, maxrss / 1024
             printf "threads first / reference / last: %d / %d / %d\n", th[1], th[r], th[n]
             printf "open fds first / reference / last: %d / %d / %d\n", fd[1], fd[r], fd[n]
-            print (ratio <= 1.10 ? "RSS_PASS" : "RSS_FAIL") > "/dev/stderr"
+            print (ratio <= 1.10 ? "RSS_PASS" : "RSS_FAIL"), ratio, maxhwm / 1024 > "/dev/stderr"
         }' "$CSV" 2>"$WORK/verdict"
     last=$(tail -n 1 "$CSV")
     echo "jobs (from status samples: ok / failed):"
@@ -397,11 +411,17 @@ REF_T=$((SOAK_SECONDS / 2 < 3600 ? SOAK_SECONDS / 2 : 3600))
 } | tee "$OUT/summary.txt"
 
 SUMMARY_DONE=1
+read -r _ soak_ratio soak_hwm <"$WORK/verdict" || true
+if [[ -n ${soak_ratio:-} ]]; then
+    bench_record "daemon soak" "RSS at end / RSS at half-time" "$soak_ratio" "<=1.10"
+    bench_record "daemon soak" "peak RSS, daemon" "$soak_hwm" "<=150" MiB
+    bench_note "daemon soak: $SOAK_SECONDS s, every job every minute, $ENTRIES Daylog entries, load $LOAD_TPS tps, file repository"
+fi
 failed_jobs=0
 for k in "${KINDS[@]}"; do failed_jobs=$((failed_jobs + FAILED[$k])); done
 if grep -q RSS_PASS "$WORK/verdict" && ((failed_jobs == 0 && !DIED)) && [[ $DAEMON_RC == 0 ]]; then
     log "PASS"
     exit 0
 fi
-log "FAIL (RSS $(sed 's/RSS_//' "$WORK/verdict"), $failed_jobs failed job(s), daemon exit $DAEMON_RC$( ((DIED)) && echo ', died'))"
+log "FAIL (RSS $(awk '{ sub(/RSS_/, "", $1); print $1 }' "$WORK/verdict"), $failed_jobs failed job(s), daemon exit $DAEMON_RC$( ((DIED)) && echo ', died'))"
 exit 1

@@ -40,6 +40,9 @@ actor S3Upload: ObjectUpload {
                 try await startPart()
                 continue
             }
+            // The whole part at once: appends that grow it by doubling copy it up to eleven
+            // times and can hold two copies (memory pages not written stay unused).
+            if buffer.isEmpty { buffer.reserveCapacity(target) }
             let take = min(target - buffer.count, bytes.count - offset)
             buffer.append(contentsOf: bytes[offset..<(offset + take)])
             offset += take

@@ -1,5 +1,6 @@
 import Compression
 import Foundation
+import ObjectStorage
 import PostgresClient
 import TOMLKit
 
@@ -259,9 +260,11 @@ public struct S3RepositorySettings: Sendable, CustomStringConvertible {
     public var verifyTLS: Bool
     /// CA bundle for TLS verification; default: the system's.
     public var caFile: String?
-    /// Default 16 MiB; grown automatically so an upload never needs more than 10,000 parts.
+    /// Default 8 MiB (``S3Configuration/defaultPartSize``); grown automatically so an upload never
+    /// needs more than 10,000 parts. Objects of a known size up to 16 MiB (WAL) are one PUT.
     public var partSizeMiB: Int
-    /// Parts uploaded at once. Default 4. Memory ≈ part size × (this + 1).
+    /// Parts uploaded at once. Default 2 (``S3Configuration/defaultParallelParts``).
+    /// Memory ≈ part size × (this + 1).
     public var parallelParts: Int
     /// A transfer that moves less than 1 KiB/s for this long is dropped and retried (a GET
     /// resumes where it stopped). Default 60 s.
@@ -282,8 +285,8 @@ public struct S3RepositorySettings: Sendable, CustomStringConvertible {
         let secretFile = try reader.string("secret_access_key_file")
         verifyTLS = try reader.bool("verify_tls", default: true)
         caFile = try reader.string("ca_file")
-        partSizeMiB = try reader.int("part_size_mib", in: 5...5120, default: 16)
-        parallelParts = try reader.int("parallel_parts", in: 1...64, default: 4)
+        partSizeMiB = try reader.int("part_size_mib", in: 5...5120, default: S3Configuration.defaultPartSize >> 20)
+        parallelParts = try reader.int("parallel_parts", in: 1...64, default: S3Configuration.defaultParallelParts)
         stallTimeoutSeconds = try reader.int("stall_timeout_seconds", in: 1...3600, default: 60)
         if reader.table["signing"] != nil {
             // Removed (docs/decisions.md, issue #14): said before it can pass for a typo.

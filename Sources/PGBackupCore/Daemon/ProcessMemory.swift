@@ -1,25 +1,37 @@
 import CShims
 
-/// glibc's allocator and a long-running daemon: free pages go back to the kernel after each job.
+/// glibc's allocator and pgbackd's processes.
 ///
-/// The bigger lever is the number of arenas, which only `MALLOC_ARENA_MAX` at exec sets reliably
-/// (systemd/pgbackd.service sets 2): each thread that compresses, uploads or verifies otherwise
-/// gets an arena of its own and keeps what is freed in it. The soak benchmark measured 200–270 MB
-/// of RSS with glibc's default and 60–120 MB with 2 arenas (docs/benchmarks.md). `mallopt` from
-/// inside the process, even first thing in `main`, did not lower it.
+/// Every pgbackd command starts with at most 2 malloc arenas, a fixed 256 KiB mmap threshold and
+/// a 1 MiB trim threshold (a constructor in CShims' malloc_shims.c applies them before `main`,
+/// each unless the environment sets it: `MALLOC_ARENA_MAX`, `MALLOC_MMAP_THRESHOLD_`,
+/// `MALLOC_TRIM_THRESHOLD_`; `GLIBC_TUNABLES` leaves all three to glibc). Without them each thread that compresses,
+/// uploads or verifies keeps what it freed in an arena of its own, and glibc's dynamic mmap
+/// threshold moves the 4 MiB compression blocks and 16 MiB upload parts into those arenas after
+/// the first is freed: the soak benchmark measured 200–270 MB of RSS with glibc's defaults and
+/// 60–120 MB with 2 arenas (docs/benchmarks.md); an S3 base backup 176–199 MiB. `mallopt` from
+/// Swift code, even first thing in `run`, came too late (threads and their arenas already
+/// existed), hence the constructor. systemd/pgbackd.service still sets `MALLOC_ARENA_MAX=2`.
 public enum ProcessMemory {
-    /// Buffers of `threshold` bytes and more (the WAL watcher's pieces and the compressed
-    /// objects of its uploads) get pages of their own, returned to the kernel when freed, in
-    /// any thread's arena. Without it glibc raises its threshold after the first large buffer
-    /// is freed (up to 32 MiB), and from then on such buffers come from the arenas, which keep
-    /// what is freed: the suspected cause of the watcher's 403 MiB peak (docs/benchmarks.md),
-    /// not measured apart from the streaming that came with it.
-    public static func mapLargeBuffers(threshold: Int32 = 256 << 10) {
-        _ = pgbackd_malloc_mmap_threshold(threshold)
-    }
-
     /// After a job: free pages inside every arena go back to the kernel (`malloc_trim(0)`).
     public static func releaseFreePages() {
         _ = pgbackd_malloc_trim()
     }
+
+    /// Whether this process runs with all three of pgbackd's allocator settings (glibc, and the
+    /// environment chose none of its own).
+    public static var allocatorDefaultsApplied: Bool {
+        pgbackd_malloc_defaults_were_applied() != 0
+    }
+
+    /// The malloc arenas glibc has made in this process so far; nil where that is unknown.
+    public static var arenaCount: Int? {
+        let count = pgbackd_malloc_arena_count()
+        return count < 0 ? nil : Int(count)
+    }
+
+    /// The settings, as applied (for logs and tests).
+    public static let arenaMax = Int(PGBACKD_MALLOC_ARENA_MAX)
+    public static let mmapThreshold = Int(PGBACKD_MALLOC_MMAP_THRESHOLD)
+    public static let trimThreshold = Int(PGBACKD_MALLOC_TRIM_THRESHOLD)
 }

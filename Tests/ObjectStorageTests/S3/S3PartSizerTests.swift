@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @testable import ObjectStorage
@@ -38,11 +39,14 @@ import Testing
 
     @Test func unknownSizeKeepsTheConfiguredSizeAtFirst() {
         let sizer = S3PartSizer(partSize: 16 * Self.mebibyte, expectedSize: nil)
-        #expect((1...900).allSatisfy { sizer.size(ofPart: $0) == 16 * Self.mebibyte })
-        #expect(sizer.size(ofPart: 901) == 32 * Self.mebibyte)
-        #expect(sizer.size(ofPart: 1801) == 64 * Self.mebibyte)
+        #expect((1...8_000).allSatisfy { sizer.size(ofPart: $0) == 16 * Self.mebibyte })
+        #expect(sizer.size(ofPart: 8_001) == 32 * Self.mebibyte)
+        #expect(sizer.size(ofPart: 8_101) == 64 * Self.mebibyte)
         // A typical 2.6 GB dump stays at 16 MiB parts: memory stays partSize × (parallel + 1).
         #expect(parts(sizer, total: 2_600_000_000).sizes.allSatisfy { $0 <= 16 * Self.mebibyte })
+        // So does a 100 GiB base backup (issue #17: memory must not grow with the database; the
+        // size doubled from 14 GiB before).
+        #expect(parts(sizer, total: Int64(100) << 30).sizes.allSatisfy { $0 <= 16 * Self.mebibyte })
     }
 
     @Test(arguments: [
@@ -62,6 +66,27 @@ import Testing
         // As announced, every part has the same size (no growth).
         let asAnnounced = parts(sizer, total: expected).sizes
         #expect(Set(asAnnounced.dropLast()).count <= 1)
+    }
+
+    @Test func theDefaultsHoldAtMost24MiBOfParts() throws {
+        let configuration = S3Configuration(endpoint: try #require(URL(string: "http://127.0.0.1:9000")), bucket: "b", region: "us-east-1", accessKeyID: "k", secretAccessKey: "s")
+        #expect(configuration.partSize == 8 * Self.mebibyte)
+        #expect(configuration.parallelParts == 2)
+        #expect(configuration.partSize * (configuration.parallelParts + 1) == 24 * Self.mebibyte)
+    }
+
+    /// A WAL segment (announced, at most 16 MiB compressed) stays one PUT with 8 MiB parts.
+    @Test(arguments: [Int64(1), Int64(5 << 20), Int64(8 << 20) + 1, Int64(12 << 20), Int64(16 << 20)])
+    func objectsAnnouncedUpTo16MiBAreOnePart(expected: Int64) {
+        let sizer = S3PartSizer(partSize: 8 * Self.mebibyte, expectedSize: expected)
+        #expect(parts(sizer, total: expected).count == 1)
+        // A low hint still cuts valid parts.
+        checkLimits(parts(sizer, total: expected * 3).sizes)
+    }
+
+    @Test func objectsAnnouncedAbove16MiBUseTheConfiguredPartSize() {
+        let sizer = S3PartSizer(partSize: 8 * Self.mebibyte, expectedSize: Int64(16 << 20) + 1)
+        #expect(sizer.size(ofPart: 1) == 8 * Self.mebibyte)
     }
 
     @Test func smallPartSizesAreRaisedToTheMinimum() {

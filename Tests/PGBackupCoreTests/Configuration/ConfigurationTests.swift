@@ -76,6 +76,26 @@ import Testing
         #expect(configuration.compression.level == 6)
     }
 
+    /// Issue #17: 8 MiB parts, 2 in flight (was 16 and 4), so an S3 upload holds at most 24 MiB of
+    /// parts; docs/operations.md and config/pgbackd.toml say so.
+    @Test func s3PartSizeAndParallelPartsDefaultToTheMemoryBoundOnes() throws {
+        let configuration = try parse("""
+            [repository]
+            type = "s3"
+            [repository.s3]
+            endpoint = "http://127.0.0.1:9000"
+            bucket = "backups"
+            access_key_id = "AKIAEXAMPLE"
+            secret_access_key = "the-secret"
+            """)
+        guard case .s3(let s3) = configuration.repository.kind else {
+            Issue.record("expected an S3 repository")
+            return
+        }
+        #expect(s3.partSizeMiB == 8)
+        #expect(s3.parallelParts == 2)
+    }
+
     @Test func malformedTOMLNamesFileAndLine() throws {
         let error = try #require(failure("[repository]\ntype = \"file\"\npath = \n"))
         #expect(error.code == .syntax)
