@@ -112,8 +112,11 @@ bench_memory_bound() {
     [[ -n $block_mib ]] || block_mib=$([[ $engine == zlib ]] && echo 1 || echo 4)
     [[ -n $workers ]] || workers=$(nproc)
     [[ -n $blocks ]] || blocks=$((2 * workers))
-    local encoder=$((block_mib * (2 * blocks + 1))) parts=0 text
-    text="compression ${block_mib} MiB × (2 × $blocks in flight + 1) = $encoder"
+    # Raw blocks: 3 at the pipe reader (2 read ahead, 1 filling), the encoder's in flight and as
+    # many waiting for the raw SHA-256; compressed (at most a block each): in flight and as many
+    # waiting for the stored SHA-256 (ArtifactWriter, PipeBlockReader).
+    local encoder=$((block_mib * (3 + 4 * blocks))) parts=0 text
+    text="compression ${block_mib} MiB × (3 read + 4 × $blocks in flight) = $encoder"
     if [[ -n $part_mib || -n $parallel ]]; then
         [[ -n $part_mib && $part_mib != default ]] || part_mib=$BENCH_DEFAULT_PART_MIB
         [[ -n $parallel && $parallel != default ]] || parallel=$BENCH_DEFAULT_PARALLEL_PARTS

@@ -97,11 +97,8 @@ size=$(psql -XAtc "select pg_size_pretty(pg_database_size('$DB'))")
 echo "database $DB: $size on $CORES cores; $("$BIN/pg_dump" --version); pgbackd $("$PGBACKD" --version 2>/dev/null || echo '?')"
 bench_note "logical backup: database $DB ($size), $CORES cores, $("$BIN/pg_dump" --version)"
 
-# pgbackd's memory bound at its defaults (libdeflate, 4 MiB blocks, a worker per core): the pipe
-# reader's blocks (2 read ahead + 1 being filled), the encoder's 2 blocks per worker and as many
-# raw blocks waiting for the raw SHA-256, and up to 4 per worker of compressed output (in flight
-# and waiting for the stored SHA-256; each at most the block's size at level 1 and above).
-BOUND_MIB=$(( (3 + 4 * CORES) * 4 + 4 * CORES * 4 ))
+# pgbackd's memory bound at its defaults (libdeflate, 4 MiB blocks, a worker per core).
+BOUND_MIB=$(bench_memory_bound engine=libdeflate workers="$CORES")
 
 # The floor's parts, once per level. The raw dump also warms the page cache for the runs.
 declare -A FLOOR BACKEND
