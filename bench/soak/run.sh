@@ -69,13 +69,9 @@ PGBIN=${PGBACKD_PGBIN:-${PGBACKD_TEST_PGBIN:-$(ls -d /usr/lib/postgresql/*/bin 2
 [[ -x $PGBIN/initdb && -x $PGBIN/pg_ctl && -x $PGBIN/pgbench ]] ||
     { echo "bench/soak: no PostgreSQL server binaries in '$PGBIN' (scripts/install-deps.sh)" >&2; exit 69; }
 
-if [[ -n ${PGBACKD_BENCH_BIN:-} ]]; then
-    BUILT=$PGBACKD_BENCH_BIN
-else
-    echo "bench/soak: building pgbackd (release, .build-bench)"
-    swift build -c release --product pgbackd --scratch-path .build-bench >/dev/null
-    BUILT=$PWD/.build-bench/release/pgbackd
-fi
+[[ -n ${PGBACKD_BENCH_BIN:-} ]] || echo "bench/soak: building pgbackd (release, .build-bench)"
+bench_build
+BUILT=$PGBACKD
 [[ -x $BUILT ]] || { echo "bench/soak: $BUILT is not executable" >&2; exit 69; }
 
 # Everything below /tmp, traversable by the cluster owner (the archiver runs wal-push as it).
