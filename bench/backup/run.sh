@@ -100,7 +100,10 @@ bench_note "logical backup: database $DB ($size), $CORES cores, $("$BIN/pg_dump"
 # pgbackd's memory bound at its defaults (libdeflate, 4 MiB blocks, a worker per core).
 BOUND_MIB=$(bench_memory_bound engine=libdeflate workers="$CORES")
 
-# The floor's parts, once per level. The raw dump also warms the page cache for the runs.
+# The floor's parts, once per level, from a warm page cache: a first, untimed dump warms it (on
+# 2026-12-08 a cold first dump cost the server 28 CPU-s against 17-22 in the runs after it, a
+# floor above what pgbackd then took).
+"$BIN/pg_dump" -Fc -Z0 -f /dev/null "$DB"
 declare -A FLOOR BACKEND
 before=$(server_cpu)
 read -r raw_wall _ raw_cpu _ < <(bench_measure "$WORK" "$BIN/pg_dump" -Fc -Z0 -f "$WORK/raw.dump" "$DB")
