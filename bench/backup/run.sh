@@ -103,7 +103,7 @@ BOUND_MIB=$(bench_memory_bound engine=libdeflate workers="$CORES")
 # The floor's parts, once per level, from a warm page cache: a first, untimed dump warms it (on
 # 2026-12-08 a cold first dump cost the server 28 CPU-s against 17-22 in the runs after it, a
 # floor above what pgbackd then took).
-"$BIN/pg_dump" -Fc -Z0 -f /dev/null "$DB"
+"$BIN/pg_dump" -Fc -Z0 "$DB" >/dev/null
 declare -A FLOOR BACKEND
 before=$(server_cpu)
 read -r raw_wall _ raw_cpu _ < <(bench_measure "$WORK" "$BIN/pg_dump" -Fc -Z0 -f "$WORK/raw.dump" "$DB")
