@@ -118,11 +118,6 @@ public struct WALSpool: Sendable {
     /// Where `file` is (or would be) spooled.
     public func path(of file: WALFileName) -> String { "\(directory)/\(file.name)" }
 
-    public func read(_ file: WALFileName) async throws -> [UInt8] {
-        let path = "\(directory)/\(file.name)"
-        return try await offload(on: queue) { try WALFiles.read(path) }
-    }
-
     /// Deletes a shipped file and fsyncs the spool, so it does not come back after a crash.
     public func remove(_ file: WALFileName) async throws {
         let directory = self.directory
