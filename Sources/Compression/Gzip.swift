@@ -27,7 +27,6 @@ public enum Gzip {
     public static func decompress(_ bytes: [UInt8]) throws(CompressionError) -> [UInt8] {
         var decoder = GzipDecoder()
         let output = try decoder.decompress(bytes)
-        try decoder.finish()
-        return output
+        return try output + decoder.finish()
     }
 }

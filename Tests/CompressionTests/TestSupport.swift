@@ -39,7 +39,7 @@ func decodeStreaming(_ compressed: [UInt8], chunkSizes: [Int]) throws -> (bytes:
         offset = end
         chunk += 1
     }
-    try decoder.finish()
+    output += try decoder.finish()
     return (output, decoder)
 }
 

@@ -60,7 +60,8 @@ struct ArtifactVerifier {
                 _ = try? await pending?.value
                 throw error
             }
-            try await offload(on: decodeQueue) { try decoding.finish() }
+            let lastMembers = try await offload(on: decodeQueue) { try decoding.finish() }
+            try await offload(on: sinkQueue) { try sink.consume(stored: [], raw: lastMembers) }
             let outcome = try await offload(on: sinkQueue) { try sink.finish() }
             try check(outcome, against: artifact, key: key)
             return Outcome(storedSize: outcome.storedSize, rawSize: outcome.rawSize)
@@ -95,7 +96,7 @@ private final class DecodingState: Sendable {
         try decoder.withLock { try $0.decompress(chunk) }
     }
 
-    func finish() throws {
+    func finish() throws -> [UInt8] {
         try decoder.withLock { try $0.finish() }
     }
 }

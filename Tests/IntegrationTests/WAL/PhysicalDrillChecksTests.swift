@@ -183,8 +183,7 @@ extension PhysicalDrillChecksTests {
         let directory = try temporaryDirectory("flip")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         var decoder = GzipDecoder()
-        var tar = try decoder.decompress(try await objects.read("\(prefix)/base.tar.gz"))
-        try decoder.finish()
+        var tar = try decoder.decompress(try await objects.read("\(prefix)/base.tar.gz")) + decoder.finish()
         var offset = 0
         var found = false
         while offset + 512 <= tar.count, tar[offset] != 0 {

@@ -97,8 +97,7 @@ import Testing
         }
         #expect(Int64(stored.count) == artifact.storedSize)
         var decoder = GzipDecoder()
-        let decoded = try decoder.decompress(stored)
-        try decoder.finish()
+        let decoded = try decoder.decompress(stored) + decoder.finish()
         #expect(decoded == raw)
         #expect(decoder.memberCount == members, "\(kind) backup, engine \(engine?.rawValue ?? "default"): \(decoder.memberCount) gzip member(s)")
     }

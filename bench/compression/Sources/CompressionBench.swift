@@ -71,7 +71,7 @@ struct CompressionBench {
                         offset = end
                     }
                 }
-                try decoder.finish()
+                decoded += try decoder.finish().count
                 guard decoded == data.count else { throw Failure(description: "decoded \(decoded) bytes of \(data.count)") }
                 return level6Output.reduce(0) { $0 + $1.count }
             }
