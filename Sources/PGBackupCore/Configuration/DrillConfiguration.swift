@@ -22,6 +22,18 @@ public struct DrillConfiguration: Sendable {
     /// pg_amcheck over each scratch database of a logical drill too (base drills always run it).
     /// Default false.
     public var amcheck: Bool
+    /// How a logical drill's scratch database compresses TOAST values while pg_restore loads
+    /// them: `lz4` (default) where the server has it, several times cheaper than pglz (the
+    /// restore of a TOAST-heavy table is bound by that compression); `server` leaves the
+    /// server's default. Values read back are the same either way; a drill whose checks measure
+    /// stored sizes (a `pg_column_size` rule, an SQL check calling a size function) uses the
+    /// server's default regardless, so those sizes are what production stores.
+    public var toastCompression: ToastCompression
+
+    public enum ToastCompression: String, Sendable {
+        case lz4
+        case server
+    }
 
     init(_ reader: TOMLReader?) throws {
         conninfo = try reader?.string("conninfo")
@@ -32,6 +44,7 @@ public struct DrillConfiguration: Sendable {
         scratchMajor = try reader?.int("scratch_major", in: 10...99)
         binDirectory = try reader?.string("bin_dir")
         amcheck = try reader?.bool("amcheck", default: false) ?? false
+        toastCompression = ToastCompression(rawValue: try reader?.oneOf("toast_compression", ["lz4", "server"], default: "lz4") ?? "lz4")!
         if let reader {
             guard stagingDirectory.hasPrefix("/") else {
                 throw reader.error(.invalidValue, "staging_dir", "expected an absolute directory path, got \"\(stagingDirectory)\"")

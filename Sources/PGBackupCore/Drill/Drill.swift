@@ -99,6 +99,7 @@ public struct Drill: Sendable {
         let restorer = DumpRestorer(repository: repository, server: server, stagingDirectory: configuration.drill.stagingDirectory,
                                     jobs: configuration.drill.jobs, logger: logger)
         let hostExtensions = try await DrillHostExtensions.read(server.connection)
+        let toastCompression = try await Self.scratchToastCompression(configuration, server: server)
         var results: [DrillReport.DatabaseDrill] = []
         for (index, dump) in dumps.enumerated() {
             let snapshot = manifest.databases.first { $0.name == dump.database }!
@@ -112,7 +113,8 @@ public struct Drill: Sendable {
             }
             let name = try await scratch.create(drillId: drillId, index: index)
             do {
-                results.append(try await drill(snapshot, of: manifest, dump: dump, scratchName: name, restorer: restorer, server: server, keep: request.keep, logger: logger))
+                results.append(try await drill(snapshot, of: manifest, dump: dump, scratchName: name, restorer: restorer, server: server,
+                                               toastCompression: toastCompression, keep: request.keep, logger: logger))
                 if request.keep {
                     try await scratch.keep(name, drillId: drillId, backupId: manifest.backupId)
                 } else {
@@ -270,9 +272,10 @@ public struct Drill: Sendable {
 
     /// pg_restore's verdict. Each failure names the object it was creating; in an upgrade drill
     /// (a newer scratch major) the summary says these objects do not restore on that major.
-    static func restoreCheck(_ outcome: DumpRestorer.Outcome, jobs: Int, sourceMajor: Int, scratchMajor: Int) -> CheckResult {
+    static func restoreCheck(_ outcome: DumpRestorer.Outcome, jobs: Int, sourceMajor: Int, scratchMajor: Int, toastCompression: String? = nil) -> CheckResult {
         guard !outcome.succeeded else {
-            return CheckResult(name: "restore", passed: true, summary: "pg_restore -j \(jobs) finished cleanly in \(String(format: "%.1f", outcome.seconds)) s")
+            let toast = toastCompression.map { " (TOAST compressed with \($0) in the scratch database)" } ?? ""
+            return CheckResult(name: "restore", passed: true, summary: "pg_restore -j \(jobs) finished cleanly in \(String(format: "%.1f", outcome.seconds)) s\(toast)")
         }
         let named = outcome.failures.filter { $0.object != nil }
         var summary = "pg_restore reported \(outcome.errors.count) error(s) (\(outcome.status))"
@@ -284,6 +287,23 @@ public struct Drill: Sendable {
             ? outcome.errors.prefix(100).map { ["pg_restore": $0] }
             : outcome.failures.prefix(100).map { failure in failure.object.map { ["object": $0, "error": failure.error] } ?? ["error": failure.error] }
         return CheckResult(name: "restore", passed: false, summary: summary, figures: ["errors": Int64(outcome.errors.count)], evidence: evidence)
+    }
+
+    /// `lz4` when the drill may restore TOAST with it (``DrillConfiguration/toastCompression``):
+    /// configured so, the scratch server has lz4 (PostgreSQL 14+ built with it), and no check
+    /// measures stored sizes, which lz4 would change.
+    static func scratchToastCompression(_ configuration: Configuration, server: PostgresServer) async throws -> String? {
+        guard configuration.drill.toastCompression == .lz4, !measuresStoredSizes(configuration.checks) else { return nil }
+        let offered = try await server.connection.query(
+            "select 'lz4' = any(enumvals) from pg_catalog.pg_settings where name = 'default_toast_compression'").scalar
+        return offered == "t" ? "lz4" : nil
+    }
+
+    /// A check whose verdict depends on how values are stored, not on the values.
+    static func measuresStoredSizes(_ checks: ChecksConfiguration) -> Bool {
+        let sizeFunctions = ["pg_column_size", "pg_relation_size", "pg_table_size", "pg_total_relation_size", "pg_indexes_size", "pg_database_size"]
+        return checks.contentSize.contains { $0.measure == .pgColumnSize }
+            || checks.sql.contains { check in sizeFunctions.contains { check.query.lowercased().contains($0) } }
     }
 
     /// The recovery time objective as a check: a restore slower than `drill.max_restore_seconds`
@@ -334,19 +354,20 @@ public struct Drill: Sendable {
     }
 
     private func drill(_ snapshot: DatabaseSnapshot, of manifest: Manifest, dump: Artifact, scratchName: String, restorer: DumpRestorer,
-                       server: PostgresServer, keep: Bool, logger: Logger) async throws -> DrillReport.DatabaseDrill {
+                       server: PostgresServer, toastCompression: String?, keep: Bool, logger: Logger) async throws -> DrillReport.DatabaseDrill {
         var checks: [CheckResult] = []
         let restoreStarted = Date()
         var restoreSeconds = 0.0
         var foreignKeysBeforeTheirRun: Set<String>?
         do {
-            let outcome = try await restorer.restore(dump, into: scratchName, options: .init(noOwner: true, exitOnError: false, recordForeignKeys: true))
+            let outcome = try await restorer.restore(dump, into: scratchName, options: .init(noOwner: true, exitOnError: false, recordForeignKeys: true,
+                                                                                           toastCompression: toastCompression))
             foreignKeysBeforeTheirRun = outcome.foreignKeysBeforeTheirRun
             restoreSeconds = Date().timeIntervalSince(restoreStarted)
             checks.append(CheckResult(name: "artifacts", passed: true, summary: "\(dump.key): size, SHA-256 and gzip stream match the manifest",
                                       figures: ["stored_bytes": dump.storedSize, "raw_bytes": dump.rawSize]))
             checks.append(Self.restoreCheck(outcome, jobs: configuration.drill.jobs, sourceMajor: manifest.server.versionNumber / 10_000,
-                                            scratchMajor: server.info.versionNumber / 10_000))
+                                            scratchMajor: server.info.versionNumber / 10_000, toastCompression: toastCompression))
         } catch let error as IntegrityError {
             checks.append(CheckResult(name: "artifacts", passed: false, summary: error.message, evidence: [["object": error.key, "problem": error.code.description]]))
             return DrillReport.DatabaseDrill(name: snapshot.name, scratchDatabase: scratchName, kept: keep, restoreSeconds: 0, checkSeconds: 0, checks: checks)

@@ -28,6 +28,9 @@ struct DumpRestorer {
         /// (``Outcome/foreignKeysBeforeTheirRun``), so a drill can tell the constraints that run
         /// created, after all the data was in, from any that were there before.
         var recordForeignKeys = false
+        /// `default_toast_compression` for pg_restore's sessions (a drill's `lz4`); nil keeps
+        /// the server's.
+        var toastCompression: String? = nil
     }
 
     struct Outcome: Sendable {
@@ -105,6 +108,11 @@ struct DumpRestorer {
         try lists.indexAttach.write(toFile: attachPath, atomically: false, encoding: .utf8)
         try lists.foreignKeys.write(toFile: keysPath, atomically: false, encoding: .utf8)
 
+        var environment = server.childEnvironment(database: database)
+        if let toastCompression = options.toastCompression {
+            let inherited = environment["PGOPTIONS"] ?? ProcessInfo.processInfo.environment["PGOPTIONS"]
+            environment["PGOPTIONS"] = [inherited, "-c default_toast_compression=\(toastCompression)"].compactMap { $0 }.joined(separator: " ")
+        }
         var errors: [String] = []
         var failures: [PgRestoreFailure] = []
         var status = "exit code 0"
@@ -118,7 +126,7 @@ struct DumpRestorer {
             }
             // A later --jobs wins: the index attachments run one at a time.
             let outcome = try await runProgram(program: pgRestore, arguments: arguments + pass + [staged.path],
-                                               environment: server.childEnvironment(database: database), logger: logger)
+                                               environment: environment, logger: logger)
             errors += outcome.stderr.split(separator: "\n").filter { $0.contains("error:") }.map(String.init)
             failures += PgRestoreFailure.parse(outcome.stderr)
             if succeeded { status = outcome.statusText }

@@ -96,6 +96,26 @@ import Testing
         #expect(s3.parallelParts == 2)
     }
 
+    @Test func drillToastCompressionDefaultsToLz4AndTakesServer() throws {
+        #expect(try parse("").drill.toastCompression == .lz4)
+        #expect(try parse("[drill]\ntoast_compression = \"server\"\n").drill.toastCompression == .server)
+        let error = try #require(failure("[drill]\ntoast_compression = \"zstd\"\n"))
+        #expect(error.key == "drill.toast_compression" && error.description.contains("lz4"), "\(error)")
+    }
+
+    /// lz4 changes stored sizes: a check that measures them keeps the server's compression.
+    @Test func checksThatMeasureStoredSizesAreRecognised() throws {
+        #expect(!Drill.measuresStoredSizes(try parse("").checks))
+        let octets = try parse("[[checks.content_size]]\ntable = \"t\"\ncolumn = \"c\"\nmax_bytes = 10\n")
+        #expect(!Drill.measuresStoredSizes(octets.checks))
+        let stored = try parse("[[checks.content_size]]\ntable = \"t\"\ncolumn = \"c\"\nmax_bytes = 10\nmeasure = \"pg_column_size\"\n")
+        #expect(Drill.measuresStoredSizes(stored.checks))
+        let sql = try parse("[[checks.sql]]\nname = \"big\"\nquery = \"select id from t where PG_Column_Size(c) > 100\"\n")
+        #expect(Drill.measuresStoredSizes(sql.checks))
+        let plainSQL = try parse("[[checks.sql]]\nname = \"shape\"\nquery = \"select id from t where c is null\"\n")
+        #expect(!Drill.measuresStoredSizes(plainSQL.checks))
+    }
+
     @Test func malformedTOMLNamesFileAndLine() throws {
         let error = try #require(failure("[repository]\ntype = \"file\"\npath = \n"))
         #expect(error.code == .syntax)
