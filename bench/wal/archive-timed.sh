@@ -3,9 +3,10 @@
 # plain archive_command would and, with a pgBackRest configuration, `pgbackrest archive-push %p`
 # (--archive-async in its configuration) as the reference tool, in the order given; then, with
 # REFDIR, `dd conv=fsync` of the same segment into REFDIR (the copy and fsync alone, no tool; the
-# copy is deleted again). Appends one line to LOG:
+# copy is deleted again), and `PGBACKD --version`: the start-up of the same executable alone
+# (the dynamic loader and the runtime), under the same load. Appends one line to LOG:
 #
-#   name status pgbackd_start pgbackd_end [pgbackrest_start pgbackrest_end|- -] [dd_start dd_end|- -]
+#   name status pgbackd_start pgbackd_end [pgbackrest_start pgbackrest_end|- -] [dd_start dd_end|- -] [startup_start startup_end|- -]
 #
 # (epoch seconds with µs, from bash's $EPOCHREALTIME: no extra process inside a timed span).
 #
@@ -16,7 +17,7 @@
 # PostgreSQL starts around it is not in it. The push succeeds only if every tool's did.
 export LC_ALL=C
 log=$1 order=$2 pgbackd=$3 config=$4 pgbr_conf=$5 refdir=$6 path=$7
-status=0 ours="- -" theirs="- -" reference="- -"
+status=0 ours="- -" theirs="- -" reference="- -" startup="- -"
 run_pgbackd() {
     local start=$EPOCHREALTIME
     "$pgbackd" wal-push --config "$config" "$path" || status=$?
@@ -34,6 +35,9 @@ if [[ $status -eq 0 && $refdir != - ]]; then
     dd if="$path" of="$refdir/segment" bs=1M conv=fsync status=none
     reference="$start $EPOCHREALTIME"
     rm -f "$refdir/segment"
+    start=$EPOCHREALTIME
+    "$pgbackd" --version >/dev/null
+    startup="$start $EPOCHREALTIME"
 fi
-printf '%s %s %s %s %s\n' "${path##*/}" "$status" "$ours" "$theirs" "$reference" >>"$log"
+printf '%s %s %s %s %s %s\n' "${path##*/}" "$status" "$ours" "$theirs" "$reference" "$startup" >>"$log"
 exit "$status"

@@ -243,7 +243,7 @@ def stats(a, b):
         return None
     rank = lambda p: ms[max(0, math.ceil(p / 100 * len(ms)) - 1)]
     return len(ms), rank(50), rank(90), rank(99), ms[-1]
-for tool, a, b in (("pgbackd", 2, 3), ("pgbackrest", 4, 5), ("dd", 6, 7)):
+for tool, a, b in (("pgbackd", 2, 3), ("pgbackrest", 4, 5), ("dd", 6, 7), ("startup", 8, 9)):
     s = stats(a, b)
     if s:
         print(tool, *(f"{x:.1f}" if isinstance(x, float) else x for x in s))
@@ -256,6 +256,12 @@ PY
     bench_record "WAL: wal-push (spool) as archive_command" "p99" "$ours_p99" "" ms
     bench_record "WAL: dd conv=fsync of the segment (floor)" "median" "$dd_med" "" ms
     bench_record "WAL: dd conv=fsync of the segment (floor)" "p99" "$dd_p99" "" ms
+    if grep -q '^startup ' "$WORK/stats-$run"; then
+        # The executable's start-up alone, timed the same way: what is left is the push itself.
+        read -r _ _ up_med _ up_p99 _ < <(grep '^startup ' "$WORK/stats-$run")
+        bench_record "WAL: pgbackd --version under the same load (process start-up)" "median" "$up_med" "" ms
+        bench_record "WAL: wal-push (spool) as archive_command" "(median - start-up median) / dd conv=fsync median" "$(calc "($ours_med - $up_med) / $dd_med")"
+    fi
     printf '| %s | pgbackd wal-push (spool) | %s | %s | %s | %s | %s | %.2f | %.2f | %s | %s |\n' "$run" "$n_ours" "$ours_med" "$ours_p90" "$ours_p99" "$ours_max" \
         "$(calc "$ours_med / $dd_med")" "$(calc "$ours_p99 / $dd_p99")" "$load_tps" "$failed" >>"$PUSH_ROWS"
     if grep -q '^pgbackrest ' "$WORK/stats-$run"; then
