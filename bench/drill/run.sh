@@ -102,3 +102,23 @@ for check in db["checks"]:
     print(f"| check {check['name']}: {'ok' if check['passed'] else 'FAILED'} | {check['summary']} |")
 PY
 done
+
+# What the drill's lz4 TOAST (drill.toast_compression, default "lz4") is worth, once each
+# (PGBACKD_BENCH_DRILL_VARIANTS=0 skips): the drill with the server's own TOAST compression,
+# and the reference given lz4 as well. Reported, no target.
+if [[ ${PGBACKD_BENCH_DRILL_VARIANTS:-1} == 1 ]]; then
+    sed 's/^\[drill\]$/[drill]\ntoast_compression = "server"/' "$WORK/pgbackd.toml" >"$WORK/pgbackd-server-toast.toml"
+    read -r server_wall _ < <(bench_measure "$WORK/m" "$PGBACKD" drill "$ID" --json --config "$WORK/pgbackd-server-toast.toml")
+    [[ -n ${server_wall:-} ]] || { echo "bench/drill: the drill with toast_compression = server failed:" >&2; cat "$WORK/m/err" >&2; exit 1; }
+    PGOPTIONS="-c default_toast_compression=lz4" reference
+    lz4_reference=$base_wall
+    reference
+    bench_record "$COMPARISON" "drill with toast_compression = \"server\" (pglz) / pg_restore -j2" "$(python3 -c "print(round($server_wall / $base_wall, 3))")"
+    bench_record "$COMPARISON" "pg_restore -j2 with lz4 TOAST / pg_restore -j2" "$(python3 -c "print(round($lz4_reference / $base_wall, 3))")"
+    echo
+    echo "| once more | seconds |"
+    echo "| --- | --- |"
+    echo "| pgbackd drill, toast_compression = \"server\" (the server's pglz) | $server_wall |"
+    echo "| pg_restore -j 2, PGOPTIONS=\"-c default_toast_compression=lz4\" | $lz4_reference |"
+    echo "| pg_restore -j 2 (reference, once more) | $base_wall |"
+fi
