@@ -99,12 +99,21 @@ import Testing
             }
         }
 
+        func spooled() throws -> Int {
+            try FileManager.default.contentsOfDirectory(atPath: spool).filter { WALFileName($0) != nil }.count
+        }
         var killedWhileWorking = 0
         for run in 1...Self.runs {
-            let before = try FileManager.default.contentsOfDirectory(atPath: spool).count
+            let before = try spooled()
             let process = try launchPgbackd(["wal-watch", "--config", config])
-            // Anywhere from start-up (config, repository) to several uploads in.
-            try await Task.sleep(for: .milliseconds(Int.random(in: 50...1200)))
+            // Anywhere from start-up (config, repository) to several uploads in, but no further
+            // than this run's share of what is left: a fast watcher must not drain the spool
+            // in the first runs and leave the later kills nothing to interrupt (CI saw 7 of 20).
+            let share = max(1, before / (Self.runs - run + 1))
+            let deadline = ContinuousClock.now + .milliseconds(Int.random(in: 50...1200))
+            while ContinuousClock.now < deadline, try before - spooled() < share {
+                try await Task.sleep(for: .milliseconds(10))
+            }
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
             #expect(process.terminationReason == .uncaughtSignal, "run \(run): wal-watch ended on its own (\(process.terminationStatus))")
@@ -113,10 +122,18 @@ import Testing
         }
         #expect(killedWhileWorking >= 10, "most kills must hit a watcher with work to do; make the runs shorter")
 
-        // The last run finishes the job, and stops cleanly on SIGTERM.
-        let process = try launchPgbackd(["wal-watch", "--config", config])
+        // The last run finishes the job, and stops cleanly on SIGTERM, once it has started (a
+        // SIGTERM before its signal handlers exist is a kill, not a stop).
+        let log = "\(directory)/wal-watch.log"
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: pgbackdExecutable)
+        process.arguments = ["wal-watch", "--config", config, "--log-level", "info"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle(forWritingAtPath: log)
+        try process.run()
         let drained = try await eventually(attempts: 3000) {
-            try FileManager.default.contentsOfDirectory(atPath: spool).filter { WALFileName($0) != nil }.isEmpty
+            try spooled() == 0 && String(contentsOfFile: log, encoding: .utf8).contains("WAL watcher started")
         }
         let left = try FileManager.default.contentsOfDirectory(atPath: spool)
         #expect(drained, "the spool was not shipped: \(left)")
