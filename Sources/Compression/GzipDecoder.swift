@@ -165,21 +165,19 @@ public struct GzipDecoder: Sendable {
         let declared = (0..<4).reduce(0) { $0 | Int(member[trailer + $1]) << (8 * $1) }
         guard declared <= Self.maximumFastMemberOutput, let decompressor = libdeflate_alloc_decompressor() else { return nil }
         defer { libdeflate_free_decompressor(decompressor) }
-        let base = output.count
-        output.append(contentsOf: repeatElement(0, count: declared))
         var consumed = 0
-        var produced = 0
-        let result = member.withUnsafeBufferPointer { input in
-            output.withUnsafeMutableBufferPointer { out in
-                libdeflate_gzip_decompress_ex(
-                    decompressor, input.baseAddress, input.count, out.baseAddress.map { $0 + base }, declared, &consumed, &produced)
+        var succeeded = false
+        // Uninitialised capacity, not zeros: no pass over the output before libdeflate's own.
+        let decoded = [UInt8](unsafeUninitializedCapacity: declared) { out, count in
+            var produced = 0
+            let result = member.withUnsafeBufferPointer { input in
+                libdeflate_gzip_decompress_ex(decompressor, input.baseAddress, input.count, out.baseAddress, declared, &consumed, &produced)
             }
+            succeeded = result == LIBDEFLATE_SUCCESS && consumed > 0
+            count = succeeded ? produced : 0
         }
-        guard result == LIBDEFLATE_SUCCESS, consumed > 0 else {
-            output.removeLast(declared)
-            return nil
-        }
-        output.removeLast(declared - produced)
+        guard succeeded else { return nil }
+        if output.isEmpty { output = decoded } else { output.append(contentsOf: decoded) }
         return consumed
     }
 
