@@ -114,11 +114,18 @@ final class PipeBlockReader: Sendable {
         thread.start()
     }
 
-    /// Closes the descriptor of a reader that was never started.
+    /// Closes the descriptor of a reader that was never started. A started reader is left
+    /// alone: its thread closes the descriptor, and ``waitUntilExited()`` must still wait for
+    /// it (marking it exited here let a caller return with the pipe still open; CI's
+    /// `noLeaks` caught it under load).
     func closeUnstarted() {
         let started = state.withLock { state in
-            defer { state.started = true; state.exited = true }
-            return state.started
+            let started = state.started
+            if !started {
+                state.started = true
+                state.exited = true
+            }
+            return started
         }
         if !started { _ = Glibc.close(fd) }
     }
