@@ -81,13 +81,19 @@ func temporaryDirectory(_ name: String) throws -> String {
     return path
 }
 
-/// Starts pgbackd in the background, for tests that signal or kill it mid-job.
-func launchPgbackd(_ arguments: [String], stderr: Pipe? = nil) throws -> Process {
+/// Starts pgbackd in the background, for tests that signal or kill it mid-job; its stderr goes
+/// to `stderr`, or to the file `log` (created empty), or nowhere.
+func launchPgbackd(_ arguments: [String], stderr: Pipe? = nil, log: String? = nil) throws -> Process {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: pgbackdExecutable)
     process.arguments = arguments
     process.standardOutput = FileHandle.nullDevice
-    process.standardError = stderr ?? FileHandle.nullDevice
+    if let log {
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        process.standardError = FileHandle(forWritingAtPath: log)
+    } else {
+        process.standardError = stderr ?? FileHandle.nullDevice
+    }
     try process.run()
     return process
 }

@@ -125,13 +125,7 @@ import Testing
         // The last run finishes the job, and stops cleanly on SIGTERM, once it has started (a
         // SIGTERM before its signal handlers exist is a kill, not a stop).
         let log = "\(directory)/wal-watch.log"
-        _ = FileManager.default.createFile(atPath: log, contents: nil)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: pgbackdExecutable)
-        process.arguments = ["wal-watch", "--config", config, "--log-level", "info"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle(forWritingAtPath: log)
-        try process.run()
+        let process = try launchPgbackd(["wal-watch", "--config", config, "--log-level", "info"], log: log)
         let drained = try await eventually(attempts: 3000) {
             try spooled() == 0 && String(contentsOfFile: log, encoding: .utf8).contains("WAL watcher started")
         }
